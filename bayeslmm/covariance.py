@@ -1,0 +1,81 @@
+"""Random-effect covariance Ψ: its layout per grouping factor and lme4's VarCorr table.
+
+Examples
+--------
+>>> import numpy as np
+>>> vc = varcorr_frame([("g", ["Intercept", "x"], np.array([[4.0, 1.0], [1.0, 1.0]]))], 2.0)
+>>> vc[["grp", "var1", "var2", "sdcor"]].values.tolist()
+[['g', 'Intercept', None, 2.0], ['g', 'x', None, 1.0], ['g', 'Intercept', 'x', 0.5], ['Residual', None, None, 2.0]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["varcorr_frame", "block_mask", "cov_to_sd_corr"]
+
+
+def block_mask(q: int, blocks: Sequence[Sequence[int]]) -> np.ndarray:
+    """Boolean q×q mask of the entries of Ψ that are free (inside a correlated block)."""
+    mask = np.zeros((q, q), dtype=bool)
+    for b in blocks:
+        mask[np.ix_(b, b)] = True
+    return mask
+
+
+def cov_to_sd_corr(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Standard deviations and correlation matrix of a covariance matrix (0-safe)."""
+    cov = np.asarray(cov, dtype=float)
+    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = cov / np.outer(sd, sd)
+    corr = np.where(np.isfinite(corr), corr, 0.0)
+    np.fill_diagonal(corr, 1.0)
+    return sd, corr
+
+
+def varcorr_frame(
+    groups: Sequence[tuple[str, Sequence[str], np.ndarray]],
+    sigma: float | None,
+    blocks: Sequence[Sequence[Sequence[int]]] | None = None,
+) -> pd.DataFrame:
+    """Lay out variance components like lme4's ``as.data.frame(VarCorr(fit))``.
+
+    Parameters
+    ----------
+    groups : sequence of (group, term_names, cov)
+        Each grouping factor's name, term names and q×q covariance Ψ.
+    sigma : float or None
+        Residual standard deviation (a ``Residual`` row), or None for no row.
+    blocks : sequence, optional
+        Per group, its correlated blocks; correlation rows are given only inside a
+        block (an uncorrelated ``(x || g)`` term has none). Default: one full block.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``grp, var1, var2, vcov, sdcor``: one row per standard deviation
+        (``var2`` empty, ``vcov`` the variance), one per correlation (``vcov`` the
+        covariance, ``sdcor`` the correlation), then ``Residual``.
+    """
+    rows = []
+    for k, (grp, names, cov) in enumerate(groups):
+        cov = np.atleast_2d(np.asarray(cov, dtype=float))
+        q = len(names)
+        sd, corr = cov_to_sd_corr(cov)
+        mask = block_mask(q, blocks[k]) if blocks is not None else np.ones((q, q), bool)
+        for i in range(q):
+            rows.append((grp, names[i], None, cov[i, i], sd[i]))
+        for j in range(q):  # lme4 order: lower triangle, column by column
+            for i in range(j + 1, q):
+                if mask[i, j]:
+                    rows.append((grp, names[j], names[i], cov[i, j], corr[i, j]))
+    if sigma is not None:
+        rows.append(("Residual", None, None, float(sigma) ** 2, float(sigma)))
+    df = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+    for c in ("grp", "var1", "var2"):
+        df[c] = df[c].astype(object)
+    return df
