@@ -4,8 +4,12 @@ Examples
 --------
 >>> import numpy as np
 >>> vc = varcorr_frame([("g", ["Intercept", "x"], np.array([[4.0, 1.0], [1.0, 1.0]]))], 2.0)
->>> vc[["grp", "var1", "var2", "sdcor"]].values.tolist()
-[['g', 'Intercept', None, 2.0], ['g', 'x', None, 1.0], ['g', 'Intercept', 'x', 0.5], ['Residual', None, None, 2.0]]
+>>> print(vc.to_string())
+        grp       var1 var2  vcov  sdcor
+0         g  Intercept  NaN   4.0    2.0
+1         g          x  NaN   1.0    1.0
+2         g  Intercept    x   1.0    0.5
+3  Residual        NaN  NaN   4.0    2.0
 """
 
 from __future__ import annotations
