@@ -17,14 +17,8 @@ _warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refact
 
 from . import datasets  # noqa: E402
 from .errors import BayesLMMError, DataError, FitError, FormulaError  # noqa: E402
-try:
-    from .model import LMM  # noqa: E402
-except ImportError:  # TEMP
-    pass
-try:
-    from .priors import Prior  # noqa: E402
-except ImportError:  # TEMP
-    pass
+from .model import LMM  # noqa: E402
+from .priors import Prior  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [

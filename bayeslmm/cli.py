@@ -1,0 +1,82 @@
+"""Command line: ``bayeslmm fit FORMULA --data NAME_OR_CSV`` and ``bayeslmm datasets``.
+
+Examples
+--------
+>>> main(["datasets"])  # doctest: +ELLIPSIS
+name ...
+0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import BayesLMMError, DataError
+
+__all__ = ["main"]
+
+
+def _load_data(spec: str) -> pd.DataFrame:
+    from . import datasets
+
+    path = Path(spec)
+    if path.suffix.lower() in (".csv", ".gz") or path.exists():
+        if not path.exists():
+            raise DataError(f"No such file {spec!r}.")
+        return pd.read_csv(path)
+    return datasets.load(spec)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bayeslmm", description="Bayesian linear mixed models.")
+    sub = p.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("fit", help="fit a model and print its summary")
+    f.add_argument("formula", help="lme4 formula, e.g. 'Reaction ~ Days + (Days | Subject)'")
+    f.add_argument("--data", required=True, help="a bundled dataset name or a CSV file")
+    f.add_argument("--map", choices=["ML", "REML"], help="fit by ML or REML instead of NUTS")
+    f.add_argument("--chains", type=int, default=4)
+    f.add_argument("--draws", type=int, default=1000)
+    f.add_argument("--tune", type=int, default=1000)
+    f.add_argument("--seed", type=int, default=None)
+    f.add_argument("--sampler", default="auto", choices=["auto", "pymc", "nutpie", "numpyro"])
+    f.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    f.add_argument("--json", metavar="OUT", help="write the result's to_dict() as JSON")
+    sub.add_parser("datasets", help="list the bundled datasets")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``bayeslmm`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "datasets":
+            from .datasets import describe
+
+            print(describe().to_string(index=False))
+            return 0
+        from .model import LMM
+
+        model = LMM(args.formula, _load_data(args.data))
+        if args.map:
+            result = model.fit_map(method=args.map)
+        else:
+            result = model.fit(draws=args.draws, tune=args.tune, chains=args.chains,
+                               random_seed=args.seed, sampler=args.sampler,
+                               progressbar=not args.no_progress)
+        print(result)
+        if args.json:
+            Path(args.json).write_text(json.dumps(result.to_dict(), indent=2))
+            print(f"\nWrote {args.json}")
+        return 0
+    except BayesLMMError as exc:
+        print(f"bayeslmm: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

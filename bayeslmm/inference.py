@@ -1,0 +1,90 @@
+"""Running NUTS on a built PyMC model: sampler choice, options, log-likelihood.
+
+Examples
+--------
+>>> available_samplers()[0]
+'pymc'
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+
+import arviz as az
+import pymc as pm
+
+from .errors import BayesLMMError
+
+__all__ = ["available_samplers", "choose_sampler", "sample", "LOGLIK_AUTO_LIMIT"]
+
+#: ``log_likelihood=None`` stores the pointwise log-likelihood only below this many
+#: values (draws × chains × rows), 200 MB of float64.
+LOGLIK_AUTO_LIMIT = 25_000_000
+
+_SAMPLERS = ("pymc", "nutpie", "numpyro")
+_MODULE = {"pymc": "pymc", "nutpie": "nutpie", "numpyro": "numpyro"}
+
+
+def available_samplers() -> list[str]:
+    """Samplers importable here, PyMC's own first."""
+    return [s for s in _SAMPLERS if importlib.util.find_spec(_MODULE[s]) is not None]
+
+
+def choose_sampler(sampler: str) -> str:
+    """Validate ``sampler``; ``"auto"`` is PyMC's own NUTS, which compiles fastest here."""
+    if sampler == "auto":
+        return "pymc"
+    if sampler not in _SAMPLERS:
+        raise BayesLMMError(
+            f"Unknown sampler {sampler!r}; choose one of 'auto', {', '.join(map(repr, _SAMPLERS))}."
+        )
+    if sampler not in available_samplers():
+        raise BayesLMMError(
+            f"Sampler {sampler!r} is not installed. Install it with "
+            f"`pip install bayeslmm[fast]` (or `pip install {sampler}`), or use sampler='pymc'."
+        )
+    return sampler
+
+
+def sample(
+    model: pm.Model,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    random_seed: int | None,
+    sampler: str,
+    target_accept: float,
+    cores: int | None,
+    progressbar: bool,
+    log_likelihood: bool | None,
+    nobs: int,
+) -> az.InferenceData:
+    """Sample ``model`` with NUTS and return InferenceData.
+
+    ``log_likelihood=None`` adds the pointwise log-likelihood group when it is small
+    (see :data:`LOGLIK_AUTO_LIMIT`); True always, False never.
+    """
+    for name, val in (("draws", draws), ("chains", chains)):
+        if not isinstance(val, int) or val < 1:
+            raise BayesLMMError(f"{name} must be a positive integer, got {val!r}.")
+    if not isinstance(tune, int) or tune < 0:
+        raise BayesLMMError(f"tune must be a non-negative integer, got {tune!r}.")
+    if not 0 < target_accept < 1:
+        raise BayesLMMError(f"target_accept must be in (0, 1), got {target_accept!r}.")
+    nuts = choose_sampler(sampler)
+    with model, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*The effect of Potentials.*")
+        idata = pm.sample(
+            draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
+            nuts_sampler=nuts, target_accept=target_accept, progressbar=progressbar,
+            compute_convergence_checks=False,
+        )
+    want = log_likelihood
+    if want is None:
+        want = draws * chains * nobs <= LOGLIK_AUTO_LIMIT
+    if want:
+        with model:
+            pm.compute_log_likelihood(idata, progressbar=False)
+    return idata

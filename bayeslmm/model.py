@@ -1,0 +1,186 @@
+"""The user-facing :class:`LMM`: a formula and data, ready to sample or to fit by ML/REML.
+
+Examples
+--------
+>>> import bayeslmm as blm
+>>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
+>>> m
+LMM('Reaction ~ Days + (Days | Subject)', nobs=180, groups={'Subject': 18})
+>>> m.fixef_names
+['Intercept', 'Days']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+import pymc as pm
+
+from .conditional import build_conditional
+from .design import Design, build_design
+from .errors import BayesLMMError
+from .inference import choose_sampler, sample
+from .priors import ResolvedPriors, resolve_priors
+from .results import PosteriorResult
+from .spec import ModelSpec, parse_formula
+
+__all__ = ["LMM"]
+
+
+class LMM:
+    """A Bayesian linear mixed model ``y = Xβ + Zb + ε``.
+
+    Parameters
+    ----------
+    formula : str
+        lme4 syntax: ``"y ~ x + (x | g)"`` (correlated), ``(x || g)`` (uncorrelated),
+        ``(0 + x | g)``, ``(1 | a/b)`` (nested), ``(1 | a:b)``, several factors
+        (crossed), and the transforms formulae supports (``np.log(x)``, ``scale(x)``,
+        ``C(x)``, ``I(x ** 2)``, ``sin(2 * pi * t)``).
+    data : DataFrame
+        Factors as pandas categoricals keep their level order (first = baseline);
+        numeric grouping columns are treated as categorical.
+    residual : None
+        Residual structure; only iid residuals (None) in this version.
+    priors : mapping, optional
+        Overrides of the data-scaled defaults, e.g.
+        ``{"sigma": blm.Prior("HalfNormal", sigma=10), "eta_Subject": 4}``; see
+        :mod:`bayeslmm.priors` for the defaults and names.
+    na_action : {"drop", "raise"}
+        Rows with missing values in the columns used are dropped (with a warning
+        giving the count) or raise.
+
+    Notes
+    -----
+    The model object is not changed by fitting: every fit returns a new result.
+    """
+
+    def __init__(
+        self,
+        formula: str,
+        data: pd.DataFrame,
+        *,
+        residual: Any = None,
+        priors: Mapping[str, Any] | None = None,
+        na_action: str = "drop",
+    ) -> None:
+        if residual is not None:
+            raise BayesLMMError(
+                "Residual structures are not available yet in this version; use residual=None."
+            )
+        self._spec: ModelSpec = parse_formula(formula)
+        self._design: Design = build_design(self._spec, data, na_action=na_action)
+        self._priors: ResolvedPriors = resolve_priors(self._design, priors)
+        self._model: pm.Model | None = None
+
+    def __repr__(self) -> str:
+        return f"LMM({self._spec.formula!r}, nobs={self.nobs}, groups={self.ngroups})"
+
+    @property
+    def formula(self) -> str:
+        """The formula as given."""
+        return self._spec.formula
+
+    @property
+    def design(self) -> Design:
+        """The numeric design (y, X, random-effect terms)."""
+        return self._design
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations used."""
+        return self._design.nobs
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        """Levels per grouping factor."""
+        return self._design.ngroups
+
+    @property
+    def fixef_names(self) -> list[str]:
+        """Names of the fixed-effect coefficients (formulae naming)."""
+        return list(self._design.fixef_names)
+
+    @property
+    def priors(self) -> dict[str, str]:
+        """The priors in use, by parameter name."""
+        return self._priors.describe()
+
+    @property
+    def pymc_model(self) -> pm.Model:
+        """The conditional PyMC model, built on first access.
+
+        Inspect it (``pm.model_to_graphviz(m.pymc_model)``) or extend it in a
+        ``with m.pymc_model:`` block before calling :meth:`fit`.
+        """
+        if self._model is None:
+            self._model = build_conditional(self._design, self._priors)
+        return self._model
+
+    def fit(
+        self,
+        *,
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        random_seed: int | None = None,
+        sampler: str = "auto",
+        parameterization: str = "auto",
+        target_accept: float = 0.9,
+        cores: int | None = None,
+        progressbar: bool = True,
+        log_likelihood: bool | None = None,
+    ) -> PosteriorResult:
+        """Sample the posterior with NUTS.
+
+        Parameters
+        ----------
+        draws, tune, chains : int
+            Posterior draws and tuning steps per chain, number of chains.
+        random_seed : int, optional
+        sampler : {"auto", "pymc", "nutpie", "numpyro"}
+            NUTS implementation, through ``pm.sample(nuts_sampler=...)``.
+        parameterization : {"auto", "conditional"}
+            ``"conditional"`` samples the random effects explicitly (non-centred).
+        target_accept : float
+        cores : int, optional
+            Parallel chains (PyMC's default: the number of cores).
+        progressbar : bool
+        log_likelihood : bool, optional
+            Store the pointwise log-likelihood (per observation, conditional on the
+            random effects); None stores it when it is small.
+
+        Returns
+        -------
+        PosteriorResult
+        """
+        if parameterization not in ("auto", "conditional"):
+            raise BayesLMMError(
+                f"Unknown parameterization {parameterization!r}; choose 'auto' or 'conditional'."
+            )
+        idata = sample(
+            self.pymc_model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+            sampler=sampler, target_accept=target_accept, cores=cores,
+            progressbar=progressbar, log_likelihood=log_likelihood, nobs=self.nobs,
+        )
+        return PosteriorResult(idata, self._design, self._priors.describe(),
+                               info={"sampler": choose_sampler(sampler), "parameterization": "conditional",
+                                     "draws": draws, "tune": tune, "chains": chains,
+                                     "random_seed": random_seed})
+
+    def fit_map(self, method: str = "REML"):
+        """Maximum likelihood (``"ML"``) or REML estimates, as lme4 and nlme compute them.
+
+        Flat priors: the random effects and (for REML) the fixed effects are
+        integrated out exactly, and the profiled criterion is optimised over the
+        covariance parameters.
+
+        Returns
+        -------
+        MapResult
+        """
+        from .optimize import fit_map
+
+        return fit_map(self._design, method)

@@ -1,0 +1,202 @@
+"""Prior distributions: data-scaled defaults and user overrides.
+
+Defaults are weakly informative and scaled to the data, in the spirit of rstanarm's
+autoscaling. With ``s_y`` the sd of the response and ``s_x`` the sd of a predictor
+column (1 for constant or two-valued columns, which are not rescaled, as in rstanarm):
+
+==========================  ===================================================
+``beta[x]``                 ``Normal(0, 2.5 s_y / s_x)``
+``beta[Intercept]``         ``Normal(mean(y), sqrt((2.5 s_y)^2 + Σ_x (2.5 s_y / s_x · mean(x))^2))``,
+                            the prior implied on the raw-scale intercept by a
+                            ``Normal(mean(y), 2.5 s_y)`` prior on the intercept of
+                            centred predictors
+``sd_<group>[z]``           ``HalfNormal(2.5 s_y / s_z)`` (z a column of the term)
+``corr_<group>``            ``LKJ(eta=2)`` through ``pm.LKJCholeskyCov``: mildly
+                            favours small correlations
+``sigma``                   ``Exponential(1 / s_y)``
+==========================  ===================================================
+
+Override any of them with ``priors={name: Prior(...)}``, where name is ``"beta"``
+(every coefficient), ``"beta[Days]"``, ``"sigma"``, ``"sd_Subject"``,
+``"sd_Subject[Days]"`` or ``"eta_Subject"`` (a number). All coefficients of ``beta``
+share one family; so do all sds of one grouping factor.
+
+Examples
+--------
+>>> p = Prior("HalfNormal", sigma=10)
+>>> p
+Prior('HalfNormal', sigma=10)
+>>> p.dist(shape=2).owner is not None
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pymc as pm
+
+from .design import Design
+from .errors import BayesLMMError, suggest
+
+__all__ = ["Prior", "default_priors", "resolve_priors", "ResolvedPriors"]
+
+_POSITIVE = {"HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential", "Gamma",
+             "InverseGamma", "LogNormal", "Weibull", "Uniform", "TruncatedNormal"}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """A prior: a PyMC distribution name and its parameters.
+
+    Parameters
+    ----------
+    name : str
+        A distribution in ``pymc`` (``"Normal"``, ``"StudentT"``, ``"HalfNormal"`` ...).
+    **params
+        Its parameters, scalars or arrays (broadcast over the coefficients).
+    """
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(self, name: str, **params: Any) -> None:
+        if not isinstance(name, str) or not hasattr(pm, name):
+            raise BayesLMMError(f"Unknown PyMC distribution {name!r} in Prior.")
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "params", dict(params))
+
+    def __repr__(self) -> str:
+        args = "".join(f", {k}={_fmt(v)}" for k, v in self.params.items())
+        return f"Prior({self.name!r}{args})"
+
+    def dist(self, **kwargs: Any):
+        """An unnamed PyMC distribution (``pm.<name>.dist``)."""
+        return getattr(pm, self.name).dist(**self.params, **kwargs)
+
+    def rv(self, name: str, **kwargs: Any):
+        """A named random variable inside the current model context."""
+        return getattr(pm, self.name)(name, **self.params, **kwargs)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, np.ndarray):
+        return np.array2string(v, precision=4, separator=", ")
+    return f"{v:.4g}" if isinstance(v, float) else repr(v)
+
+
+def _scale(col: np.ndarray) -> float:
+    """rstanarm's rule: two-valued (or constant) columns are not rescaled."""
+    if len(np.unique(col)) <= 2:
+        return 1.0
+    return float(np.std(col, ddof=1))
+
+
+@dataclass(frozen=True)
+class ResolvedPriors:
+    """Priors of every parameter of a design, after defaults and overrides."""
+
+    beta: Prior
+    sigma: Prior
+    sd: dict[str, Prior]
+    eta: dict[str, float]
+
+    def describe(self) -> dict[str, str]:
+        """Human-readable table: parameter → prior."""
+        out = {"beta": repr(self.beta), "sigma": repr(self.sigma)}
+        out.update({f"sd_{g}": repr(p) for g, p in self.sd.items()})
+        out.update({f"eta_{g}": repr(e) for g, e in self.eta.items()})
+        return out
+
+
+def default_priors(design: Design) -> dict[str, Prior | float]:
+    """Data-scaled default priors, per coefficient, as a flat dict (see module doc)."""
+    y = design.y
+    sy = float(np.std(y, ddof=1)) if len(y) > 1 else 1.0
+    sy = sy if sy > 0 else 1.0
+    out: dict[str, Prior | float] = {}
+    slopes = {}
+    for j, name in enumerate(design.fixef_names):
+        if name != "Intercept":
+            s = 2.5 * sy / _scale(design.X[:, j])
+            slopes[name] = (s, float(np.mean(design.X[:, j])))
+            out[f"beta[{name}]"] = Prior("Normal", mu=0.0, sigma=s)
+    if "Intercept" in design.fixef_names:
+        var = (2.5 * sy) ** 2 + sum((s * m) ** 2 for s, m in slopes.values())
+        out["beta[Intercept]"] = Prior("Normal", mu=float(np.mean(y)), sigma=float(np.sqrt(var)))
+    out["sigma"] = Prior("Exponential", lam=1.0 / sy)
+    for t in design.terms:
+        for k, z in enumerate(t.term_names):
+            out[f"sd_{t.group}[{z}]"] = Prior("HalfNormal", sigma=2.5 * sy / _scale(t.Z[:, k]))
+        out[f"eta_{t.group}"] = 2.0
+    return out
+
+
+def _merge_vector(label: str, names: list[str], per: dict[str, Prior]) -> Prior:
+    """Stack per-coefficient priors of one family into one vector prior."""
+    families = {per[n].name for n in names}
+    if len(families) > 1:
+        raise BayesLMMError(
+            f"All priors of {label!r} must share one distribution family, got "
+            f"{sorted(families)}; set {label!r} itself to change the family."
+        )
+    keys = set().union(*(per[n].params for n in names))
+    params = {}
+    for k in keys:
+        vals = []
+        for n in names:
+            if k not in per[n].params:
+                raise BayesLMMError(f"Prior of {label}[{n}] lacks parameter {k!r}.")
+            vals.append(np.asarray(per[n].params[k], dtype=float))
+        params[k] = np.array(vals) if len(names) > 1 else vals[0].reshape(1)
+    return Prior(families.pop(), **params)
+
+
+def resolve_priors(design: Design, priors: Mapping[str, Any] | None = None) -> ResolvedPriors:
+    """Apply user overrides to the defaults.
+
+    Parameters
+    ----------
+    design : Design
+    priors : mapping, optional
+        ``{"beta": Prior, "beta[name]": Prior, "sigma": Prior, "sd_<group>": Prior,
+        "sd_<group>[term]": Prior, "eta_<group>": float}``.
+
+    Returns
+    -------
+    ResolvedPriors
+    """
+    flat = default_priors(design)
+    priors = dict(priors or {})
+    groups = [t.group for t in design.terms]
+    valid = ["beta", "sigma"] + list(flat) + [f"sd_{g}" for g in groups]
+    for key, val in priors.items():
+        if key not in valid:
+            raise BayesLMMError(f"Unknown prior {key!r}.{suggest(key, valid)} Valid names: "
+                                f"{valid}.")
+        if key.startswith("eta_"):
+            if not np.isscalar(val) or not float(val) > 0:
+                raise BayesLMMError(f"{key} must be a positive number (LKJ eta), got {val!r}.")
+            continue
+        if not isinstance(val, Prior):
+            raise BayesLMMError(f"Prior for {key!r} must be a bayeslmm.Prior, got {val!r}.")
+        if (key == "sigma" or key.startswith("sd_")) and val.name not in _POSITIVE:
+            raise BayesLMMError(f"Prior for {key!r} must be on positive values "
+                                f"(e.g. HalfNormal), got {val.name}.")
+    # whole-vector overrides first, then per-coefficient ones on top
+    per_beta = {n: priors.get("beta", flat[f"beta[{n}]"]) for n in design.fixef_names}
+    per_beta.update({n: priors[f"beta[{n}]"] for n in design.fixef_names
+                     if f"beta[{n}]" in priors})
+    sd, eta = {}, {}
+    for t in design.terms:
+        per = {z: priors.get(f"sd_{t.group}", flat[f"sd_{t.group}[{z}]"]) for z in t.term_names}
+        per.update({z: priors[f"sd_{t.group}[{z}]"] for z in t.term_names
+                    if f"sd_{t.group}[{z}]" in priors})
+        sd[t.group] = _merge_vector(f"sd_{t.group}", t.term_names, per)
+        eta[t.group] = float(priors.get(f"eta_{t.group}", flat[f"eta_{t.group}"]))
+    beta = (_merge_vector("beta", design.fixef_names, per_beta) if design.fixef_names
+            else Prior("Normal", mu=0.0, sigma=1.0))
+    return ResolvedPriors(beta=beta, sigma=priors.get("sigma", flat["sigma"]), sd=sd, eta=eta)

@@ -1,0 +1,256 @@
+"""Posterior results: an immutable view of NUTS draws with lme4-like accessors.
+
+Examples
+--------
+>>> import bayeslmm as blm
+>>> m = blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
+>>> r = m.fit(draws=100, tune=200, chains=1, random_seed=1, progressbar=False)
+>>> list(r.ranef["Batch"].columns), r.ngroups
+(['Intercept'], {'Batch': 6})
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .covariance import varcorr_frame
+from .design import Design
+from .errors import BayesLMMError
+
+__all__ = ["PosteriorResult", "lme4_name", "records"]
+
+HDI_PROB = 0.94
+
+
+def lme4_name(name: str) -> str:
+    """lme4's coefficient name for a formulae column name.
+
+    >>> lme4_name("Intercept"), lme4_name("age:Sex[Female]")
+    ('(Intercept)', 'age:SexFemale')
+    """
+    if name == "Intercept":
+        return "(Intercept)"
+    return re.sub(r"\[([^\]]*)\]", r"\1", name)
+
+
+def records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """DataFrame rows as JSON-ready dicts (NaN → None, NumPy scalars → Python)."""
+    out = []
+    for row in df.to_dict(orient="records"):
+        out.append({k: _plain(v) for k, v in row.items()})
+    return out
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+class PosteriorResult:
+    """Posterior draws of a fitted :class:`~bayeslmm.LMM` (returned by ``LMM.fit``).
+
+    Point summaries (``fixef``, ``ranef``, ``varcorr``, ``sigma``) are posterior means;
+    ``summary()`` gives sds, 94% HDIs, R-hat and ESS; ``idata`` holds every draw.
+    """
+
+    def __init__(self, idata: az.InferenceData, design: Design, priors: dict[str, str],
+                 info: dict[str, Any]) -> None:
+        self._idata = idata
+        self._design = design
+        self._priors = dict(priors)
+        self._info = dict(info)
+        self._summary: pd.DataFrame | None = None
+
+    # --- basic facts -------------------------------------------------------------
+    @property
+    def idata(self) -> az.InferenceData:
+        """The ArviZ InferenceData (posterior, sample_stats, observed_data, ...)."""
+        return self._idata
+
+    @property
+    def formula(self) -> str:
+        return self._design.spec.formula
+
+    @property
+    def nobs(self) -> int:
+        return self._design.nobs
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        return self._design.ngroups
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """How the fit was run (sampler, draws, chains, seed)."""
+        return dict(self._info)
+
+    @property
+    def priors(self) -> dict[str, str]:
+        return dict(self._priors)
+
+    def _mean(self, name: str) -> np.ndarray:
+        return self._idata.posterior[name].mean(("chain", "draw")).values
+
+    # --- point summaries ---------------------------------------------------------
+    @property
+    def fixef(self) -> pd.Series:
+        """Posterior means of the fixed effects."""
+        return pd.Series(self._mean("beta"), index=self._design.fixef_names, name="fixef")
+
+    @property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Posterior means of the random effects: group → DataFrame (levels × terms)."""
+        return {t.group: pd.DataFrame(self._mean(f"b_{t.group}"), index=t.levels,
+                                      columns=t.term_names) for t in self._design.terms}
+
+    @property
+    def sigma(self) -> float:
+        """Posterior mean of the residual sd."""
+        return float(self._mean("sigma"))
+
+    @property
+    def residual_params(self) -> dict[str, float]:
+        """Residual-structure parameters (none for iid residuals)."""
+        return {}
+
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components in lme4's ``as.data.frame(VarCorr)`` layout.
+
+        ``sdcor`` holds posterior means of the sds and correlations; ``vcov`` the
+        variances and covariances implied by those means.
+        """
+        groups, blocks = [], []
+        for t in self._design.terms:
+            sd = self._mean(f"sd_{t.group}")
+            name = f"corr_{t.group}"
+            corr = self._mean(name) if name in self._idata.posterior else np.eye(t.q)
+            groups.append((t.group, t.term_names, corr * np.outer(sd, sd)))
+            blocks.append(t.blocks)
+        return varcorr_frame(groups, self.sigma, blocks)
+
+    # --- diagnostics and tables --------------------------------------------------
+    def _params(self) -> xr.Dataset:
+        """The model's parameters, correlations as one entry per pair."""
+        post = self._idata.posterior
+        ds = {"beta": post["beta"]}
+        for t in self._design.terms:
+            ds[f"sd_{t.group}"] = post[f"sd_{t.group}"]
+            if f"corr_{t.group}" in post:
+                pairs = [(i, j) for b in t.blocks for j in b for i in b if i > j]
+                if pairs:
+                    c = post[f"corr_{t.group}"].values
+                    labels = [f"{t.term_names[j]}, {t.term_names[i]}" for i, j in pairs]
+                    vals = np.stack([c[..., i, j] for i, j in pairs], axis=-1)
+                    ds[f"corr_{t.group}"] = xr.DataArray(
+                        vals, dims=("chain", "draw", f"{t.group}_pair"),
+                        coords={"chain": post.chain, "draw": post.draw,
+                                f"{t.group}_pair": labels})
+        ds["sigma"] = post["sigma"]
+        return xr.Dataset(ds)
+
+    def summary(self, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
+        """ArviZ summary of the parameters: mean, sd, HDI, MCSE, ESS, R-hat."""
+        if hdi_prob == HDI_PROB and self._summary is not None:
+            return self._summary.copy()
+        out = az.summary(self._params(), hdi_prob=hdi_prob, round_to="none")
+        if hdi_prob == HDI_PROB:
+            self._summary = out
+        return out.copy()
+
+    @property
+    def divergences(self) -> int:
+        """Number of divergent transitions after tuning."""
+        stats = self._idata.sample_stats
+        return int(stats["diverging"].sum()) if "diverging" in stats else 0
+
+    @property
+    def diagnostics(self) -> dict[str, Any]:
+        """Divergences, max R-hat, min bulk and tail ESS, chains and draws."""
+        s = self.summary()
+        post = self._idata.posterior
+        return {
+            "divergences": self.divergences,
+            "max_rhat": float(np.nanmax(s["r_hat"])) if len(s) else float("nan"),
+            "min_ess_bulk": float(np.nanmin(s["ess_bulk"])),
+            "min_ess_tail": float(np.nanmin(s["ess_tail"])),
+            "chains": int(post.sizes["chain"]),
+            "draws": int(post.sizes["draw"]),
+        }
+
+    @property
+    def warnings(self) -> list[str]:
+        """Sampling problems a user must see (divergences, R-hat > 1.01)."""
+        d = self.diagnostics
+        out = []
+        if d["divergences"]:
+            out.append(f"{d['divergences']} divergent transitions after tuning: increase "
+                       "target_accept (e.g. fit(target_accept=0.99)) or reparameterise; "
+                       "do not trust the results as they are.")
+        if d["chains"] > 1 and d["max_rhat"] > 1.01:
+            out.append(f"max R-hat {d['max_rhat']:.3f} > 1.01: chains have not mixed; "
+                       "sample longer (more tune and draws).")
+        return out
+
+    # --- predictions -------------------------------------------------------------
+    def predict(self, new_data: pd.DataFrame | None = None, *,
+                include_random: bool = True) -> xr.DataArray:
+        """Posterior draws of the mean response on the training data.
+
+        Returns an ``(chain, draw, obs)`` DataArray of ``Xβ + Zb`` (``Xβ`` when
+        ``include_random=False``).
+        """
+        if new_data is not None:
+            raise BayesLMMError("Predictions for new data are not available yet; "
+                                "call predict() for the training data.")
+        d, post = self._design, self._idata.posterior
+        mu = np.einsum("np,cdp->cdn", d.X, post["beta"].values)
+        if include_random:
+            for t in d.terms:
+                b = post[f"b_{t.group}"].values[:, :, t.codes, :]
+                mu = mu + np.einsum("nq,cdnq->cdn", t.Z, b)
+        return xr.DataArray(mu, dims=("chain", "draw", "obs"),
+                            coords={"chain": post.chain, "draw": post.draw,
+                                    "obs": np.arange(d.nobs)}, name="mu")
+
+    # --- export ------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary with the names of the public contract."""
+        s = self.summary()
+        fe = self.fixef
+        return {
+            "kind": "posterior",
+            "formula": self.formula,
+            "nobs": self.nobs,
+            "ngroups": self.ngroups,
+            "fixef": {k: float(v) for k, v in fe.items()},
+            "fixef_lme4": {lme4_name(k): float(v) for k, v in fe.items()},
+            "varcorr": records(self.varcorr),
+            "sigma": self.sigma,
+            "residual_params": self.residual_params,
+            "ranef": {g: {"levels": list(df.index), **{c: df[c].tolist() for c in df}}
+                      for g, df in self.ranef.items()},
+            "summary": {idx: {k: _plain(v) for k, v in row.items()}
+                        for idx, row in s.iterrows()},
+            "diagnostics": self.diagnostics,
+            "priors": self.priors,
+            "info": {k: _plain(v) for k, v in self._info.items()},
+        }
+
+    def __str__(self) -> str:
+        from .display import format_posterior
+
+        return format_posterior(self)
+
+    def __repr__(self) -> str:
+        return self.__str__()
