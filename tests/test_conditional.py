@@ -1,0 +1,89 @@
+import numpy as np
+import pymc as pm
+import pytest
+from scipy import stats
+
+import bayeslmm as blm
+from bayeslmm.conditional import build_conditional
+from bayeslmm.design import build_design
+from bayeslmm.priors import resolve_priors
+from tests.test_design import dense_Z
+
+CASES = [
+    ("sleepstudy", "Reaction ~ Days + (Days | Subject)"),
+    ("sleepstudy", "Reaction ~ Days + (Days || Subject)"),
+    ("Pastes", "strength ~ 1 + (1 | batch/cask)"),
+    ("Penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)"),
+    ("sleepstudy", "Reaction ~ Days + (Days | Subject) + (0 + Week | Subject)"),
+]
+
+
+def _evaluate(m, outputs, point):
+    """Values of model variables at a point of the (transformed) value variables."""
+    outs = m.replace_rvs_by_values(outputs)
+    return m.compile_fn(outs, inputs=m.value_vars, on_unused_input="ignore")(point)
+
+
+def _load(ds):
+    df = blm.datasets.load(ds)
+    if ds == "sleepstudy":  # a two-level factor to test several blocks on one factor
+        df["Week"] = np.where(df["Days"] < 5, "first", "second")
+    return df
+
+
+def _model(ds, formula):
+    d = build_design(formula, _load(ds))
+    return d, build_conditional(d, resolve_priors(d))
+
+
+@pytest.mark.parametrize("ds, formula", CASES)
+def test_likelihood_term_matches_dense_normal(ds, formula):
+    """log p(y | β, b, σ) of the model equals scipy's on mu = Xβ + Z_dense b."""
+    d, m = _model(ds, formula)
+    rng = np.random.default_rng(0)
+    point = {k: v + rng.normal(scale=0.3, size=np.shape(v))
+             for k, v in m.initial_point(random_seed=1).items()}
+    det = _evaluate(m, [m["beta"], m["sigma"]] + [m[f"b_{t.group}"] for t in d.terms], point)
+    beta, sigma, bs = det[0], det[1], det[2:]
+    b_stacked = np.concatenate([b.reshape(-1) for b in bs])
+    mu = d.X @ beta + dense_Z(d) @ b_stacked
+    expected = stats.norm.logpdf(d.y, mu, sigma).sum()
+    got = m.compile_logp(vars=[m["y"]])(point)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("ds, formula", CASES)
+def test_finite_logp_and_gradient_at_initial_point(ds, formula):
+    _, m = _model(ds, formula)
+    point = m.initial_point(random_seed=0)
+    assert np.isfinite(m.compile_logp()(point))
+    grad = m.compile_dlogp()(point)
+    assert np.all(np.isfinite(grad)) and np.any(grad != 0)
+
+
+def test_variables_dims_and_coords():
+    d, m = _model("sleepstudy", "Reaction ~ Days + (Days | Subject)")
+    assert m.named_vars_to_dims["beta"] == ("fixef",)
+    assert m.named_vars_to_dims["b_Subject"] == ("Subject", "Subject_term")
+    assert m.named_vars_to_dims["sd_Subject"] == ("Subject_term",)
+    assert m.named_vars_to_dims["corr_Subject"] == ("Subject_term", "Subject_term_bis")
+    assert list(m.coords["Subject"]) == d.terms[0].levels
+    assert list(m.coords["fixef"]) == ["Intercept", "Days"]
+    assert "sigma" in m.named_vars and "chol_Subject" in m.named_vars
+    assert pm.model_to_graphviz(m) is not None
+
+
+def test_uncorrelated_has_no_correlation():
+    _, m = _model("sleepstudy", "Reaction ~ Days + (Days || Subject)")
+    assert "corr_Subject" not in m.named_vars and not any("chol" in v for v in m.named_vars)
+    assert m["sd_Subject"] in m.free_RVs
+
+
+def test_mixed_blocks_have_block_diagonal_correlation():
+    d, m = _model(*CASES[-1])
+    assert d.terms[0].term_names == ["Intercept", "Days", "Week[first]", "Week[second]"]
+    rng = np.random.default_rng(3)
+    point = {k: v + rng.normal(size=np.shape(v)) for k, v in m.initial_point().items()}
+    (corr,) = _evaluate(m, [m["corr_Subject"]], point)
+    assert corr.shape == (4, 4)
+    assert corr[0, 2] == 0 and corr[1, 3] == 0 and corr[2, 3] != 0 and corr[0, 1] != 0
