@@ -178,7 +178,7 @@ def _factor(data: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray, list
     labels = []
     for u in uniq:
         pieces = []
-        for codes_k, lab in reversed(parts):
+        for _, lab in reversed(parts):
             u, r = divmod(int(u), len(lab))
             pieces.append(lab[r])
         labels.append(":".join(reversed(pieces)))

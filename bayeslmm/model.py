@@ -165,10 +165,9 @@ class LMM:
             sampler=sampler, target_accept=target_accept, cores=cores,
             progressbar=progressbar, log_likelihood=log_likelihood, nobs=self.nobs,
         )
-        return PosteriorResult(idata, self._design, self._priors.describe(),
-                               info={"sampler": choose_sampler(sampler), "parameterization": "conditional",
-                                     "draws": draws, "tune": tune, "chains": chains,
-                                     "random_seed": random_seed})
+        info = {"sampler": choose_sampler(sampler), "parameterization": "conditional",
+                "draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed}
+        return PosteriorResult(idata, self._design, self._priors.describe(), info=info)
 
     def fit_map(self, method: str = "REML"):
         """Maximum likelihood (``"ML"``) or REML estimates, as lme4 and nlme compute them.

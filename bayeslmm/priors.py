@@ -6,7 +6,8 @@ column (1 for constant or two-valued columns, which are not rescaled, as in rsta
 
 ==========================  ===================================================
 ``beta[x]``                 ``Normal(0, 2.5 s_y / s_x)``
-``beta[Intercept]``         ``Normal(mean(y), sqrt((2.5 s_y)^2 + Σ_x (2.5 s_y / s_x · mean(x))^2))``,
+``beta[Intercept]``         ``Normal(mean(y), s_0)`` with
+                            ``s_0² = (2.5 s_y)² + Σ_x (2.5 s_y / s_x · mean(x))²``,
                             the prior implied on the raw-scale intercept by a
                             ``Normal(mean(y), 2.5 s_y)`` prior on the intercept of
                             centred predictors

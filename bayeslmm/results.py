@@ -181,7 +181,8 @@ class PosteriorResult:
         post = self._idata.posterior
         return {
             "divergences": self.divergences,
-            "max_rhat": float(np.nanmax(s["r_hat"])) if len(s) else float("nan"),
+            "max_rhat": (float(np.nanmax(s["r_hat"])) if s["r_hat"].notna().any()
+                         else float("nan")),
             "min_ess_bulk": float(np.nanmin(s["ess_bulk"])),
             "min_ess_tail": float(np.nanmin(s["ess_tail"])),
             "chains": int(post.sizes["chain"]),
