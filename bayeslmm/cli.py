@@ -2,8 +2,9 @@
 
 Examples
 --------
->>> main(["datasets"])  # doctest: +ELLIPSIS
-name ...
+>>> main(["datasets"])  # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
+name rows ...
+sleepstudy 180 Reaction, Days, Subject ...
 0
 """
 

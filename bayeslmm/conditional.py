@@ -18,8 +18,10 @@ Examples
 >>> from bayeslmm.priors import resolve_priors
 >>> d = build_design("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
 >>> m = build_conditional(d, resolve_priors(d))
->>> sorted(m.named_vars)[:4]
-['b_Subject', 'beta', 'chol_Subject', 'corr_Subject']
+>>> sorted(v.name for v in m.free_RVs)
+['beta', 'chol_Subject', 'sigma', 'z_Subject']
+>>> m.named_vars_to_dims["b_Subject"]
+('Subject', 'Subject_term')
 """
 
 from __future__ import annotations

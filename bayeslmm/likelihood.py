@@ -10,8 +10,8 @@ Examples
 >>> import numpy as np, bayeslmm as blm
 >>> from bayeslmm.design import build_design
 >>> d = build_design("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
->>> Z, G = dense_z(d.terms), dense_psi(d.terms, [np.array([[1764.0]])])
->>> round(marginal_loglik(d.y, d.X, Z, G, np.array([1527.5]), 49.5), 4)
+>>> Z, G = dense_z(d.terms), dense_psi(d.terms, [np.array([[37.26**2]])])
+>>> round(marginal_loglik(d.y, d.X, Z, G, np.array([1527.5]), 49.51), 4)
 -163.6635
 """
 

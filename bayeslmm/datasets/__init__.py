@@ -15,7 +15,7 @@ Examples
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 
 import pandas as pd
@@ -91,7 +91,7 @@ def load(name: str) -> pd.DataFrame:
     return _read(key).copy()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _read(key: str) -> pd.DataFrame:
     path = _files() / (f"{key}.csv.gz" if key == "InstEval" else f"{key}.csv")
     factors = _factors().get(key, {})
