@@ -1,0 +1,125 @@
+"""The printed form of an ML/REML fit, laid out like lme4's ``summary(lmer(...))``.
+
+Numbers are formatted as R's ``format`` does: each column gets the decimals needed to
+show every entry to ``digits`` significant digits (trailing zeros not counted).
+
+Examples
+--------
+>>> fmt_column([251.405104, 10.467286], 5)
+['251.405', ' 10.467']
+>>> fmt_column([-3.95361, 0.02312, 5.1793], 4)
+['-3.95361', ' 0.02312', ' 5.17930']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["format_map", "fmt_column"]
+
+
+def _decimals(v: float, digits: int) -> int:
+    if not math.isfinite(v) or v == 0.0:
+        return 0
+    dec = max(0, digits - 1 - math.floor(math.log10(abs(v))))
+    while dec > 0 and f"{v:.{dec - 1}f}" + "0" == f"{v:.{dec}f}":
+        dec -= 1
+    return min(dec, 15)
+
+
+def fmt_column(values: Sequence[float], digits: int = 4) -> list[str]:
+    """Format numbers with common decimals, right-aligned, R-style."""
+    dec = max((_decimals(float(v), digits) for v in values), default=0)
+    out = [f"{float(v):.{dec}f}" if math.isfinite(float(v)) else "NaN" for v in values]
+    w = max((len(s) for s in out), default=0)
+    return [s.rjust(w) for s in out]
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1,
+           indent: str = "") -> list[str]:
+    """Columns padded to a common width; the first ``left`` columns left-aligned."""
+    cols = list(zip(header, *rows, strict=True))
+    widths = [max(len(c) for c in col) for col in cols]
+    def line(cells):
+        parts = [c.ljust(w) if i < left else c.rjust(w)
+                 for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return (indent + " ".join(parts)).rstrip()
+    return [line(header)] + [line(r) for r in rows]
+
+
+def _random_effects(fit) -> list[str]:
+    vc = fit.varcorr
+    sd_rows = vc[vc["var2"].isna()]
+    var = fmt_column(sd_rows["vcov"].to_numpy(), 4)
+    sdv = fmt_column(sd_rows["sdcor"].to_numpy(), 4)
+    corr = {(r.grp, r.var1, r.var2): r.sdcor for r in vc[vc["var2"].notna()].itertuples()}
+    has_corr = bool(corr)
+    rows, prev = [], None
+    for k, r in enumerate(sd_rows.itertuples()):
+        name = "" if r.var1 is None or (isinstance(r.var1, float) and np.isnan(r.var1)) \
+            else str(r.var1)
+        cells = [r.grp if r.grp != prev else "", name, var[k], sdv[k]]
+        if has_corr:
+            earlier = [str(x.var1) for x in sd_rows.iloc[:k].itertuples() if x.grp == r.grp]
+            cs = [corr.get((r.grp, e, name)) for e in earlier]
+            cells.append(" ".join("     " if c is None else f"{c:5.2f}" for c in cs))
+        rows.append(cells)
+        prev = r.grp
+    header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if has_corr else [])
+    return _table(header, rows, left=2, indent=" ")
+
+
+def _fixed_effects(fit) -> list[str]:
+    s = fit.summary()
+    est = fmt_column(s["estimate"].to_numpy(), 5)
+    se = fmt_column(s["se"].to_numpy(), 5)
+    t = fmt_column(s["t"].to_numpy(), 4)
+    rows = [[str(n), e, a, b] for n, e, a, b in zip(s.index, est, se, t, strict=True)]
+    return _table(["", "Estimate", "Std. Error", "t value"], rows)
+
+
+def _fixef_corr(fit) -> list[str]:
+    v = fit.vcov.to_numpy()
+    p = v.shape[0]
+    if p < 2 or p > 12:
+        return []
+    sd = np.sqrt(np.diag(v))
+    c = v / np.outer(sd, sd)
+    names = [str(n) for n in fit.fixef.index]
+    abbrev = [n[:6] for n in names]
+    rows = [[names[i]] + [f"{c[i, j]:.3f}" for j in range(i)] + [""] * (p - 1 - i)
+            for i in range(1, p)]
+    return ["", "Correlation of Fixed Effects:"] + _table([""] + abbrev[:-1], rows)
+
+
+def format_map(fit) -> str:
+    """lme4-style summary text of a :class:`~bayeslmm.map_result.MapResult`."""
+    reml = fit.method == "REML"
+    how = "REML" if reml else "maximum likelihood"
+    lines = [f"Linear mixed model fit by {how} ['lmerMod']", f"Formula: {fit.formula}", ""]
+    dev = -2.0 * fit.loglik
+    if reml:
+        lines.append(f"REML criterion at convergence: {dev:.1f}")
+    else:
+        vals = fmt_column([fit.aic, fit.bic, fit.loglik, dev], 5)
+        lines += _table(["AIC", "BIC", "logLik", "deviance", "df.resid"],
+                        [[*vals, str(fit.nobs - fit.df)]], left=0, indent=" ")
+    q = np.quantile(fit.residuals.to_numpy() / fit.sigma, [0, 0.25, 0.5, 0.75, 1])
+    lines += ["", "Scaled residuals:"]
+    lines += _table(["Min", "1Q", "Median", "3Q", "Max"], [fmt_column(q, 4)], left=0)
+    lines += ["", "Random effects:"] + _random_effects(fit)
+    groups = ", ".join(f"{g}, {n}" for g, n in fit.ngroups.items())
+    lines.append(f"Number of obs: {fit.nobs}" + (f", groups:  {groups}" if groups else ""))
+    if len(fit.fixef):
+        lines += ["", "Fixed effects:"] + _fixed_effects(fit) + _fixef_corr(fit)
+    notes = []
+    if fit.singular:
+        notes.append("boundary (singular) fit: a variance is 0 or a correlation ±1")
+    if not fit.converged:
+        notes.append(f"optimizer did not converge: {fit.optimizer.get('message', '')}")
+    if notes:
+        lines += [""] + notes
+    return "\n".join(lines)

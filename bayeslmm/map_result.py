@@ -1,0 +1,239 @@
+"""The immutable result of an ML/REML fit (:func:`bayeslmm.optimize.fit_map`).
+
+Examples
+--------
+>>> import bayeslmm as blm
+>>> from bayeslmm.design import build_design
+>>> from bayeslmm.optimize import fit_map
+>>> fit = fit_map(build_design("Reaction ~ Days + (Days | Subject)",
+...                            blm.datasets.load("sleepstudy")), method="ML")
+>>> fit.summary().round(2)
+           estimate    se      t
+Intercept    251.41  6.63  37.91
+Days          10.47  1.50   6.97
+>>> {k: round(v, 4) for k, v in fit.to_dict()["fixef_lme4"].items()}
+{'(Intercept)': 251.4051, 'Days': 10.4673}
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import BayesLMMError
+
+__all__ = ["MapResult", "lme4_name"]
+
+
+def lme4_name(name: str) -> str:
+    """lme4's name of a formulae fixed-effect column.
+
+    ``Intercept`` → ``(Intercept)``; a level in brackets is appended to its factor's
+    name in each part of an interaction (``age:Sex[Female]`` → ``age:SexFemale``).
+
+    >>> [lme4_name(n) for n in ["Intercept", "Sex[Female]", "age:Sex[Female]", "x[.L]"]]
+    ['(Intercept)', 'SexFemale', 'age:SexFemale', 'x.L']
+    """
+    if name == "Intercept":
+        return "(Intercept)"
+    return re.sub(r"\[([^\[\]]*)\]", r"\1", name)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return _jsonable(v.tolist())
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if v is pd.NA or v is pd.NaT:
+        return None
+    return v
+
+
+class MapResult:
+    """Estimates of an ML or REML fit, with lme4's accessors.
+
+    Built by :func:`bayeslmm.optimize.fit_map`; immutable (accessors return copies).
+    """
+
+    _FIELDS = ("formula", "method", "fixef", "vcov", "ranef", "ranef_sd", "varcorr", "sigma",
+               "nobs", "ngroups", "loglik", "df", "converged", "singular", "theta", "fitted",
+               "residuals", "optimizer", "blocks")
+    __slots__ = tuple("_" + f for f in _FIELDS)
+
+    def __init__(self, **fields: Any):
+        missing = set(self._FIELDS) - set(fields)
+        extra = set(fields) - set(self._FIELDS)
+        if missing or extra:
+            raise TypeError(f"MapResult fields missing {sorted(missing)}, unknown {sorted(extra)}")
+        for k, v in fields.items():
+            object.__setattr__(self, "_" + k, v)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("MapResult is immutable; refit to get new estimates.")
+
+    # -- estimates ----------------------------------------------------------------------
+    @property
+    def formula(self) -> str:
+        """The model formula."""
+        return self._formula
+
+    @property
+    def method(self) -> str:
+        """``"ML"`` or ``"REML"``."""
+        return self._method
+
+    @property
+    def fixef(self) -> pd.Series:
+        """Fixed-effect estimates β̂ (formulae names)."""
+        return self._fixef.copy()
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of β̂: σ̂²(XᵀV̂⁻¹X)⁻¹, as lme4's ``vcov``."""
+        return self._vcov.copy()
+
+    @property
+    def se(self) -> pd.Series:
+        """Standard errors of β̂."""
+        return pd.Series(np.sqrt(np.diag(self._vcov.to_numpy())), index=self._fixef.index,
+                         name="se")
+
+    @property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """Conditional modes of the random effects: group → levels × terms."""
+        return {g: df.copy() for g, df in self._ranef.items()}
+
+    @property
+    def ranef_sd(self) -> dict[str, pd.DataFrame]:
+        """Conditional sds of the random effects (lme4's ``condVar``), same layout."""
+        return {g: df.copy() for g, df in self._ranef_sd.items()}
+
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components laid out as lme4's ``as.data.frame(VarCorr(fit))``."""
+        return self._varcorr.copy()
+
+    @property
+    def sigma(self) -> float:
+        """Residual standard deviation σ̂."""
+        return float(self._sigma)
+
+    @property
+    def residual_params(self) -> dict[str, float]:
+        """Residual-structure parameters (none for iid residuals)."""
+        return {}
+
+    @property
+    def theta(self) -> pd.Series:
+        """lme4's θ: entries of the relative Cholesky factors Λ_k (Ψ_k = σ²Λ_kΛ_kᵀ)."""
+        return self._theta.copy()
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations."""
+        return int(self._nobs)
+
+    @property
+    def ngroups(self) -> dict[str, int]:
+        """Levels per grouping factor."""
+        return dict(self._ngroups)
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood at the estimate (the REML log-likelihood for REML)."""
+        return float(self._loglik)
+
+    @property
+    def df(self) -> int:
+        """Number of parameters: fixed effects + covariance parameters + σ."""
+        return int(self._df)
+
+    @property
+    def aic(self) -> float:
+        """−2 logLik + 2 df."""
+        return -2.0 * self.loglik + 2.0 * self.df
+
+    @property
+    def bic(self) -> float:
+        """−2 logLik + df log(nobs) (as lme4, for REML too)."""
+        return -2.0 * self.loglik + self.df * math.log(self.nobs)
+
+    @property
+    def converged(self) -> bool:
+        """Whether the optimiser reached a stationary point."""
+        return bool(self._converged)
+
+    @property
+    def singular(self) -> bool:
+        """A variance at 0 or a correlation at ±1 (a diagonal θ below 1e-4)."""
+        return bool(self._singular)
+
+    @property
+    def optimizer(self) -> dict[str, Any]:
+        """What the optimiser did: method, number of evaluations, message."""
+        return dict(self._optimizer)
+
+    @property
+    def blocks(self) -> dict[str, tuple]:
+        """Per group, its correlated blocks of terms."""
+        return dict(self._blocks)
+
+    @property
+    def residuals(self) -> pd.Series:
+        """y − fitted values (random effects included)."""
+        return self._residuals.copy()
+
+    # -- tables and output --------------------------------------------------------------
+    def summary(self) -> pd.DataFrame:
+        """Fixed effects: estimate, standard error and t value."""
+        se = self.se
+        return pd.DataFrame({"estimate": self._fixef, "se": se, "t": self._fixef / se})
+
+    def predict(self, new_data: pd.DataFrame | None = None) -> pd.Series:
+        """Fitted values Xβ̂ + Zb̂ on the data used for the fit (indexed by its rows).
+
+        Prediction on new data is not available for MAP fits yet.
+        """
+        if new_data is not None:
+            raise BayesLMMError(
+                "MapResult.predict supports only the training data for now: call predict() "
+                "without new_data to get the fitted values."
+            )
+        return self._fitted.copy()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary of the estimates (``varcorr`` as row records)."""
+        vc = self._varcorr.astype(object).where(self._varcorr.notna(), None)
+        out = {
+            "formula": self.formula, "method": self.method, "nobs": self.nobs,
+            "ngroups": self.ngroups, "fixef": self._fixef.to_dict(), "se": self.se.to_dict(),
+            "vcov": self._vcov.to_numpy().tolist(), "varcorr": vc.to_dict(orient="records"),
+            "sigma": self.sigma, "residual_params": self.residual_params,
+            "loglik": self.loglik, "aic": self.aic, "bic": self.bic, "df": self.df,
+            "converged": self.converged, "singular": self.singular,
+            "theta": self._theta.to_dict(),
+            "ranef": {g: {"levels": list(map(str, df.index)),
+                          **{c: {"mode": df[c].tolist(),
+                                 "cond_sd": self._ranef_sd[g][c].tolist()}
+                             for c in df.columns}}
+                      for g, df in self._ranef.items()},
+            "fixef_lme4": {lme4_name(k): v for k, v in self._fixef.items()},
+        }
+        return _jsonable(out)
+
+    def __str__(self) -> str:
+        from .display_map import format_map
+
+        return format_map(self)
+
+    __repr__ = __str__
