@@ -10,17 +10,21 @@ Examples
 >>> m.nobs, m.ngroups
 (180, {'Subject': 18})
 """
+# ruff: noqa: E402  (ArviZ's refactor notice is silenced before anything imports it)
 
 import warnings as _warnings
 
 _warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
 
-from . import datasets  # noqa: E402
-from .errors import BayesLMMError, DataError, FitError, FormulaError  # noqa: E402
-from .model import LMM  # noqa: E402
-from .priors import Prior  # noqa: E402
+from . import datasets, plots
+from .compare import compare
+from .errors import BayesLMMError, DataError, FitError, FormulaError
+from .io import load
+from .model import LMM
+from .priors import Prior
 
 __version__ = "0.1.0"
 __all__ = [
-    "LMM", "Prior", "datasets", "BayesLMMError", "DataError", "FitError", "FormulaError",
+    "LMM", "Prior", "compare", "load", "datasets", "plots",
+    "BayesLMMError", "DataError", "FitError", "FormulaError",
 ]

@@ -47,8 +47,40 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--sampler", default="auto", choices=["auto", "pymc", "nutpie", "numpyro"])
     f.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     f.add_argument("--json", metavar="OUT", help="write the result's to_dict() as JSON")
+    f.add_argument("--save", metavar="FILE", help="save the fit (netCDF) for 'predict'")
+    pr = sub.add_parser("predict", help="predict new rows from a saved fit")
+    pr.add_argument("fit", help="a fit saved with 'bayeslmm fit --save FILE'")
+    pr.add_argument("--data", required=True, help="CSV of the rows to predict")
+    pr.add_argument("--out", required=True, help="CSV to write")
+    pr.add_argument("--kind", choices=["mean", "response"], default="mean")
+    pr.add_argument("--new-levels", choices=["sample", "population", "error"],
+                    default="sample")
+    pr.add_argument("--no-random", action="store_true", help="population-level predictions")
+    pr.add_argument("--hdi", type=float, default=0.94, help="interval probability")
+    pr.add_argument("--seed", type=int, default=None)
     sub.add_parser("datasets", help="list the bundled datasets")
     return p
+
+
+def _predict(args) -> int:
+    import arviz as az
+
+    from .io import load
+
+    result = load(args.fit)
+    new = _load_data(args.data)
+    draws = result.predict(new, kind=args.kind, include_random=not args.no_random,
+                           new_levels=args.new_levels, random_seed=args.seed)
+    hdi = az.hdi(draws, hdi_prob=args.hdi)[draws.name].values
+    pct = f"{args.hdi:.0%}".rstrip("%")
+    out = new.copy()
+    out["mean"] = draws.mean(("chain", "draw")).values
+    out["sd"] = draws.std(("chain", "draw")).values
+    out[f"hdi_{pct}_lower"] = hdi[:, 0]
+    out[f"hdi_{pct}_upper"] = hdi[:, 1]
+    out.to_csv(args.out, index=False)
+    print(f"Wrote {len(out)} predictions to {args.out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print(describe().to_string(index=False))
             return 0
+        if args.command == "predict":
+            return _predict(args)
         from .model import LMM
 
         model = LMM(args.formula, _load_data(args.data))
@@ -70,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
                                random_seed=args.seed, sampler=args.sampler,
                                progressbar=not args.no_progress)
         print(result)
+        if args.save:
+            if args.map:
+                raise BayesLMMError("--save stores posterior fits; drop --map to use it.")
+            result.save(args.save)
+            print(f"\nSaved {args.save}")
         if args.json:
             Path(args.json).write_text(json.dumps(result.to_dict(), indent=2))
             print(f"\nWrote {args.json}")

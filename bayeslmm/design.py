@@ -108,6 +108,11 @@ class Design:
     response: str
     dropped_fixef: list[str] = field(default_factory=list)
     n_dropped_rows: int = 0
+    #: the data columns that predictions need (the columns used, less the response's)
+    predictors: list[str] = field(default_factory=list)
+    #: formulae's fitted matrices ("fixed", and per group one per bar), which evaluate
+    #: new data with the training data's levels and stateful transforms (``scale``).
+    evaluators: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def nobs(self) -> int:
@@ -212,14 +217,16 @@ def _drop_dependent(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[s
     return X[:, keep], [names[j] for j in keep], dropped
 
 
-def _merge_bars(spec: ModelSpec, data: pd.DataFrame) -> list[ReTerm]:
+def _merge_bars(spec: ModelSpec, data: pd.DataFrame, evaluators: dict) -> list[ReTerm]:
     terms = []
     for group in spec.groups:
         bars = [b for b in spec.bars if b.group == group]
         codes, levels = _factor(data, bars[0].group_columns)
         cols, names, blocks = [], [], []
+        evaluators[group] = []
         for bar in bars:
             dm = _matrix(bar.expr, data, f"random-effect term {bar}")
+            evaluators[group].append(dm.common)
             block_names = list(dm.common.as_dataframe().columns)
             if not block_names:
                 raise FormulaError(f"Random-effect term {bar} has no columns.")
@@ -277,8 +284,8 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
         raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
     if na_action not in ("drop", "raise"):
         raise DataError(f"na_action must be 'drop' or 'raise', got {na_action!r}.")
-    used = _columns_used(spec.response, data, "the response")
-    used += _columns_used(spec.fixed, data, "the fixed effects")
+    response_cols = _columns_used(spec.response, data, "the response")
+    used = _columns_used(spec.fixed, data, "the fixed effects")
     for bar in spec.bars:
         used += _columns_used(bar.expr, data, f"random-effect term {bar}")
         for c in bar.group_columns:
@@ -288,7 +295,8 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
                     f"{suggest(c, data.columns)} The data have columns {list(data.columns)}."
                 )
             used.append(c)
-    used = list(dict.fromkeys(used))
+    predictors = list(dict.fromkeys(used))
+    used = list(dict.fromkeys(response_cols + used))
     if spec.response in data.columns and not pd.api.types.is_numeric_dtype(data[spec.response]):
         raise DataError(
             f"The response {spec.response!r} is not numeric (dtype {data[spec.response].dtype}); "
@@ -325,10 +333,11 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
     )
     names = list(dm.common.as_dataframe().columns) if dm.common is not None else []
     X, names, dropped = _drop_dependent(X, names)
-    terms = _merge_bars(spec, clean)
+    evaluators = {"fixed": dm.common}
+    terms = _merge_bars(spec, clean, evaluators)
     _check_terms(terms, len(y))
     return Design(
         spec=spec, y=y, X=X, fixef_names=names, terms=terms, data=clean,
         rows=clean.index, response=spec.response, dropped_fixef=dropped,
-        n_dropped_rows=n_drop,
+        n_dropped_rows=n_drop, predictors=predictors, evaluators=evaluators,
     )

@@ -169,6 +169,19 @@ class LMM:
                 "draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed}
         return PosteriorResult(idata, self._design, self._priors.describe(), info=info)
 
+    def prior_predictive(self, draws: int = 500, *, random_seed: int | None = None):
+        """Draw from the priors and the response they imply.
+
+        Returns
+        -------
+        arviz.InferenceData
+            Groups ``prior`` (parameters), ``prior_predictive`` (``y``, dims ``chain,
+            draw, obs``) and ``observed_data``: ready for ``az.plot_ppc(idata,
+            group="prior")``.
+        """
+        with self.pymc_model:
+            return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
+
     def fit_map(self, method: str = "REML"):
         """Maximum likelihood (``"ML"``) or REML estimates, as lme4 and nlme compute them.
 

@@ -7,6 +7,9 @@ Examples
 >>> r = m.fit(draws=100, tune=200, chains=1, random_seed=1, progressbar=False)
 >>> list(r.ranef["Batch"].columns), r.ngroups
 (['Intercept'], {'Batch': 6})
+>>> draws = r.predict(pd.DataFrame({"Batch": ["A", "new"]}), new_levels="population")
+>>> draws.dims, draws.shape
+(('chain', 'draw', 'obs'), (1, 100, 2))
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import xarray as xr
 
 from .covariance import varcorr_frame
 from .design import Design
-from .errors import BayesLMMError
+from .newdata import evaluate_new_data
+from .predict import posterior_draws, training_rows
 
 __all__ = ["PosteriorResult", "lme4_name", "records"]
 
@@ -203,26 +207,81 @@ class PosteriorResult:
                        "sample longer (more tune and draws).")
         return out
 
-    # --- predictions -------------------------------------------------------------
-    def predict(self, new_data: pd.DataFrame | None = None, *,
-                include_random: bool = True) -> xr.DataArray:
-        """Posterior draws of the mean response on the training data.
+    # --- predictions and checks --------------------------------------------------
+    def predict(
+        self,
+        new_data: pd.DataFrame | None = None,
+        *,
+        kind: str = "mean",
+        include_random: bool = True,
+        new_levels: str = "sample",
+        random_seed: int | None = None,
+    ) -> xr.DataArray:
+        """Posterior draws of predictions, dims ``(chain, draw, obs)``.
 
-        Returns an ``(chain, draw, obs)`` DataArray of ``Xβ + Zb`` (``Xβ`` when
-        ``include_random=False``).
+        Parameters
+        ----------
+        new_data : DataFrame, optional
+            Rows to predict (default: the training rows); ``obs`` holds their index.
+        kind : {"mean", "response"}
+            Draws of the mean ``Xβ + Zb``, or of new observations (mean + residual).
+        include_random : bool
+            False gives population-level predictions ``Xβ``.
+        new_levels : {"sample", "population", "error"}
+            Levels not seen in training: effects drawn from ``N(0, Ψ)`` per draw,
+            set to 0, or an error naming them.
+        random_seed : int, optional
+            Seeds the draws of new-level effects and residuals.
+
+        Examples
+        --------
+        See the module docstring.
         """
-        if new_data is not None:
-            raise BayesLMMError("Predictions for new data are not available yet; "
-                                "call predict() for the training data.")
-        d, post = self._design, self._idata.posterior
-        mu = np.einsum("np,cdp->cdn", d.X, post["beta"].values)
-        if include_random:
-            for t in d.terms:
-                b = post[f"b_{t.group}"].values[:, :, t.codes, :]
-                mu = mu + np.einsum("nq,cdnq->cdn", t.Z, b)
-        return xr.DataArray(mu, dims=("chain", "draw", "obs"),
-                            coords={"chain": post.chain, "draw": post.draw,
-                                    "obs": np.arange(d.nobs)}, name="mu")
+        rows = (training_rows(self._design) if new_data is None
+                else evaluate_new_data(self._design, new_data))
+        return posterior_draws(self._design, self._idata.posterior, rows, kind=kind,
+                               include_random=include_random, new_levels=new_levels,
+                               random_seed=random_seed)
+
+    def posterior_predictive(self, random_seed: int | None = None) -> az.InferenceData:
+        """Add a ``posterior_predictive`` group (``y``, dims ``chain, draw, obs``).
+
+        Returns ``idata``, ready for ``az.plot_ppc(result.idata)``.
+        """
+        y = self.predict(kind="response", random_seed=random_seed)
+        y = y.assign_coords(obs=np.arange(self.nobs)).rename("y")
+        ds = xr.Dataset({"y": y})
+        if "posterior_predictive" in self._idata.groups():
+            del self._idata.posterior_predictive
+        self._idata.add_groups(posterior_predictive=ds)
+        return self._idata
+
+    def log_likelihood(self) -> az.InferenceData:
+        """Add (if absent) the pointwise log-likelihood group, for LOO and WAIC.
+
+        Per observation, conditional on the drawn random effects (iid residuals).
+        """
+        if "log_likelihood" not in self._idata.groups():
+            mu = self.predict().values
+            sigma = self._idata.posterior["sigma"].values[..., None]
+            ll = -0.5 * ((self._design.y - mu) / sigma) ** 2 - np.log(sigma) \
+                - 0.5 * np.log(2 * np.pi)
+            post = self._idata.posterior
+            da = xr.DataArray(ll, dims=("chain", "draw", "obs"),
+                              coords={"chain": post.chain, "draw": post.draw,
+                                      "obs": np.arange(self.nobs)})
+            self._idata.add_groups(log_likelihood=xr.Dataset({"y": da}))
+        return self._idata
+
+    def save(self, path) -> None:
+        """Save to netCDF (posterior, model specification and training data).
+
+        ``bayeslmm.load(path)`` gives back a result that prints, summarises and
+        predicts exactly as this one.
+        """
+        from .io import save
+
+        save(self, path)
 
     # --- export ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

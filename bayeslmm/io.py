@@ -1,0 +1,135 @@
+"""Saving and loading fitted results (netCDF through ArviZ).
+
+The file holds the InferenceData groups plus a ``bayeslmm`` group with the formula,
+the priors, how the fit was run, and the training rows the model used, so that a
+reloaded result rebuilds the same design and predicts exactly as before.
+
+Examples
+--------
+>>> import tempfile, os, bayeslmm as blm
+>>> r = blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff")).fit(
+...     draws=50, tune=100, chains=1, random_seed=3, progressbar=False)
+>>> path = os.path.join(tempfile.mkdtemp(), "fit.nc")
+>>> r.save(path)
+>>> back = blm.load(path)
+>>> bool((back.fixef == r.fixef).all()), back.formula
+(True, 'Yield ~ 1 + (1 | Batch)')
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .design import build_design
+from .errors import BayesLMMError
+from .spec import identifiers
+
+__all__ = ["save", "load"]
+
+GROUP = "bayeslmm"
+FORMAT = 1
+
+
+def _columns(design) -> list[str]:
+    resp = [n for n, called in identifiers(design.spec.response)
+            if not called and n in design.data.columns]
+    return list(dict.fromkeys(design.predictors + resp))
+
+
+def _encode(df: pd.DataFrame) -> tuple[xr.Dataset, dict]:
+    data, meta = {}, {}
+    for c in df.columns:
+        s = df[c]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            data[c] = ("row", s.cat.codes.to_numpy().astype(np.int32))
+            meta[c] = {"kind": "category", "categories": [str(v) for v in s.cat.categories],
+                       "ordered": bool(s.cat.ordered),
+                       "numeric": bool(pd.api.types.is_numeric_dtype(s.cat.categories))}
+        elif pd.api.types.is_numeric_dtype(s):
+            data[c] = ("row", s.to_numpy())
+            meta[c] = {"kind": "numeric"}
+        else:
+            data[c] = ("row", s.astype(str).to_numpy().astype(object))
+            meta[c] = {"kind": "string"}
+    index = df.index.to_numpy()
+    meta["__index__"] = {"kind": "numeric" if np.issubdtype(index.dtype, np.number)
+                         else "string"}
+    data["__index__"] = ("row", index if meta["__index__"]["kind"] == "numeric"
+                         else index.astype(str).astype(object))
+    return xr.Dataset(data), meta
+
+
+def _decode(ds: xr.Dataset, meta: dict) -> pd.DataFrame:
+    cols = {}
+    for c, m in meta.items():
+        if c == "__index__":
+            continue
+        v = ds[c].values
+        if m["kind"] == "category":
+            cats = m["categories"]
+            if m.get("numeric"):
+                cats = pd.to_numeric(pd.Series(cats)).tolist()
+            cols[c] = pd.Categorical.from_codes(v, categories=cats, ordered=m["ordered"])
+        else:
+            cols[c] = v
+    return pd.DataFrame(cols, index=pd.Index(ds["__index__"].values))
+
+
+def save(result, path) -> None:
+    """Write a :class:`~bayeslmm.results.PosteriorResult` to a netCDF file."""
+    design = result._design
+    ds, meta = _encode(design.data[_columns(design)])
+    ds.attrs = {
+        "bayeslmm_format": FORMAT, "kind": "posterior", "formula": design.spec.formula,
+        "columns": json.dumps(meta), "priors": json.dumps(result.priors),
+        "info": json.dumps(result.info, default=str),
+    }
+    idata = result.idata.copy()
+    idata.add_groups({GROUP: ds}, warn_on_custom_groups=False)
+    idata.to_netcdf(str(path))
+
+
+def load(path):
+    """Read a result written by ``result.save(path)``.
+
+    Raises
+    ------
+    BayesLMMError
+        If the file is missing, not netCDF, or not written by bayeslmm.
+    """
+    from .results import PosteriorResult
+
+    path = Path(path)
+    if not path.exists():
+        raise BayesLMMError(f"No such file {str(path)!r}.")
+    try:
+        idata = az.from_netcdf(str(path))
+    except Exception as exc:  # h5py/netCDF raise many kinds for a non-netCDF file
+        raise BayesLMMError(f"{str(path)!r} is not a netCDF file written by bayeslmm "
+                            f"({type(exc).__name__}: {exc}).") from exc
+    if GROUP not in idata.groups() or "formula" not in idata[GROUP].attrs:
+        raise BayesLMMError(f"{str(path)!r} is a netCDF file but not a bayeslmm result "
+                            "(no 'bayeslmm' group): was it written by result.save()?")
+    ds = idata[GROUP]
+    attrs = ds.attrs
+    if int(attrs.get("bayeslmm_format", 0)) > FORMAT:
+        raise BayesLMMError(f"{str(path)!r} was written by a newer bayeslmm; upgrade to read it.")
+    try:
+        data = _decode(ds, json.loads(attrs["columns"]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            design = build_design(attrs["formula"], data)
+        priors, info = json.loads(attrs["priors"]), json.loads(attrs["info"])
+    except (KeyError, ValueError) as exc:
+        raise BayesLMMError(f"{str(path)!r} has a damaged bayeslmm group: {exc}") from exc
+    if "observed_data" in idata.groups() and idata.observed_data["y"].size != design.nobs:
+        raise BayesLMMError(f"{str(path)!r}: stored data do not match the stored posterior.")
+    del idata[GROUP]
+    return PosteriorResult(idata, design, priors, info)

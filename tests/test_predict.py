@@ -1,0 +1,170 @@
+"""Predictions, predictive checks, comparison, plots and saving (posterior results)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import arviz as az  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import xarray as xr  # noqa: E402
+
+import bayeslmm as blm  # noqa: E402
+from bayeslmm.cli import main  # noqa: E402
+from bayeslmm.errors import BayesLMMError, DataError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fit(sleepstudy):
+    m = blm.LMM("Reaction ~ Days + (Days | Subject)", sleepstudy)
+    return m.fit(draws=150, tune=300, chains=2, random_seed=5, progressbar=False, cores=1)
+
+
+NEW = pd.DataFrame({"Days": [0, 5, 5, 9], "Subject": ["308", "new1", "new1", "new2"]})
+
+
+def test_training_predictions_are_X_beta_plus_Z_b(fit, sleepstudy):
+    post = fit.idata.posterior
+    c, d = 1, 17
+    beta = post["beta"].values[c, d]
+    b = post["b_Subject"].sel(Subject=sleepstudy["Subject"].astype(str).values).values[c, d]
+    expected = beta[0] + beta[1] * sleepstudy["Days"] + b[:, 0] + b[:, 1] * sleepstudy["Days"]
+    np.testing.assert_allclose(fit.predict().values[c, d], expected)
+    np.testing.assert_allclose(fit.predict(include_random=False).values[c, d],
+                               beta[0] + beta[1] * sleepstudy["Days"])
+
+
+def test_new_data_seen_level_matches_training(fit, sleepstudy):
+    same = fit.predict(sleepstudy.iloc[[12, 13]])
+    np.testing.assert_allclose(same.values, fit.predict().values[..., [12, 13]])
+    assert same["obs"].values.tolist() == [12, 13]
+
+
+def test_new_levels_population_sample_error(fit):
+    post = fit.idata.posterior
+    pop = fit.predict(NEW, new_levels="population").values
+    fixed = np.einsum("cdp,np->cdn", post["beta"].values, np.array([[1, 0], [1, 5], [1, 5],
+                                                                    [1, 9]]))
+    np.testing.assert_allclose(pop[..., 1:], fixed[..., 1:])
+    s1 = fit.predict(NEW, new_levels="sample", random_seed=3).values
+    s2 = fit.predict(NEW, new_levels="sample", random_seed=3).values
+    np.testing.assert_array_equal(s1, s2)
+    assert not np.allclose(s1[..., 1:], pop[..., 1:])
+    # rows of one new level share its drawn effect; the seen level is untouched
+    np.testing.assert_allclose(s1[..., 1], s1[..., 2])
+    np.testing.assert_allclose(s1[..., 0], pop[..., 0])
+    # the drawn intercepts have the posterior's sd(Intercept) on average
+    spread = (s1[..., 3] - 9 * (s1[..., 3] - s1[..., 3]) - pop[..., 3])
+    sd_int = post["sd_Subject"].sel(Subject_term="Intercept").values
+    sd_days = post["sd_Subject"].sel(Subject_term="Days").values
+    corr = post["corr_Subject"].values[..., 0, 1]
+    expected_var = sd_int**2 + 81 * sd_days**2 + 18 * corr * sd_int * sd_days
+    ratio = np.mean(spread**2) / np.mean(expected_var)
+    assert 0.8 < ratio < 1.25
+    with pytest.raises(DataError, match=r"\['new1', 'new2'\] of grouping factor 'Subject'"):
+        fit.predict(NEW, new_levels="error")
+
+
+def test_response_draws_add_residual_noise(fit):
+    mean = fit.predict(kind="mean").values
+    resp = fit.predict(kind="response", random_seed=1).values
+    sigma = fit.idata.posterior["sigma"].values
+    z = (resp - mean) / sigma[..., None]
+    assert abs(z.std() - 1) < 0.02 and abs(z.mean()) < 0.02
+
+
+def test_prediction_errors(fit):
+    with pytest.raises(BayesLMMError, match="kind must be one of"):
+        fit.predict(kind="median")
+    with pytest.raises(BayesLMMError, match="new_levels must be one of"):
+        fit.predict(NEW, new_levels="zero")
+    with pytest.raises(DataError, match=r"lack column\(s\) \['Days'\]"):
+        fit.predict(pd.DataFrame({"Subject": ["308"]}))
+    with pytest.raises(DataError, match="missing values in column"):
+        fit.predict(pd.DataFrame({"Days": [np.nan], "Subject": ["308"]}))
+
+
+def test_posterior_and_prior_predictive(fit, sleepstudy, tmp_path):
+    idata = fit.posterior_predictive(random_seed=2)
+    assert idata.posterior_predictive["y"].shape == (2, 150, 180)
+    y_rep = idata.posterior_predictive["y"].values
+    assert abs(y_rep.mean() - sleepstudy["Reaction"].mean()) < 10
+    ax = az.plot_ppc(idata, num_pp_samples=20, random_seed=1)
+    np.ravel(ax)[0].figure.savefig(tmp_path / "ppc.png")
+    assert (tmp_path / "ppc.png").stat().st_size > 5000
+    prior = blm.LMM("Reaction ~ Days + (Days | Subject)", sleepstudy).prior_predictive(
+        draws=50, random_seed=1)
+    assert prior.prior_predictive["y"].shape == (1, 50, 180)
+    assert "observed_data" in prior.groups()
+
+
+@pytest.mark.parametrize("plot", ["caterpillar", "shrinkage", "forest", "ppc"])
+def test_plots_render_to_png(fit, plot, tmp_path):
+    fn = getattr(blm.plots, plot)
+    args = {"caterpillar": ("Subject",), "shrinkage": ("Subject",)}.get(plot, ())
+    ax = fn(fit, *args)
+    fig = np.ravel(ax)[0].figure
+    fig.savefig(tmp_path / f"{plot}.png")
+    assert (tmp_path / f"{plot}.png").stat().st_size > 5000
+
+
+def test_shrinkage_table_no_pooling_is_per_subject_ols(fit, sleepstudy):
+    tab = blm.plots.shrinkage_table(fit, "Subject")
+    one = sleepstudy[sleepstudy["Subject"] == "309"]
+    slope, intercept = np.polyfit(one["Days"], one["Reaction"], 1)
+    assert tab.loc["309", "no_pooling[Days]"] == pytest.approx(slope)
+    assert tab.loc["309", "no_pooling[Intercept]"] == pytest.approx(intercept)
+    np.testing.assert_allclose(tab["partial_pooling[Days]"],
+                               fit.fixef["Days"] + fit.ranef["Subject"]["Days"])
+
+
+def test_save_load_roundtrip(fit, tmp_path):
+    path = tmp_path / "fit.nc"
+    fit.save(path)
+    back = blm.load(path)
+    assert str(back) == str(fit)
+    pd.testing.assert_frame_equal(back.summary(), fit.summary())
+    np.testing.assert_array_equal(back.predict(NEW, random_seed=4).values,
+                                  fit.predict(NEW, random_seed=4).values)
+    assert back.to_dict()["fixef"] == fit.to_dict()["fixef"]
+
+
+def test_load_rejects_bad_files(tmp_path):
+    junk = tmp_path / "junk.nc"
+    junk.write_bytes(b"not a netcdf file at all")
+    with pytest.raises(BayesLMMError, match="not a netCDF file written by bayeslmm"):
+        blm.load(junk)
+    foreign = tmp_path / "foreign.nc"
+    az.from_dict(posterior={"x": np.zeros((1, 5))}).to_netcdf(str(foreign))
+    with pytest.raises(BayesLMMError, match="not a bayeslmm result"):
+        blm.load(foreign)
+    with pytest.raises(BayesLMMError, match="No such file"):
+        blm.load(tmp_path / "missing.nc")
+
+
+def test_compare_by_loo(fit, sleepstudy):
+    small = blm.LMM("Reaction ~ Days + (1 | Subject)", sleepstudy).fit(
+        draws=150, tune=300, chains=2, random_seed=5, progressbar=False, cores=1)
+    table = blm.compare({"slopes": fit, "intercepts": small})
+    assert table.index[0] == "slopes" and "elpd_loo" in table.columns
+    ll = fit.log_likelihood().log_likelihood["y"]
+    assert isinstance(ll, xr.DataArray) and ll.shape == (2, 150, 180)
+    with pytest.raises(BayesLMMError, match="at least two"):
+        blm.compare({"one": fit})
+
+
+def test_cli_fit_save_then_predict(tmp_path, capsys):
+    saved, new, out = tmp_path / "f.nc", tmp_path / "new.csv", tmp_path / "pred.csv"
+    assert main(["fit", "Yield ~ 1 + (1 | Batch)", "--data", "Dyestuff", "--chains", "1",
+                 "--draws", "100", "--tune", "200", "--seed", "1", "--no-progress",
+                 "--save", str(saved)]) == 0
+    pd.DataFrame({"Batch": ["A", "Z"]}).to_csv(new, index=False)
+    assert main(["predict", str(saved), "--data", str(new), "--out", str(out),
+                 "--new-levels", "population", "--seed", "1"]) == 0
+    pred = pd.read_csv(out)
+    assert pred.columns.tolist() == ["Batch", "mean", "sd", "hdi_94_lower", "hdi_94_upper"]
+    assert (pred["hdi_94_lower"] < pred["mean"]).all() and (pred["mean"] < pred[
+        "hdi_94_upper"]).all()
+    assert main(["predict", str(new), "--data", str(new), "--out", str(out)]) == 2
+    assert "not a netCDF file" in capsys.readouterr().err
