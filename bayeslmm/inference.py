@@ -8,7 +8,9 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 import warnings
 
 import arviz as az
@@ -47,6 +49,19 @@ def choose_sampler(sampler: str) -> str:
     return sampler
 
 
+@contextlib.contextmanager
+def _quiet(on: bool):
+    """Silence PyMC's informational log lines when the progress bar is off."""
+    logger = logging.getLogger("pymc")
+    level = logger.level
+    if on:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def sample(
     model: pm.Model,
     *,
@@ -74,7 +89,7 @@ def sample(
     if not 0 < target_accept < 1:
         raise BayesLMMError(f"target_accept must be in (0, 1), got {target_accept!r}.")
     nuts = choose_sampler(sampler)
-    with model, warnings.catch_warnings():
+    with model, warnings.catch_warnings(), _quiet(not progressbar):
         warnings.filterwarnings("ignore", message=".*The effect of Potentials.*")
         idata = pm.sample(
             draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
