@@ -42,6 +42,7 @@ class Factorization:
 
     lambdas: list[np.ndarray]
     G: np.ndarray          # (m₁,) if q₁ = 1 else (m₁, q₁, q₁): Λ₁ M_j⁻¹ Λ₁ᵀ
+    Minv: np.ndarray       # M_j⁻¹, M_j = Λ₁ᵀZ₁ⱼᵀZ₁ⱼΛ₁ + I, same shapes as G
     logdet1: float         # log|M_j| summed over the first factor's levels
     L: np.ndarray | None   # lower Cholesky of the Schur complement, (r × r); None if not PD
 
@@ -139,41 +140,49 @@ class PLS:
         m1 = G.shape[0]
         return sp.bsr_matrix((G, np.arange(m1), np.arange(m1 + 1))).tocsr()
 
+    def ctgc(self, W: np.ndarray) -> np.ndarray:
+        """Cᵀ blockdiag(W_j) C for C = Z₁ᵀ[Z_rest X y] (r × r); W as :attr:`Factorization.G`."""
+        cp = self.cp
+        rz = cp.rz
+        WC = W[:, None, None] * cp.C1xy if W.ndim == 1 else W @ cp.C1xy
+        r = cp.Arr.shape[0]
+        out = np.empty((r, r))
+        out[rz:, rz:] = np.einsum("jab,jac->bc", cp.C1xy, WC)
+        if rz:
+            cz = self._c1z_dense
+            if cz is not None:
+                wcz = (W[:, None] * cz if W.ndim == 1 else
+                       (W @ cz.reshape(cp.m[0], cp.q[0], rz)).reshape(self._m1q1, rz))
+                out[:rz, :rz] = cz.T @ wcz
+            else:
+                cz = cp.C1z
+                out[:rz, :rz] = (cz.T @ (self._g_sparse(W) @ cz)).toarray()
+            zx = cz.T @ WC.reshape(self._m1q1, -1)
+            out[:rz, rz:] = zx
+            out[rz:, :rz] = zx.T
+        return out
+
     def factor(self, theta: Sequence[float]) -> Factorization:
         """Blocked Cholesky factorisation at θ."""
         cp = self.cp
         lambdas = self.lambdas(theta)
         if not cp.order:
-            B, G, logdet1 = cp.Arr.copy(), np.zeros(0), 0.0
+            B, G, Minv, logdet1 = cp.Arr.copy(), np.zeros(0), np.zeros(0), 0.0
         else:
             lam1 = lambdas[cp.order[0]]
             if cp.q[0] == 1:
                 l2 = lam1[0, 0] ** 2
                 M = l2 * cp.A11[:, 0, 0] + 1.0
                 logdet1 = float(np.sum(np.log(M)))
-                G = l2 / M
-                GC = G[:, None, None] * cp.C1xy
+                Minv = 1.0 / M
+                G = l2 * Minv
             else:
                 M = lam1.T @ cp.A11 @ lam1 + np.eye(cp.q[0])
                 logdet1 = float(2.0 * np.sum(np.log(np.diagonal(np.linalg.cholesky(M),
                                                                 axis1=1, axis2=2))))
-                G = lam1 @ np.linalg.solve(M, np.broadcast_to(lam1.T, M.shape))
-                GC = G @ cp.C1xy
-            B = cp.Arr.copy()
-            rz = cp.rz
-            if rz and self._c1z_dense is not None:
-                cz = self._c1z_dense
-                gcz = (G[:, None] * cz if G.ndim == 1 else
-                       (G @ cz.reshape(cp.m[0], cp.q[0], rz)).reshape(self._m1q1, rz))
-                B[:rz, :rz] -= cz.T @ gcz
-            elif rz:
-                B[:rz, :rz] -= (cp.C1z.T @ (self._g_sparse(G) @ cp.C1z)).toarray()
-            if rz:
-                cz = cp.C1z if self._c1z_dense is None else self._c1z_dense
-                zx = cz.T @ GC.reshape(self._m1q1, -1)
-                B[:rz, rz:] -= zx
-                B[rz:, :rz] -= zx.T
-            B[rz:, rz:] -= np.einsum("jab,jac->bc", cp.C1xy, GC)
+                Minv = np.linalg.inv(M)
+                G = lam1 @ Minv @ lam1.T
+            B = cp.Arr - self.ctgc(G)
         rz = cp.rz
         S = self._scale_rest(B, self._lambda_rest(lambdas) if rz else None)
         S[np.arange(rz), np.arange(rz)] += 1.0
@@ -183,7 +192,7 @@ class PLS:
             L = None
         if L is not None and not np.all(np.isfinite(np.diag(L))):
             L = None
-        return Factorization(lambdas, G, logdet1, L)
+        return Factorization(lambdas, G, Minv, logdet1, L)
 
     def _criterion(self, f: Factorization, reml: bool) -> float:
         if f.L is None:
@@ -203,6 +212,17 @@ class PLS:
     def objective(self, theta: Sequence[float], reml: bool = False) -> float:
         """lme4's deviance (ML) or REML criterion at θ; ``inf`` where it is undefined."""
         return self._criterion(self.factor(theta), reml)
+
+    def objective_and_gradient(self, theta: Sequence[float],
+                               reml: bool = False) -> tuple[float, np.ndarray]:
+        """The criterion and its analytic gradient in θ (see :mod:`bayeslmm.pls_gradient`)."""
+        from .pls_gradient import gradient
+
+        f = self.factor(theta)
+        val = self._criterion(f, reml)
+        if not np.isfinite(val) or self.layout.size == 0:
+            return val, np.zeros(self.layout.size)
+        return val, gradient(self, np.asarray(theta, dtype=float), f, val, reml)
 
     def solution(self, theta: Sequence[float], reml: bool = False) -> Solution:
         """β̂, σ̂, vcov(β̂), conditional modes and sds at θ.
