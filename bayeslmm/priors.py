@@ -136,6 +136,20 @@ def default_priors(design: Design) -> dict[str, Prior | float]:
     return out
 
 
+def _element(prior: Prior, k: int, n: int, label: str) -> Prior:
+    """The prior of element ``k`` of an ``n``-vector prior (array parameters indexed)."""
+    params = {}
+    for key, v in prior.params.items():
+        if np.ndim(v) == 0:
+            params[key] = v
+        elif np.shape(v) == (n,):
+            params[key] = np.asarray(v, dtype=float)[k]
+        else:
+            raise BayesLMMError(f"Parameter {key!r} of the prior {label!r} has shape "
+                                f"{np.shape(v)}; give a scalar or one value per element ({n}).")
+    return Prior(prior.name, **params)
+
+
 def _merge_vector(label: str, names: list[str], per: dict[str, Prior]) -> Prior:
     """Stack per-coefficient priors of one family into one vector prior."""
     families = {per[n].name for n in names}
@@ -188,12 +202,16 @@ def resolve_priors(design: Design, priors: Mapping[str, Any] | None = None) -> R
             raise BayesLMMError(f"Prior for {key!r} must be on positive values "
                                 f"(e.g. HalfNormal), got {val.name}.")
     # whole-vector overrides first, then per-coefficient ones on top
-    per_beta = {n: priors.get("beta", flat[f"beta[{n}]"]) for n in design.fixef_names}
+    names = design.fixef_names
+    per_beta = {n: (_element(priors["beta"], k, len(names), "beta") if "beta" in priors
+                    else flat[f"beta[{n}]"]) for k, n in enumerate(names)}
     per_beta.update({n: priors[f"beta[{n}]"] for n in design.fixef_names
                      if f"beta[{n}]" in priors})
     sd, eta = {}, {}
     for t in design.terms:
-        per = {z: priors.get(f"sd_{t.group}", flat[f"sd_{t.group}[{z}]"]) for z in t.term_names}
+        key = f"sd_{t.group}"
+        per = {z: (_element(priors[key], k, t.q, key) if key in priors
+                   else flat[f"{key}[{z}]"]) for k, z in enumerate(t.term_names)}
         per.update({z: priors[f"sd_{t.group}[{z}]"] for z in t.term_names
                     if f"sd_{t.group}[{z}]" in priors})
         sd[t.group] = _merge_vector(f"sd_{t.group}", t.term_names, per)

@@ -69,3 +69,10 @@ def test_prior_errors(design, priors, match):
 def test_unknown_distribution():
     with pytest.raises(BayesLMMError, match="Unknown PyMC distribution 'Nrmal'"):
         Prior("Nrmal", sigma=1)
+
+
+def test_vector_override_gives_one_value_per_column(design):
+    r = resolve_priors(design, {"sd_Subject": Prior("HalfNormal", sigma=[50.0, 10.0])})
+    np.testing.assert_allclose(r.sd["Subject"].params["sigma"], [50.0, 10.0])
+    with pytest.raises(BayesLMMError, match="shape \\(3,\\).*one value per element \\(2\\)"):
+        resolve_priors(design, {"beta": Prior("Normal", mu=0, sigma=[1.0, 2.0, 3.0])})
