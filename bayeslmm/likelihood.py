@@ -97,7 +97,7 @@ def reml_loglik(y: np.ndarray, X: np.ndarray, Z: np.ndarray, G: np.ndarray,
     """REML log-likelihood (β integrated with a flat prior), lme4's convention.
 
     −2ℓ_R = (n−p) log 2π + log|V| + log|XᵀV⁻¹X| + (y−Xβ̂)ᵀV⁻¹(y−Xβ̂), β̂ the GLS
-    estimate. It equals log N(Kᵀy | 0, KᵀVK) + ½ log|XᵀX| for K an orthonormal basis
+    estimate. It equals log N(Kᵀy | 0, KᵀVK) − ½ log|XᵀX| for K an orthonormal basis
     of the complement of X's columns.
     """
     n, p = X.shape
