@@ -74,8 +74,9 @@ def _random_effects(fit) -> list[str]:
 
 def _fixed_effects(fit) -> list[str]:
     s = fit.summary()
-    est = fmt_column(s["estimate"].to_numpy(), 5)
-    se = fmt_column(s["se"].to_numpy(), 5)
+    p = len(s)
+    both = fmt_column(np.concatenate([s["estimate"].to_numpy(), s["se"].to_numpy()]), 4)
+    est, se = [v.strip() for v in both[:p]], [v.strip() for v in both[p:]]
     t = fmt_column(s["t"].to_numpy(), 4)
     rows = [[str(n), e, a, b] for n, e, a, b in zip(s.index, est, se, t, strict=True)]
     return _table(["", "Estimate", "Std. Error", "t value"], rows)
