@@ -124,7 +124,8 @@ def test_result_accessors(sleep_fit):
         fit.predict(d.data)
     with pytest.raises(AttributeError):
         fit.sigma = 1.0
-    fit.fixef.iloc[0] = 0.0  # a copy
+    fx = fit.fixef
+    fx.iloc[0] = 0.0  # a copy
     assert fit.fixef.iloc[0] != 0.0
 
 
