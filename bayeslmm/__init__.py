@@ -22,9 +22,11 @@ from .errors import BayesLMMError, DataError, FitError, FormulaError
 from .io import load
 from .model import LMM
 from .priors import Prior
+from .residual import AR1, CAR1, CompSymm, Residual, VarExp, VarIdent, VarPower
 
 __version__ = "0.1.0"
 __all__ = [
     "LMM", "Prior", "compare", "load", "datasets", "plots",
     "BayesLMMError", "DataError", "FitError", "FormulaError",
+    "AR1", "CAR1", "CompSymm", "VarIdent", "VarPower", "VarExp", "Residual",
 ]

@@ -262,7 +262,8 @@ def _check_terms(terms: list[ReTerm], n: int) -> None:
             )
 
 
-def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = "drop") -> Design:
+def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = "drop",
+                 extra_columns: list[str] | tuple[str, ...] = ()) -> Design:
     """Evaluate a :class:`ModelSpec` on data.
 
     Parameters
@@ -295,7 +296,13 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
                     f"{suggest(c, data.columns)} The data have columns {list(data.columns)}."
                 )
             used.append(c)
+    for c in extra_columns:
+        if c not in data.columns:
+            raise DataError(f"Unknown column {c!r} in the residual structure."
+                            f"{suggest(c, data.columns)} The data have columns "
+                            f"{list(map(str, data.columns))}.")
     predictors = list(dict.fromkeys(used))
+    used += list(extra_columns)
     used = list(dict.fromkeys(response_cols + used))
     if spec.response in data.columns and not pd.api.types.is_numeric_dtype(data[spec.response]):
         raise DataError(

@@ -23,6 +23,7 @@ from .design import Design, build_design
 from .errors import BayesLMMError
 from .inference import choose_sampler, sample
 from .priors import ResolvedPriors, resolve_priors
+from .residual import ResidualDesign, as_residual, bind, residual_columns
 from .results import PosteriorResult
 from .spec import ModelSpec, parse_formula
 
@@ -42,8 +43,13 @@ class LMM:
     data : DataFrame
         Factors as pandas categoricals keep their level order (first = baseline);
         numeric grouping columns are treated as categorical.
-    residual : None
-        Residual structure; only iid residuals (None) in this version.
+    residual : optional
+        Residual structure ``ε ~ N(0, σ²Λ)`` as in nlme: a correlation
+        (``blm.AR1(group=...)``, ``blm.CAR1(time=..., group=...)``,
+        ``blm.CompSymm(group=...)``), a variance function (``blm.VarIdent(by=...)``,
+        ``blm.VarPower(covariate=...)``, ``blm.VarExp(covariate=...)``) or both,
+        ``blm.Residual(variance=..., correlation=...)``. None: iid residuals. Its
+        columns' missing values drop rows like the formula's.
     priors : mapping, optional
         Overrides of the data-scaled defaults, e.g.
         ``{"sigma": blm.Prior("HalfNormal", sigma=10), "eta_Subject": 4}``; see
@@ -66,13 +72,13 @@ class LMM:
         priors: Mapping[str, Any] | None = None,
         na_action: str = "drop",
     ) -> None:
-        if residual is not None:
-            raise BayesLMMError(
-                "Residual structures are not available yet in this version; use residual=None."
-            )
+        structure = as_residual(residual)
         self._spec: ModelSpec = parse_formula(formula)
-        self._design: Design = build_design(self._spec, data, na_action=na_action)
-        self._priors: ResolvedPriors = resolve_priors(self._design, priors)
+        self._design: Design = build_design(self._spec, data, na_action=na_action,
+                                            extra_columns=residual_columns(structure))
+        self._residual: ResidualDesign | None = (
+            bind(structure, self._design) if structure is not None else None)
+        self._priors: ResolvedPriors = resolve_priors(self._design, priors, self._residual)
         self._model: pm.Model | None = None
 
     def __repr__(self) -> str:
@@ -87,6 +93,11 @@ class LMM:
     def design(self) -> Design:
         """The numeric design (y, X, random-effect terms)."""
         return self._design
+
+    @property
+    def residual(self) -> ResidualDesign | None:
+        """The residual structure bound to the rows used (None for iid residuals)."""
+        return self._residual
 
     @property
     def nobs(self) -> int:
@@ -116,7 +127,7 @@ class LMM:
         ``with m.pymc_model:`` block before calling :meth:`fit`.
         """
         if self._model is None:
-            self._model = build_conditional(self._design, self._priors)
+            self._model = build_conditional(self._design, self._priors, self._residual)
         return self._model
 
     def fit(
@@ -195,4 +206,7 @@ class LMM:
         """
         from .optimize import fit_map
 
+        if self._residual is not None:
+            raise BayesLMMError("ML/REML fits with a residual structure are not available "
+                                "yet; use fit() (NUTS) or residual=None.")
         return fit_map(self._design, method)

@@ -15,11 +15,29 @@ column (1 for constant or two-valued columns, which are not rescaled, as in rsta
 ``corr_<group>``            ``LKJ(eta=2)`` through ``pm.LKJCholeskyCov``: mildly
                             favours small correlations
 ``sigma``                   ``Exponential(1 / s_y)``
+``Phi`` (AR1; CAR1)         ``Uniform(-1, 1)``; ``Uniform(0, 1)``: flat, as nlme's
+                            range
+``Rho`` (CompSymm)          ``Uniform(-1/(m - 1), 1)``, m the largest group: flat
+                            over the values where Λ is positive definite
+``power`` (VarPower)        ``Normal(0, c)``, ``c = 1 / s_v`` clipped to [1, 2],
+                            s_v the sd of ``log|v|`` (of ``log|y|`` for
+                            ``"fitted"``): powers beyond ±4 are implausible
+``expon`` (VarExp)          ``Normal(0, 1 / s_v)``, s_v the sd of v (of y for
+                            ``"fitted"``), the same reading
+``varident_ratio``          ``LogNormal(0, 1)`` per non-reference level: the
+                            log sd ratio ~ Normal(0, 1)
 ==========================  ===================================================
+
+σ is nlme's: the residual sd where the variance function is 1. With VarPower or
+VarExp the ``sigma`` prior applies instead to ``sigma_ref``, the residual sd at a
+typical covariate value (see :mod:`bayeslmm.conditional`).
 
 Override any of them with ``priors={name: Prior(...)}``, where name is ``"beta"``
 (every coefficient), ``"beta[Days]"``, ``"sigma"``, ``"sd_Subject"``,
-``"sd_Subject[Days]"`` or ``"eta_Subject"`` (a number). All coefficients of ``beta``
+``"sd_Subject[Days]"``, ``"eta_Subject"`` (a number) or a residual parameter
+(``"Phi"``, ``"Rho"``, ``"power"``, ``"expon"``, ``"varident_ratio"``; priors of
+``Phi`` and ``Rho`` must stay inside their ranges: a ``Uniform``, ``TruncatedNormal``
+with bounds there, or a ``Beta``). All coefficients of ``beta``
 share one family; so do all sds of one grouping factor.
 
 Examples
@@ -42,8 +60,10 @@ import pymc as pm
 
 from .design import Design
 from .errors import BayesLMMError, suggest
+from .residual import AR1, CAR1, CompSymm, ResidualDesign
 
-__all__ = ["Prior", "default_priors", "resolve_priors", "ResolvedPriors"]
+__all__ = ["Prior", "default_priors", "default_residual_priors", "resolve_priors",
+           "ResolvedPriors"]
 
 _POSITIVE = {"HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential", "Gamma",
              "InverseGamma", "LogNormal", "Weibull", "Uniform", "TruncatedNormal"}
@@ -104,13 +124,63 @@ class ResolvedPriors:
     sigma: Prior
     sd: dict[str, Prior]
     eta: dict[str, float]
+    #: residual-structure parameters by their PyMC names (``Phi``, ``Rho`` ...)
+    residual: dict[str, Prior] = field(default_factory=dict)
 
     def describe(self) -> dict[str, str]:
         """Human-readable table: parameter → prior."""
         out = {"beta": repr(self.beta), "sigma": repr(self.sigma)}
         out.update({f"sd_{g}": repr(p) for g, p in self.sd.items()})
         out.update({f"eta_{g}": repr(e) for g, e in self.eta.items()})
+        out.update({k: repr(p) for k, p in self.residual.items()})
         return out
+
+
+def _bounds(rd: ResidualDesign) -> tuple[float, float]:
+    """Range of the correlation parameter."""
+    c = rd.correlation
+    if isinstance(c, AR1):
+        return -1.0, 1.0
+    if isinstance(c, CAR1):
+        return 0.0, 1.0
+    assert isinstance(c, CompSymm)
+    return -1.0 / (rd.max_group_size - 1), 1.0
+
+
+def default_residual_priors(design: Design, rd: ResidualDesign) -> dict[str, Prior]:
+    """Defaults for the residual parameters (see module doc)."""
+    out = {}
+    for name in rd.param_names:
+        if name in ("Phi", "Rho"):
+            lo, hi = _bounds(rd)
+            out[name] = Prior("Uniform", lower=lo, upper=hi)
+        elif name == "varident_ratio":
+            out[name] = Prior("LogNormal", mu=0.0, sigma=1.0)
+        else:
+            v = rd.covariate if rd.covariate is not None else design.y
+            if name == "power":
+                v = np.log(np.abs(v[v != 0]))
+            s = float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+            scale = float(np.clip(1 / s, 1, 2)) if name == "power" and s > 0 else 1 / s
+            out[name] = Prior("Normal", mu=0.0, sigma=scale if s > 0 else 1.0)
+    return out
+
+
+def _check_residual_prior(key: str, prior: Prior, rd: ResidualDesign) -> None:
+    if key == "varident_ratio" and prior.name not in _POSITIVE:
+        raise BayesLMMError(f"Prior for {key!r} must be on positive values (e.g. "
+                            f"LogNormal), got {prior.name}.")
+    if key not in ("Phi", "Rho"):
+        return
+    lo, hi = _bounds(rd)
+    p = prior.params
+    inside = (prior.name == "Beta" and lo <= 0) or (
+        prior.name in ("Uniform", "TruncatedNormal")
+        and float(p.get("lower", -np.inf)) >= lo and float(p.get("upper", np.inf)) <= hi)
+    if not inside:
+        raise BayesLMMError(f"Prior for {key!r} must keep it within ({lo:.4g}, {hi:.4g}): "
+                            f"use Uniform or TruncatedNormal with lower/upper there, or Beta; "
+                            f"got {prior!r}.")
 
 
 def default_priors(design: Design) -> dict[str, Prior | float]:
@@ -170,7 +240,8 @@ def _merge_vector(label: str, names: list[str], per: dict[str, Prior]) -> Prior:
     return Prior(families.pop(), **params)
 
 
-def resolve_priors(design: Design, priors: Mapping[str, Any] | None = None) -> ResolvedPriors:
+def resolve_priors(design: Design, priors: Mapping[str, Any] | None = None,
+                   residual: ResidualDesign | None = None) -> ResolvedPriors:
     """Apply user overrides to the defaults.
 
     Parameters
@@ -178,7 +249,10 @@ def resolve_priors(design: Design, priors: Mapping[str, Any] | None = None) -> R
     design : Design
     priors : mapping, optional
         ``{"beta": Prior, "beta[name]": Prior, "sigma": Prior, "sd_<group>": Prior,
-        "sd_<group>[term]": Prior, "eta_<group>": float}``.
+        "sd_<group>[term]": Prior, "eta_<group>": float}`` and the residual
+        parameters by name.
+    residual : ResidualDesign, optional
+        The residual structure, whose parameters then get priors.
 
     Returns
     -------
@@ -187,7 +261,8 @@ def resolve_priors(design: Design, priors: Mapping[str, Any] | None = None) -> R
     flat = default_priors(design)
     priors = dict(priors or {})
     groups = [t.group for t in design.terms]
-    valid = ["beta", "sigma"] + list(flat) + [f"sd_{g}" for g in groups]
+    res = default_residual_priors(design, residual) if residual is not None else {}
+    valid = ["beta", "sigma"] + list(flat) + [f"sd_{g}" for g in groups] + list(res)
     for key, val in priors.items():
         if key not in valid:
             raise BayesLMMError(f"Unknown prior {key!r}.{suggest(key, valid)} Valid names: "
@@ -201,6 +276,9 @@ def resolve_priors(design: Design, priors: Mapping[str, Any] | None = None) -> R
         if (key == "sigma" or key.startswith("sd_")) and val.name not in _POSITIVE:
             raise BayesLMMError(f"Prior for {key!r} must be on positive values "
                                 f"(e.g. HalfNormal), got {val.name}.")
+        if key in res:
+            _check_residual_prior(key, val, residual)
+    res.update({k: priors[k] for k in res if k in priors})
     # whole-vector overrides first, then per-coefficient ones on top
     names = design.fixef_names
     per_beta = {n: (_element(priors["beta"], k, len(names), "beta") if "beta" in priors
@@ -218,4 +296,5 @@ def resolve_priors(design: Design, priors: Mapping[str, Any] | None = None) -> R
         eta[t.group] = float(priors.get(f"eta_{t.group}", flat[f"eta_{t.group}"]))
     beta = (_merge_vector("beta", design.fixef_names, per_beta) if design.fixef_names
             else Prior("Normal", mu=0.0, sigma=1.0))
-    return ResolvedPriors(beta=beta, sigma=priors.get("sigma", flat["sigma"]), sd=sd, eta=eta)
+    return ResolvedPriors(beta=beta, sigma=priors.get("sigma", flat["sigma"]), sd=sd, eta=eta,
+                          residual=res)

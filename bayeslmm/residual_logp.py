@@ -3,7 +3,8 @@
 Every function takes a :class:`~bayeslmm.residual.ResidualDesign` and a ``params``
 dict keyed by :attr:`ResidualDesign.param_names` (``Phi``, ``Rho``, ``power``,
 ``expon``, ``varident_ratio``; plus ``fitted``, the conditional mean per row, when a
-variance function reads the fitted values). NumPy in gives NumPy out; if any input is
+variance function reads the fitted values; or ``log_sd``, log δ per row in the data's
+order, which replaces the variance function's own). NumPy in gives NumPy out; if any input is
 a PyTensor variable the same code builds a PyTensor graph.
 
 The work is O(n) and never forms a dense matrix: with rows sorted by group and time,
@@ -60,8 +61,10 @@ def _xp(*args: Any):
 def _check(rd: ResidualDesign, params: Mapping[str, Any]) -> None:
     """NumPy inputs only: parameters inside their domain (the PyMC model's transforms
     keep symbolic ones there)."""
-    missing = [k for k in rd.param_names if k not in params]
-    if rd.fitted_covariate and "fitted" not in params:
+    given_sd = "log_sd" in params and rd.variance is not None
+    missing = [k for k in rd.param_names if k not in params
+               and not (given_sd and k == rd.param_names[-1])]
+    if rd.fitted_covariate and "fitted" not in params and not given_sd:
         missing.append("fitted")
     if missing:
         raise BayesLMMError(f"Missing residual parameter(s) {missing}; need {rd.param_names}.")
@@ -73,7 +76,7 @@ def _check(rd: ResidualDesign, params: Mapping[str, Any]) -> None:
     if isinstance(c, CompSymm) and not rho_lower(rd) < params["Rho"] < 1:
         raise BayesLMMError(f"CompSymm Rho must lie in ({rho_lower(rd):.4g}, 1) for groups of "
                             f"up to {rd.max_group_size} rows, got {params['Rho']}.")
-    if isinstance(rd.variance, VarIdent):
+    if isinstance(rd.variance, VarIdent) and not given_sd:
         r = np.asarray(params["varident_ratio"], dtype=float)
         if r.shape != (len(rd.by_levels) - 1,) or np.any(r <= 0):
             raise BayesLMMError(f"varident_ratio must be {len(rd.by_levels) - 1} positive "
@@ -90,6 +93,8 @@ def log_sd_weights(rd: ResidualDesign, params: Mapping[str, Any]):
     v = rd.variance
     if v is None:
         return None
+    if "log_sd" in params:
+        return params["log_sd"][rd.order]
     xp = _xp(params)
     if isinstance(v, VarIdent):
         log_r = xp.log(params["varident_ratio"])
