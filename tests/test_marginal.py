@@ -78,3 +78,52 @@ def test_gradient_on_the_boundary_uses_differences():
     fd = (pls.objective(theta + [1e-6, 0]) - val) / 1e-6
     assert np.isfinite(g).all()
     assert g[0] == pytest.approx(fd, rel=1e-3, abs=1e-4)
+
+
+PT_FORMULAS = {"q=1": "y ~ x + (1 | g)", "q=2": "y ~ x + (x | g)",
+               "q=3": "y ~ f + (x + z | g)", "crossed": "y ~ x + (x | g) + (1 | k)",
+               "nested": "y ~ x + (1 | g/h)"}
+
+
+@pytest.mark.parametrize("formula", PT_FORMULAS.values(), ids=PT_FORMULAS.keys())
+def test_pytensor_logp_and_gradient_match_numpy(formula):
+    pytensor = pytest.importorskip("pytensor")
+    pt = pytest.importorskip("pytensor.tensor")
+    from bayeslmm.likelihood import marginal_loglik
+    from bayeslmm.marginal import MarginalStats, marginal_logp
+
+    d = build_design(formula, random_data(9, n=70))
+    rng = np.random.default_rng(2)
+    beta_v = rng.normal(size=d.X.shape[1])
+    sigma_v = 0.8
+    chol_v = []
+    for t in d.terms:
+        A = np.tril(rng.normal(size=(t.q, t.q))) + 1.5 * np.eye(t.q)
+        chol_v.append(A)
+    beta, sigma = pt.vector("beta"), pt.scalar("sigma")
+    chol = [pt.matrix(f"L{k}") for k in range(len(d.terms))]
+    logp = marginal_logp(MarginalStats.from_design(d), beta, sigma, chol)
+    inputs = [beta, sigma, *chol]
+    f = pytensor.function(inputs, [logp, *pytensor.grad(logp, inputs)], mode="FAST_COMPILE")
+    out = f(beta_v, sigma_v, *chol_v)
+
+    Z = dense_z(d.terms)
+
+    def oracle(b, s, Ls):
+        return marginal_loglik(d.y, d.X, Z, dense_psi(d.terms, [L @ L.T for L in Ls]), b, s)
+
+    assert out[0] == pytest.approx(oracle(beta_v, sigma_v, chol_v), rel=1e-12)
+    h = 1e-6
+    fd_beta = [(oracle(beta_v + h * e, sigma_v, chol_v) - oracle(beta_v - h * e, sigma_v, chol_v))
+               / (2 * h) for e in np.eye(len(beta_v))]
+    np.testing.assert_allclose(out[1], fd_beta, rtol=1e-6, atol=1e-6)
+    fd_sigma = (oracle(beta_v, sigma_v + h, chol_v) - oracle(beta_v, sigma_v - h, chol_v)) / (2 * h)
+    assert out[2] == pytest.approx(fd_sigma, rel=1e-6)
+    for k, L in enumerate(chol_v):
+        i, j = L.shape[0] - 1, 0
+        E = np.zeros_like(L)
+        E[i, j] = h
+        up = [c + E if m == k else c for m, c in enumerate(chol_v)]
+        dn = [c - E if m == k else c for m, c in enumerate(chol_v)]
+        fd = (oracle(beta_v, sigma_v, up) - oracle(beta_v, sigma_v, dn)) / (2 * h)
+        assert out[3 + k][i, j] == pytest.approx(fd, rel=1e-5, abs=1e-7)
