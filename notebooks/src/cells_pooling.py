@@ -16,7 +16,6 @@ comes from the ground, so basements read higher), `county`.
 import os
 
 import matplotlib.pyplot as plt
-import numpy as np
 
 import bayeslmm as blm
 
