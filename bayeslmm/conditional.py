@@ -42,7 +42,8 @@ import pytensor.tensor as pt
 
 from .design import Design, ReTerm
 from .priors import Prior, ResolvedPriors
-from .residual import ResidualDesign, VarExp, VarIdent, VarPower
+from .residual import VarExp, VarIdent, VarPower
+from .residual_design import ResidualDesign
 from .residual_logp import log_sd_weights, residual_logp, unwhiten
 
 __all__ = ["build_conditional", "coords_of"]
@@ -166,8 +167,8 @@ def build_conditional(design: Design, priors: ResolvedPriors,
     design : Design
     priors : ResolvedPriors
     residual : ResidualDesign, optional
-        A residual structure bound to the design's rows (:func:`bayeslmm.residual.bind`);
-        None for iid residuals.
+        A residual structure bound to the design's rows
+        (:func:`bayeslmm.residual_design.bind`); None for iid residuals.
 
     Returns
     -------

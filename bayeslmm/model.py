@@ -23,7 +23,8 @@ from .design import Design, build_design
 from .errors import BayesLMMError
 from .inference import choose_sampler, sample
 from .priors import ResolvedPriors, resolve_priors
-from .residual import ResidualDesign, as_residual, bind, residual_columns
+from .residual import as_residual, residual_columns
+from .residual_design import ResidualDesign, bind
 from .results import PosteriorResult
 from .spec import ModelSpec, parse_formula
 

@@ -60,7 +60,8 @@ import pymc as pm
 
 from .design import Design
 from .errors import BayesLMMError, suggest
-from .residual import AR1, CAR1, CompSymm, ResidualDesign
+from .residual import AR1, CAR1, CompSymm
+from .residual_design import ResidualDesign
 
 __all__ = ["Prior", "default_priors", "default_residual_priors", "resolve_priors",
            "ResolvedPriors"]

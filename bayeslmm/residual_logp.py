@@ -1,6 +1,6 @@
 """Log-densities, whitening and log-determinants of ``N(0, σ² Λ)`` residuals.
 
-Every function takes a :class:`~bayeslmm.residual.ResidualDesign` and a ``params``
+Every function takes a :class:`~bayeslmm.residual_design.ResidualDesign` and a ``params``
 dict keyed by :attr:`ResidualDesign.param_names` (``Phi``, ``Rho``, ``power``,
 ``expon``, ``varident_ratio``; plus ``fitted``, the conditional mean per row, when a
 variance function reads the fitted values; or ``log_sd``, log δ per row in the data's
@@ -24,7 +24,8 @@ Examples
 --------
 >>> import numpy as np, pandas as pd
 >>> from scipy import stats
->>> from bayeslmm.residual import AR1, bind
+>>> from bayeslmm.residual import AR1
+>>> from bayeslmm.residual_design import bind
 >>> rd = bind(AR1(group="g"), pd.DataFrame({"g": list("aabbb")}))
 >>> eps, p = np.array([0.3, -1.0, 0.5, 0.2, 1.1]), {"Phi": 0.6}
 >>> bool(np.isclose(residual_logp(rd, eps, 1.5, p),
@@ -42,7 +43,8 @@ import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 
 from .errors import BayesLMMError
-from .residual import AR1, CAR1, CompSymm, ResidualDesign, VarExp, VarIdent, VarPower
+from .residual import AR1, CAR1, CompSymm, VarExp, VarIdent, VarPower
+from .residual_design import ResidualDesign
 
 __all__ = ["whiten", "unwhiten", "logdet_lambda", "log_sd_weights", "residual_logp",
            "dense_lambda", "nlme_params", "to_params", "initial_unconstrained"]

@@ -12,7 +12,17 @@ import bayeslmm as blm
 from bayeslmm.design import build_design
 from bayeslmm.errors import BayesLMMError, DataError
 from bayeslmm.priors import resolve_priors
-from bayeslmm.residual import AR1, CAR1, CompSymm, Residual, VarExp, VarIdent, VarPower, bind
+from bayeslmm.residual import (
+    AR1,
+    CAR1,
+    CompSymm,
+    Residual,
+    VarExp,
+    VarIdent,
+    VarPower,
+    parse_residual,
+)
+from bayeslmm.residual_design import bind
 from bayeslmm.residual_logp import (
     dense_lambda,
     initial_unconstrained,
@@ -169,6 +179,17 @@ def test_structure_type_errors():
         Residual(correlation=VarIdent(by="s"))
     with pytest.raises(BayesLMMError, match="residual= takes"):
         blm.LMM("distance ~ age", blm.datasets.load("Orthodont"), residual="AR1")
+
+
+def test_parse_residual_from_text():
+    assert parse_residual("AR1(group=Subject)") == Residual(correlation=AR1(group="Subject"))
+    both = parse_residual("Residual(variance=VarIdent(by='Sex'), correlation=CompSymm(Subject))")
+    assert both == Residual(VarIdent("Sex"), CompSymm("Subject"))
+    assert parse_residual("VarExp(age)").variance == VarExp("age")
+    for bad, match in [("AR2(g)", "known:"), ("AR1(group=", "Cannot read"),
+                       ("AR1(grp=g)", "unexpected keyword"), ("AR1(group=1)", "write e.g.")]:
+        with pytest.raises(BayesLMMError, match=match):
+            parse_residual(bad)
 
 
 def test_numpy_parameter_checks():
