@@ -36,18 +36,21 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 
-from .errors import BayesLMMError
+from .design import Design
+from .errors import BayesLMMError, FitError
 from .residual import AR1, CAR1, CompSymm, VarExp, VarIdent, VarPower
 from .residual_design import ResidualDesign
 
-__all__ = ["whiten", "unwhiten", "logdet_lambda", "log_sd_weights", "residual_logp",
-           "dense_lambda", "nlme_params", "to_params", "initial_unconstrained"]
+__all__ = ["whiten", "whiten_design", "unwhiten", "logdet_lambda", "log_sd_weights",
+           "residual_logp", "dense_lambda", "nlme_params", "to_params", "initial_unconstrained",
+           "rho_lower"]
 
 _LOG2PI = float(np.log(2 * np.pi))
 
@@ -163,6 +166,49 @@ def whiten(rd: ResidualDesign, M, params: Mapping[str, Any]):
         _check(rd, params)
     e, _, _ = _whiten_sorted(rd, M, params, xp)
     return e[rd.inverse] if rd.correlation is not None else e
+
+
+def _not_nested(rd: ResidualDesign, design: Design) -> list[str]:
+    """Grouping factors whose levels change within a correlation group."""
+    later = rd.position[1:] > 0  # rows whose predecessor is in the same group
+    return [t.group for t in design.terms
+            if np.any(np.diff(t.codes[rd.order])[later] != 0)]
+
+
+def whiten_design(rd: ResidualDesign, design: Design, params: Mapping[str, Any]) -> Design:
+    """The design with ``y``, ``X`` and each term's ``Z`` block replaced by ``L⁻¹·``.
+
+    The whitened model has iid residuals, so any iid-residual likelihood code applies:
+    ``loglik(y | params) = loglik_iid(whitened design) − ½ log|Λ|`` (ML and REML
+    alike), i.e. lme4's criterion ``−2ℓ`` gains ``+ logdet_lambda(rd, params)``.
+
+    Each term's compact n × q block is whitened in place of the expanded Z, which is
+    exact when every correlation group lies within one level of each grouping factor
+    (nlme requires this); otherwise this raises :class:`~bayeslmm.errors.FitError`.
+
+    Examples
+    --------
+    >>> import bayeslmm as blm
+    >>> from bayeslmm.residual_design import bind
+    >>> from bayeslmm.likelihood import profiled_criterion
+    >>> m = blm.LMM("distance ~ age + Sex + (1 | Subject)", blm.datasets.load("Orthodont"),
+    ...             residual=blm.AR1(group="Subject"))
+    >>> p = {"Phi": 0.04375}  # nlme's ML estimates: Phi, sd(Intercept) / sigma
+    >>> dev = profiled_criterion(whiten_design(m.residual, m.design, p), [1.19249])
+    >>> round(float(dev + logdet_lambda(m.residual, p)), 3)  # nlme: -2 logLik = 434.790
+    434.79
+    """
+    bad = _not_nested(rd, design) if rd.correlation is not None else []
+    if bad:
+        raise FitError(f"The correlation groups of {rd.correlation!r} are not nested within "
+                       f"the levels of grouping factor(s) {bad}; use a correlation group "
+                       "inside each random-effect level (as nlme requires).")
+    cols = [design.y[:, None], design.X] + [t.Z for t in design.terms]
+    W = whiten(rd, np.column_stack(cols), params)
+    ends = np.cumsum([c.shape[1] for c in cols])
+    parts = np.split(W, ends[:-1], axis=1)
+    terms = [replace(t, Z=z) for t, z in zip(design.terms, parts[2:], strict=True)]
+    return replace(design, y=parts[0][:, 0], X=parts[1], terms=terms)
 
 
 def logdet_lambda(rd: ResidualDesign, params: Mapping[str, Any]):

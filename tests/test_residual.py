@@ -10,7 +10,8 @@ from scipy import linalg, stats
 
 import bayeslmm as blm
 from bayeslmm.design import build_design
-from bayeslmm.errors import BayesLMMError, DataError
+from bayeslmm.errors import BayesLMMError, DataError, FitError
+from bayeslmm.likelihood import profiled_criterion
 from bayeslmm.priors import resolve_priors
 from bayeslmm.residual import (
     AR1,
@@ -32,6 +33,7 @@ from bayeslmm.residual_logp import (
     to_params,
     unwhiten,
     whiten,
+    whiten_design,
 )
 
 N = 31
@@ -253,3 +255,39 @@ def test_map_with_residual_is_refused_for_now(orthodont):
     m = blm.LMM("distance ~ age + (1 | Subject)", orthodont, residual=AR1(group="Subject"))
     with pytest.raises(BayesLMMError, match="not available yet"):
         m.fit_map()
+
+
+NLME = [
+    ("Orthodont_ar1", "distance ~ age + Sex + (1 | Subject)", AR1(group="Subject")),
+    ("Orthodont_gls_cs", "distance ~ age + Sex", CompSymm(group="Subject")),
+    ("Orthodont_varident", "distance ~ age + Sex + (1 | Subject)", VarIdent(by="Sex")),
+]
+
+
+@pytest.mark.parametrize("method", ["ml", "reml"])
+@pytest.mark.parametrize("case, formula, residual", NLME, ids=[c[0] for c in NLME])
+def test_whitened_design_reproduces_nlme_loglik(orthodont, case, formula, residual, method):
+    """At nlme's estimates, lme4's profiled criterion on the whitened design plus log|Λ|
+    equals nlme's −2 logLik: the recipe for ML/REML with residual structures."""
+    from tests.conftest import reference
+
+    ref = reference(f"{case}_{method}")
+    m = blm.LMM(formula, orthodont, residual=residual)
+    rp = ref["residual_structure_parameters"]
+    if "correlation" in rp:
+        p = dict(rp["correlation"]["parameters"])
+    else:
+        levels = m.residual.by_levels[1:]
+        p = {"varident_ratio": np.array([rp["variance"]["parameters"][lv] for lv in levels])}
+    theta = [re["sd"]["(Intercept)"] / ref["residual_sd"] for re in ref["random_effects"]]
+    white = whiten_design(m.residual, m.design, p)
+    dev = profiled_criterion(white, theta, reml=method == "reml") + logdet_lambda(m.residual, p)
+    assert abs(dev + 2 * ref["logLik"]) < 1e-8
+
+
+def test_whiten_design_needs_nested_groups(orthodont):
+    m = blm.LMM("distance ~ age + (1 | Subject)", orthodont, residual=AR1())
+    with pytest.raises(FitError, match=r"not nested.*\['Subject'\]"):
+        whiten_design(m.residual, m.design, {"Phi": 0.2})
+    m = blm.LMM("distance ~ age + (1 | Subject)", orthodont, residual=VarIdent("Sex"))
+    assert whiten_design(m.residual, m.design, {"varident_ratio": np.array([0.5])}).nobs == 108
