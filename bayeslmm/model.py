@@ -58,6 +58,15 @@ class LMM:
     na_action : {"drop", "raise"}
         Rows with missing values in the columns used are dropped (with a warning
         giving the count) or raise.
+    random_matrices : mapping, optional
+        ``{"snps": W}``: a wide random-effect matrix (one row per data row; a DataFrame
+        is matched by index label) whose coefficients are iid ``N(0, sd²)``: the
+        genomic/ridge LMM, fitted in the eigenbasis of ``W Wᵀ`` at O(n) a gradient.
+    covariances : mapping, optional
+        ``{"line": K}``: a known covariance of the levels of the formula's single
+        ``(1 | line)`` term, ``b ~ N(0, sd² K)`` (kinship, pedigree, phylogeny). With
+        either, the model allows only fixed effects besides it and iid residuals; see
+        :mod:`bayeslmm.kernel_design`.
 
     Notes
     -----
@@ -72,7 +81,21 @@ class LMM:
         residual: Any = None,
         priors: Mapping[str, Any] | None = None,
         na_action: str = "drop",
+        random_matrices: Mapping[str, Any] | None = None,
+        covariances: Mapping[str, Any] | None = None,
     ) -> None:
+        self._kernel = None
+        if random_matrices is not None or covariances is not None:
+            from .kernel_model import KernelModel
+
+            self._kernel = KernelModel(formula, data, random_matrices=random_matrices,
+                                       covariances=covariances, priors=priors,
+                                       residual=residual, na_action=na_action)
+            self._spec = parse_formula(formula)
+            self._design = self._kernel.design.fixed
+            self._residual, self._model = None, None
+            self._priors = self._kernel.resolved_priors
+            return
         structure = as_residual(residual)
         self._spec: ModelSpec = parse_formula(formula)
         self._design: Design = build_design(self._spec, data, na_action=na_action,
@@ -108,6 +131,8 @@ class LMM:
     @property
     def ngroups(self) -> dict[str, int]:
         """Levels per grouping factor."""
+        if self._kernel is not None:
+            return self._kernel.ngroups
         return self._design.ngroups
 
     @property
@@ -127,6 +152,8 @@ class LMM:
         Inspect it (``pm.model_to_graphviz(m.pymc_model)``) or extend it in a
         ``with m.pymc_model:`` block before calling :meth:`fit`.
         """
+        if self._kernel is not None:
+            return self._kernel.pymc_model
         if self._model is None:
             self._model = build_conditional(self._design, self._priors, self._residual)
         return self._model
@@ -168,6 +195,12 @@ class LMM:
         -------
         PosteriorResult
         """
+        if self._kernel is not None:
+            return self._kernel.fit(
+                draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                sampler=sampler, parameterization=parameterization,
+                target_accept=target_accept, cores=cores, progressbar=progressbar,
+                log_likelihood=log_likelihood)
         if parameterization not in ("auto", "conditional"):
             raise BayesLMMError(
                 f"Unknown parameterization {parameterization!r}; choose 'auto' or 'conditional'."
@@ -207,6 +240,8 @@ class LMM:
         """
         from .optimize import fit_map
 
+        if self._kernel is not None:
+            return self._kernel.fit_map(method)
         if self._residual is not None:
             raise BayesLMMError("ML/REML fits with a residual structure are not available "
                                 "yet; use fit() (NUTS) or residual=None.")
