@@ -18,7 +18,8 @@ import pymc as pm
 
 from .errors import BayesLMMError
 
-__all__ = ["available_samplers", "choose_sampler", "sample", "LOGLIK_AUTO_LIMIT"]
+__all__ = ["available_samplers", "choose_sampler", "sample", "complete_marginal",
+           "LOGLIK_AUTO_LIMIT"]
 
 #: ``log_likelihood=None`` stores the pointwise log-likelihood only below this many
 #: values (draws × chains × rows), 200 MB of float64.
@@ -102,4 +103,26 @@ def sample(
     if want:
         with model:
             pm.compute_log_likelihood(idata, progressbar=False)
+    return idata
+
+
+def complete_marginal(idata: az.InferenceData, design, random_seed=None) -> az.InferenceData:
+    """After NUTS on the marginal model: draw every ``b_<group>`` exactly from its
+    Gaussian conditional and add ``observed_data``, so the InferenceData has the same
+    groups, variables and coords as the conditional model's."""
+    import numpy as np
+    import xarray as xr
+
+    from .marginal import MarginalStats
+    from .ranef_draws import draw_random_effects
+
+    post = idata.posterior
+    if design.terms:
+        stats = MarginalStats.from_design(design)
+        seed = np.random.SeedSequence(random_seed).spawn(1)[0]
+        for name, da in draw_random_effects(design, stats, post, seed).items():
+            post[name] = da
+    obs = xr.Dataset({"y": xr.DataArray(design.y, dims="obs",
+                                         coords={"obs": np.arange(design.nobs)})})
+    idata.add_groups(observed_data=obs)
     return idata

@@ -21,7 +21,8 @@ import pymc as pm
 from .conditional import build_conditional
 from .design import Design, build_design
 from .errors import BayesLMMError
-from .inference import choose_sampler, sample
+from .inference import LOGLIK_AUTO_LIMIT, choose_sampler, complete_marginal, sample
+from .marginal_model import MAX_DENSE_RE, build_marginal
 from .priors import ResolvedPriors, resolve_priors
 from .residual import as_residual, residual_columns
 from .residual_design import ResidualDesign, bind
@@ -93,7 +94,7 @@ class LMM:
                                        residual=residual, na_action=na_action)
             self._spec = parse_formula(formula)
             self._design = self._kernel.design.fixed
-            self._residual, self._model = None, None
+            self._residual, self._model, self._marginal = None, None, None
             self._priors = self._kernel.resolved_priors
             return
         structure = as_residual(residual)
@@ -104,6 +105,7 @@ class LMM:
             bind(structure, self._design) if structure is not None else None)
         self._priors: ResolvedPriors = resolve_priors(self._design, priors, self._residual)
         self._model: pm.Model | None = None
+        self._marginal: pm.Model | None = None
 
     def __repr__(self) -> str:
         return f"LMM({self._spec.formula!r}, nobs={self.nobs}, groups={self.ngroups})"
@@ -201,18 +203,50 @@ class LMM:
                 sampler=sampler, parameterization=parameterization,
                 target_accept=target_accept, cores=cores, progressbar=progressbar,
                 log_likelihood=log_likelihood)
-        if parameterization not in ("auto", "conditional"):
-            raise BayesLMMError(
-                f"Unknown parameterization {parameterization!r}; choose 'auto' or 'conditional'."
-            )
+        par = self._parameterization(parameterization)
+        marginal = par == "marginal"
         idata = sample(
-            self.pymc_model, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-            sampler=sampler, target_accept=target_accept, cores=cores,
-            progressbar=progressbar, log_likelihood=log_likelihood, nobs=self.nobs,
+            self.marginal_model if marginal else self.pymc_model, draws=draws, tune=tune,
+            chains=chains, random_seed=random_seed, sampler=sampler,
+            target_accept=target_accept, cores=cores, progressbar=progressbar,
+            log_likelihood=False if marginal else log_likelihood, nobs=self.nobs,
         )
-        info = {"sampler": choose_sampler(sampler), "parameterization": "conditional",
+        if marginal:
+            idata = complete_marginal(idata, self._design, random_seed)
+        info = {"sampler": choose_sampler(sampler), "parameterization": par,
                 "draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed}
-        return PosteriorResult(idata, self._design, self._priors.describe(), info=info)
+        result = PosteriorResult(idata, self._design, self._priors.describe(), info=info)
+        want = log_likelihood
+        if want is None:
+            want = draws * chains * self.nobs <= LOGLIK_AUTO_LIMIT
+        if marginal and want:
+            result.log_likelihood()
+        return result
+
+    def _parameterization(self, parameterization: str) -> str:
+        """``"auto"``: the marginal model wherever it is exact and cheap (iid residuals;
+        one grouping factor, or few random effects in all), else the conditional one."""
+        options = ("auto", "marginal", "conditional")
+        if parameterization not in options:
+            raise BayesLMMError(f"Unknown parameterization {parameterization!r}; choose one "
+                                f"of {options}.")
+        n_re = sum(t.n_levels * t.q for t in self._design.terms)
+        cheap = len(self._design.terms) <= 1 or n_re <= MAX_DENSE_RE
+        if parameterization == "marginal":
+            if self._residual is not None:
+                raise BayesLMMError("parameterization='marginal' does not support residual "
+                                    "structures yet; use parameterization='conditional'.")
+            return "marginal"
+        if parameterization == "auto":
+            return "marginal" if cheap and self._residual is None else "conditional"
+        return "conditional"
+
+    @property
+    def marginal_model(self) -> pm.Model:
+        """The marginal PyMC model (random effects integrated out), built on first access."""
+        if self._marginal is None:
+            self._marginal = build_marginal(self._design, self._priors)
+        return self._marginal
 
     def prior_predictive(self, draws: int = 500, *, random_seed: int | None = None):
         """Draw from the priors and the response they imply.

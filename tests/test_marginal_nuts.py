@@ -1,0 +1,102 @@
+"""NUTS on the marginal model: exact random-effect draws, and the same posterior as
+the conditional model."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import bayeslmm as blm
+from bayeslmm.design import build_design
+from bayeslmm.likelihood import dense_psi, dense_z
+from bayeslmm.marginal import MarginalStats
+from bayeslmm.ranef_draws import draw_random_effects
+
+KW = dict(draws=500, tune=500, chains=2, random_seed=3, progressbar=False, cores=1)
+
+
+def _one_draw_posterior(design, beta, sigma, sds, corrs, copies):
+    """A fake posterior: the same parameter values repeated ``copies`` times."""
+    data = {"beta": (("chain", "draw", "fixef"), np.tile(beta, (1, copies, 1))),
+            "sigma": (("chain", "draw"), np.full((1, copies), sigma))}
+    for t, sd, corr in zip(design.terms, sds, corrs, strict=True):
+        data[f"sd_{t.group}"] = (("chain", "draw", f"{t.group}_term"),
+                                 np.tile(sd, (1, copies, 1)))
+        if corr is not None:
+            data[f"corr_{t.group}"] = (("chain", "draw", f"{t.group}_term", "bis"),
+                                       np.tile(corr, (1, copies, 1, 1)))
+    return xr.Dataset(data, coords={"chain": [0], "draw": np.arange(copies)})
+
+
+@pytest.mark.parametrize("ds, formula, sds, corrs", [
+    ("sleepstudy", "Reaction ~ Days + (Days | Subject)", [np.array([24.0, 6.0])],
+     [np.array([[1.0, 0.3], [0.3, 1.0]])]),
+    ("Penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)",
+     [np.array([0.8]), np.array([1.9])], [None, None]),
+])
+def test_random_effect_draws_match_dense_conditional(ds, formula, sds, corrs):
+    d = build_design(formula, blm.datasets.load(ds))
+    beta = np.linalg.lstsq(d.X, d.y, rcond=None)[0]
+    sigma = 2.0 if ds == "Penicillin" else 25.0
+    copies = 20000
+    post = _one_draw_posterior(d, beta, sigma, sds, corrs, copies)
+    draws = draw_random_effects(d, MarginalStats.from_design(d), post, random_seed=1)
+    flat = np.concatenate([draws[f"b_{t.group}"].values[0].reshape(copies, -1)
+                           for t in d.terms], axis=1)
+    covs = [np.outer(sd, sd) * (c if c is not None else 1.0) for sd, c in zip(sds, corrs,
+                                                                              strict=True)]
+    Psi, Z = dense_psi(d.terms, covs), dense_z(d.terms)
+    V = Z @ Psi @ Z.T + sigma**2 * np.eye(d.nobs)
+    mean = Psi @ Z.T @ np.linalg.solve(V, d.y - d.X @ beta)
+    cov = Psi - Psi @ Z.T @ np.linalg.solve(V, Z @ Psi)
+    sd = np.sqrt(np.diag(cov))
+    assert np.max(np.abs(flat.mean(0) - mean) / sd) < 5 / np.sqrt(copies) * 4
+    np.testing.assert_allclose(np.cov(flat.T), cov, atol=0.05 * sd.max() ** 2)
+
+
+def _agree(a, b, names):
+    sa, sb = a.summary(), b.summary()
+    for n in names:
+        se = np.hypot(sa.loc[n, "mcse_mean"], sb.loc[n, "mcse_mean"])
+        assert abs(sa.loc[n, "mean"] - sb.loc[n, "mean"]) < 4 * se + 0.02 * sa.loc[n, "sd"], n
+
+
+@pytest.mark.parametrize("ds, formula", [
+    ("sleepstudy", "Reaction ~ Days + (Days | Subject)"),
+    pytest.param("Pastes", "strength ~ 1 + (1 | batch/cask)", marks=pytest.mark.slow),
+    pytest.param("Penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)",
+                 marks=pytest.mark.slow),
+])
+def test_marginal_and_conditional_agree(ds, formula):
+    m = blm.LMM(formula, blm.datasets.load(ds))
+    mar = m.fit(parameterization="marginal", **KW)
+    con = m.fit(parameterization="conditional", target_accept=0.95, **KW)
+    assert mar.info["parameterization"] == "marginal" and mar.divergences == 0
+    names = [i for i in mar.summary().index]
+    _agree(mar, con, names)
+    for g in m.ngroups:
+        bm, bc = mar.idata.posterior[f"b_{g}"], con.idata.posterior[f"b_{g}"]
+        assert bm.dims == bc.dims and (bm[g].values == bc[g].values).all()
+        diff = np.abs(bm.mean(("chain", "draw")) - bc.mean(("chain", "draw")))
+        assert float((diff / bm.std(("chain", "draw"))).max()) < 0.25
+    assert set(mar.idata.groups()) >= {"posterior", "sample_stats", "observed_data",
+                                       "log_likelihood"}
+
+
+def test_simulated_truth_is_covered():
+    rng = np.random.default_rng(7)
+    g = np.repeat(np.arange(40), 15)
+    x = rng.normal(size=g.size)
+    L = np.array([[1.0, 0.0], [0.4, 0.5]])
+    b = rng.standard_normal((40, 2)) @ L.T
+    y = 2 + 0.7 * x + b[g, 0] + b[g, 1] * x + rng.normal(scale=0.8, size=g.size)
+    import pandas as pd
+
+    df = pd.DataFrame({"y": y, "x": x, "g": g})
+    r = blm.LMM("y ~ x + (x | g)", df).fit(**KW)
+    s = r.summary()
+    truth = {"beta[Intercept]": 2, "beta[x]": 0.7, "sd_g[Intercept]": 1.0,
+             "sd_g[x]": np.hypot(0.4, 0.5), "sigma": 0.8,
+             "corr_g[Intercept, x]": 0.4 / np.hypot(0.4, 0.5)}
+    for name, value in truth.items():
+        assert s.loc[name, "hdi_3%"] < value < s.loc[name, "hdi_97%"], name
+    assert r.info["parameterization"] == "marginal"  # "auto" picks the marginal model
