@@ -103,9 +103,12 @@ def _optimise(pls: PLS, reml: bool, maxiter: int | None):
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lay.lower]
     it = maxiter if maxiter is not None else 1000
     fg = lambda th: pls.objective_and_gradient(th, reml)  # noqa: E731
-    res = minimize(fg, theta0, method="L-BFGS-B", bounds=bounds, jac=True,
-                   options={"maxiter": it, "ftol": 1e-12, "gtol": 1e-6, "maxfun": 20 * it})
+    opts = {"maxiter": it, "ftol": 1e-12, "gtol": 1e-6, "maxfun": 20 * it}
+    res = minimize(fg, theta0, method="L-BFGS-B", bounds=bounds, jac=True, options=opts)
     best, nfev, msg = _clean(res.x), res.nfev, str(res.message)
+    if maxiter is None and np.any(best[lay.is_diag] < SINGULAR_TOL):
+        best, n_extra, msg = _off_boundary(f, fg, lay, best, msg, bounds, opts, theta0)
+        nfev += n_extra
     grad = _projected_gradient(fg, best, lay.lower)
     converged = _stationary(fg, best, grad, lay.lower)
     if not converged and maxiter is None:
@@ -120,6 +123,34 @@ def _optimise(pls: PLS, reml: bool, maxiter: int | None):
     if not converged:
         msg = f"{msg}; max |projected gradient| = {np.max(np.abs(grad)):.3g}"
     return best, converged, msg, nfev
+
+
+def _off_boundary(f, fg, lay, best, msg, bounds, opts, theta0):
+    """Make sure a singular end point is not an artefact of the search.
+
+    A diagonal θ at 0 is a stationary point of the criterion (it is even in each column
+    of Λ), and L-BFGS-B's first, unit-length step can land on that bound far from an
+    interior optimum. So a singular fit is re-searched from other starts (Λ = I/2, 2I)
+    and from probes that move each zero θ inside; the best end point wins.
+    """
+    nfev = 0
+    fbest = f(best)
+    starts = [0.5 * theta0, 2.0 * theta0]
+    for _ in range(3):
+        for st in starts:
+            res = minimize(fg, st, method="L-BFGS-B", bounds=bounds, jac=True, options=opts)
+            nfev += res.nfev
+            if res.fun < fbest - 1e-10 * max(1.0, abs(fbest)):
+                best, fbest = _clean(res.x), float(res.fun)
+                msg = f"{res.message} (restarted off the boundary)"
+        zero = np.flatnonzero(lay.is_diag & (best < SINGULAR_TOL))
+        probes = [np.where(np.arange(lay.size) == i, d, best) for i in zero for d in (0.05, 0.5)]
+        vals = [f(pr) for pr in probes]
+        nfev += len(probes)
+        if not probes or min(vals) >= fbest - 1e-10 * max(1.0, abs(fbest)):
+            break
+        starts = [probes[int(np.argmin(vals))]]
+    return best, nfev, msg
 
 
 def _clean(theta: np.ndarray) -> np.ndarray:

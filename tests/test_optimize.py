@@ -193,3 +193,23 @@ def test_printed_form_ml():
     assert [float(v) for v in lines[4].split()] == [32.0, pytest.approx(fit.bic, abs=0.05),
                                                     -10.0, 20.0, -2.0]
     assert repr(fit) == str(fit)
+
+
+@pytest.mark.parametrize("formula,dataset", [
+    ("diameter ~ 1 + (1 | plate)", "Penicillin"),
+    ("log_radon ~ floor + log_uranium + (floor | county)", "radon"),
+])
+def test_no_false_boundary_fit(formula, dataset):
+    """L-BFGS-B's first step can land on θ = 0 (a stationary point); the fit must leave it."""
+    from scipy.optimize import minimize
+
+    from bayeslmm.pls import PLS
+
+    d = build_design(formula, blm.datasets.load(dataset))
+    fit = fit_map(d, "ML")
+    pls = PLS.from_design(d)
+    bounds = [(0, None) if lo == 0 else (None, None) for lo in pls.layout.lower]
+    other = min(minimize(pls.objective, s * pls.layout.start(), method="Powell",
+                         bounds=bounds).fun for s in (0.3, 0.6))
+    assert -2 * fit.loglik <= other + 1e-6
+    assert not fit.singular
