@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("formula", help="lme4 formula, e.g. 'Reaction ~ Days + (Days | Subject)'")
     f.add_argument("--data", required=True, help="a bundled dataset name or a CSV file")
     f.add_argument("--map", choices=["ML", "REML"], help="fit by ML or REML instead of NUTS")
+    f.add_argument("--residual", metavar="SPEC",
+                   help="residual structure, e.g. \"AR1(group=Subject)\" or "
+                        "\"Residual(VarIdent(by=Sex), CAR1(time=age, group=Subject))\"")
     f.add_argument("--chains", type=int, default=4)
     f.add_argument("--draws", type=int, default=1000)
     f.add_argument("--tune", type=int, default=1000)
@@ -96,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
             return _predict(args)
         from .model import LMM
 
-        model = LMM(args.formula, _load_data(args.data))
+        from .residual import parse_residual
+
+        residual = parse_residual(args.residual) if args.residual else None
+        model = LMM(args.formula, _load_data(args.data), residual=residual)
         if args.map:
             result = model.fit_map(method=args.map)
         else:

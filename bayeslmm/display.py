@@ -70,6 +70,14 @@ def format_posterior(result) -> str:
                  **{c: r[c] for c in hdi}, "R-hat": r["r_hat"], "ESS": r["ess_bulk"]})
     lines.append(format_table(pd.DataFrame(rows), index=False))
     lines.append(groups_line(result.nobs, result.ngroups))
+    if result.residual is not None:
+        lines += ["", f"Residual structure: {result.residual} (posterior mean, sd, 94% HDI)"]
+        names = [n for n in ("Phi", "Rho", "power", "expon", "varident_ratio")
+                 if n in s.index or any(i.startswith(n + "[") for i in s.index)]
+        res = pd.concat([_rows(s, n) for n in names])
+        res = res[["mean", "sd", *hdi, "r_hat", "ess_bulk"]]
+        res.columns = ["Mean", "SD", *hdi, "R-hat", "ESS"]
+        lines.append(format_table(res))
     lines += ["", "Fixed effects (posterior mean, sd, 94% HDI):"]
     fe = _rows(s, "beta")
     fe = fe.rename(index=lambda i: i[5:-1])
@@ -77,7 +85,8 @@ def format_posterior(result) -> str:
     fe.columns = ["Mean", "SD", *hdi, "R-hat", "ESS bulk", "ESS tail"]
     lines.append(format_table(fe))
     d = result.diagnostics
-    lines += ["", f"Sampling: {d['divergences']} divergences, max R-hat {d['max_rhat']:.3f}, "
+    rhat = "n/a (1 chain)" if d["chains"] < 2 else f"{d['max_rhat']:.3f}"
+    lines += ["", f"Sampling: {d['divergences']} divergences, max R-hat {rhat}, "
                   f"min ESS bulk {d['min_ess_bulk']:.0f}, tail {d['min_ess_tail']:.0f}"]
     lines += [f"WARNING: {w}" for w in result.warnings]
     return "\n".join(lines)

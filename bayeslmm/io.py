@@ -29,6 +29,8 @@ import xarray as xr
 
 from .design import build_design
 from .errors import BayesLMMError
+from .residual import parse_residual, residual_columns
+from .residual_design import bind
 from .spec import identifiers
 
 __all__ = ["save", "load"]
@@ -37,10 +39,10 @@ GROUP = "bayeslmm"
 FORMAT = 1
 
 
-def _columns(design) -> list[str]:
+def _columns(design, residual) -> list[str]:
     resp = [n for n, called in identifiers(design.spec.response)
             if not called and n in design.data.columns]
-    return list(dict.fromkeys(design.predictors + resp))
+    return list(dict.fromkeys(design.predictors + resp + residual_columns(residual)))
 
 
 def _encode(df: pd.DataFrame) -> tuple[xr.Dataset, dict]:
@@ -85,9 +87,11 @@ def _decode(ds: xr.Dataset, meta: dict) -> pd.DataFrame:
 def save(result, path) -> None:
     """Write a :class:`~bayeslmm.results.PosteriorResult` to a netCDF file."""
     design = result._design
-    ds, meta = _encode(design.data[_columns(design)])
+    structure = result.residual
+    ds, meta = _encode(design.data[_columns(design, structure)])
     ds.attrs = {
         "bayeslmm_format": FORMAT, "kind": "posterior", "formula": design.spec.formula,
+        "residual": "" if structure is None else str(structure),
         "columns": json.dumps(meta), "priors": json.dumps(result.priors),
         "info": json.dumps(result.info, default=str),
     }
@@ -123,13 +127,16 @@ def load(path):
         raise BayesLMMError(f"{str(path)!r} was written by a newer bayeslmm; upgrade to read it.")
     try:
         data = _decode(ds, json.loads(attrs["columns"]))
+        structure = parse_residual(attrs["residual"]) if attrs.get("residual") else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            design = build_design(attrs["formula"], data)
+            design = build_design(attrs["formula"], data,
+                                  extra_columns=residual_columns(structure))
+        rd = None if structure is None else bind(structure, design)
         priors, info = json.loads(attrs["priors"]), json.loads(attrs["info"])
     except (KeyError, ValueError) as exc:
         raise BayesLMMError(f"{str(path)!r} has a damaged bayeslmm group: {exc}") from exc
     if "observed_data" in idata.groups() and idata.observed_data["y"].size != design.nobs:
         raise BayesLMMError(f"{str(path)!r}: stored data do not match the stored posterior.")
     del idata[GROUP]
-    return PosteriorResult(idata, design, priors, info)
+    return PosteriorResult(idata, design, priors, info, residual=rd)

@@ -215,7 +215,8 @@ class LMM:
             idata = complete_marginal(idata, self._design, random_seed)
         info = {"sampler": choose_sampler(sampler), "parameterization": par,
                 "draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed}
-        result = PosteriorResult(idata, self._design, self._priors.describe(), info=info)
+        result = PosteriorResult(idata, self._design, self._priors.describe(), info=info,
+                                 residual=self._residual)
         want = log_likelihood
         if want is None:
             want = draws * chains * self.nobs <= LOGLIK_AUTO_LIMIT

@@ -8,7 +8,9 @@ Semantics (for every grouping factor):
   (shared by all rows of that level), ``"population"`` sets them to 0, ``"error"``
   raises a :class:`~bayeslmm.errors.DataError` naming the levels;
 - ``include_random=False``: population-level predictions ``Xβ``;
-- ``kind="response"`` adds residual noise ``N(0, σ²)`` to each draw.
+- ``kind="response"`` adds residual noise to each draw: ``N(0, σ²)`` for iid
+  residuals, ``N(0, σ²Λ)`` with the draw's residual parameters for a residual
+  structure (correlated within its groups, as fitted).
 """
 
 from __future__ import annotations
@@ -49,6 +51,37 @@ def _cov_factor(post: xr.Dataset, group: str, q: int) -> np.ndarray:
     return sd[..., :, None] * np.eye(q)
 
 
+def _varident(rd, train_levels: list[str], ratios: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ratios for the levels of ``rd`` (its own reference first) from training ratios."""
+    table = dict(zip(train_levels, [1.0, *np.atleast_1d(ratios)], strict=True))
+    unseen = [lev for lev in rd.by_levels if lev not in table]
+    if unseen:
+        raise DataError(f"Level(s) {unseen} of {rd.variance.by!r} were not in the training "
+                        "data: their residual sd ratio is unknown.")
+    r = np.array([table[lev] for lev in rd.by_levels])
+    return r[1:] / r[0], r[0]
+
+
+def _structured_noise(rd, train_levels, post: xr.Dataset, mu: np.ndarray, rng) -> np.ndarray:
+    """Draws of σ·Λ^{1/2}z per posterior draw (rows in ``rd``'s data order)."""
+    from .residual_logp import unwhiten
+
+    out = np.empty_like(mu)
+    sigma = post["sigma"].values
+    for c in range(mu.shape[0]):
+        for d in range(mu.shape[1]):
+            params = {k: post[k].values[c, d] for k in rd.param_names}
+            scale = 1.0
+            if "varident_ratio" in params:
+                params["varident_ratio"], scale = _varident(rd, train_levels,
+                                                            params["varident_ratio"])
+            if rd.fitted_covariate:
+                params["fitted"] = mu[c, d]
+            z = rng.standard_normal(rd.n)
+            out[c, d] = sigma[c, d] * scale * unwhiten(rd, z, params)
+    return out
+
+
 def posterior_draws(
     design: Design,
     post: xr.Dataset,
@@ -58,8 +91,14 @@ def posterior_draws(
     include_random: bool = True,
     new_levels: str = "sample",
     random_seed: int | np.random.Generator | None = None,
+    residual=None,
+    train_residual=None,
 ) -> xr.DataArray:
-    """Draws of predictions, dims ``(chain, draw, obs)``; see the module doc."""
+    """Draws of predictions, dims ``(chain, draw, obs)``; see the module doc.
+
+    ``residual`` is the residual structure bound to the predicted rows and
+    ``train_residual`` the one bound to the training rows (for VarIdent's levels).
+    """
     check_options(kind, new_levels)
     rng = np.random.default_rng(random_seed)
     mu = np.einsum("np,cdp->cdn", rows.X, post["beta"].values)
@@ -85,7 +124,10 @@ def posterior_draws(
                 contrib[..., new] = np.einsum("nq,cdnq->cdn", nt.Z[new],
                                               b_new[:, :, nt.new_codes[new], :])
             mu = mu + contrib
-    if kind == "response":
+    if kind == "response" and residual is not None:
+        levels = train_residual.by_levels if train_residual is not None else None
+        mu = mu + _structured_noise(residual, levels, post, mu, rng)
+    elif kind == "response":
         mu = mu + post["sigma"].values[..., None] * rng.standard_normal(mu.shape)
     return xr.DataArray(
         mu, dims=("chain", "draw", "obs"), name="mu" if kind == "mean" else "y",

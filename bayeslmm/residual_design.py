@@ -156,7 +156,7 @@ def _check_times(t: np.ndarray, codes: np.ndarray, col: str, what: str, labels) 
                         f"{_rows(labels, dup)}; each time may appear once per group.")
 
 
-def _correlation(c, data: pd.DataFrame, labels) -> dict[str, Any]:
+def _correlation(c, data: pd.DataFrame, labels, fitting: bool = True) -> dict[str, Any]:
     what = repr(c)
     codes, levels = _groups(data, c.group, what)
     n = len(data)
@@ -178,17 +178,19 @@ def _correlation(c, data: pd.DataFrame, labels) -> dict[str, Any]:
     if isinstance(c, CompSymm) or c.time is None:
         st = position.astype(float)
     lag = np.where(first, 1.0, st - np.r_[st[0], st[:-1]])
-    if position.max() == 0:
+    if fitting and position.max() == 0:
         raise DataError(f"Every group of {what} has a single row, so its correlation "
                         "parameter is not identifiable; check the group column.")
     return {"order": order, "group_codes": sc, "group_levels": levels, "start": start,
             "position": position, "lag": lag, "time": st}
 
 
-def _variance(v, data: pd.DataFrame, labels) -> dict[str, Any]:
+def _variance(v, data: pd.DataFrame, labels, fitting: bool = True) -> dict[str, Any]:
     what = repr(v)
     if isinstance(v, VarIdent):
         codes, levels = _factor(data, (_column(data, v.by, what).name,))
+        if not fitting:
+            return {"by_codes": codes, "by_levels": levels}
         if len(levels) < 2:
             raise DataError(f"Column {v.by!r} of {what} has a single level ({levels[0]!r}); "
                             "VarIdent needs at least two.")
@@ -205,13 +207,13 @@ def _variance(v, data: pd.DataFrame, labels) -> dict[str, Any]:
         raise DataError(f"Column {v.covariate!r} of {what} is 0 in rows "
                         f"{_rows(labels, x == 0)}: |v|^power is 0 or infinite there. Shift "
                         "the covariate or use VarExp.")
-    if np.ptp(x) == 0:
+    if fitting and np.ptp(x) == 0:
         raise DataError(f"Column {v.covariate!r} of {what} is constant, so its parameter is "
                         "confounded with sigma.")
     return {"covariate": x}
 
 
-def bind(residual: Any, data: Design | pd.DataFrame) -> ResidualDesign:
+def bind(residual: Any, data: Design | pd.DataFrame, *, fitting: bool = True) -> ResidualDesign:
     """Check a residual structure against the rows used and return its arrays.
 
     Parameters
@@ -220,6 +222,9 @@ def bind(residual: Any, data: Design | pd.DataFrame) -> ResidualDesign:
     data : Design or DataFrame
         A Design (its ``data``: the rows used, missing values already dropped) or the
         rows themselves.
+    fitting : bool
+        False for rows to predict: skips the checks that only matter for estimating
+        the parameters (single levels, single-row groups, constant covariates).
 
     Returns
     -------
@@ -255,9 +260,9 @@ def bind(residual: Any, data: Design | pd.DataFrame) -> ResidualDesign:
         "time": ident.astype(float),
     }
     if r.correlation is not None:
-        parts.update(_correlation(r.correlation, frame, labels))
+        parts.update(_correlation(r.correlation, frame, labels, fitting))
     order = parts["order"]
     if r.variance is not None:
-        for k, v in _variance(r.variance, frame, labels).items():
+        for k, v in _variance(r.variance, frame, labels, fitting).items():
             parts[k] = v[order] if isinstance(v, np.ndarray) else v
     return ResidualDesign(structure=r, n=n, inverse=np.argsort(order), **parts)

@@ -25,6 +25,7 @@ import xarray as xr
 
 from .covariance import varcorr_frame
 from .design import Design
+from .errors import BayesLMMError
 from .newdata import evaluate_new_data
 from .predict import posterior_draws, training_rows
 
@@ -68,8 +69,9 @@ class PosteriorResult:
     """
 
     def __init__(self, idata: az.InferenceData, design: Design, priors: dict[str, str],
-                 info: dict[str, Any]) -> None:
+                 info: dict[str, Any], residual=None) -> None:
         self._idata = idata
+        self._residual = residual
         self._design = design
         self._priors = dict(priors)
         self._info = dict(info)
@@ -123,9 +125,21 @@ class PosteriorResult:
         return float(self._mean("sigma"))
 
     @property
+    def residual(self):
+        """The residual structure (a ``bayeslmm.Residual``), or None for iid residuals."""
+        return None if self._residual is None else self._residual.structure
+
+    @property
     def residual_params(self) -> dict[str, float]:
-        """Residual-structure parameters (none for iid residuals)."""
-        return {}
+        """Posterior means of the residual-structure parameters, named as nlme names
+        them (``Phi``, ``Rho``, ``power``, ``expon``, varIdent's sd ratio per level with
+        the reference level at 1); empty for iid residuals."""
+        if self._residual is None:
+            return {}
+        from .residual_logp import nlme_params
+
+        rd = self._residual
+        return nlme_params(rd, {k: self._mean(k) for k in rd.param_names})
 
     @property
     def varcorr(self) -> pd.DataFrame:
@@ -161,6 +175,8 @@ class PosteriorResult:
                         coords={"chain": post.chain, "draw": post.draw,
                                 f"{t.group}_pair": labels})
         ds["sigma"] = post["sigma"]
+        for name in ([] if self._residual is None else self._residual.param_names):
+            ds[name] = post[name]
         return xr.Dataset(ds)
 
     def summary(self, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
@@ -239,9 +255,15 @@ class PosteriorResult:
         """
         rows = (training_rows(self._design) if new_data is None
                 else evaluate_new_data(self._design, new_data))
+        rd = self._residual
+        if rd is not None and new_data is not None and kind == "response":
+            from .residual_design import bind
+
+            rd = bind(self._residual.structure, new_data.loc[rows.index], fitting=False)
         return posterior_draws(self._design, self._idata.posterior, rows, kind=kind,
                                include_random=include_random, new_levels=new_levels,
-                               random_seed=random_seed)
+                               random_seed=random_seed, residual=rd,
+                               train_residual=self._residual)
 
     def posterior_predictive(self, random_seed: int | None = None) -> az.InferenceData:
         """Add a ``posterior_predictive`` group (``y``, dims ``chain, draw, obs``).
@@ -260,8 +282,13 @@ class PosteriorResult:
         """Add (if absent) the pointwise log-likelihood group, for LOO and WAIC.
 
         Per observation, conditional on the drawn random effects (iid residuals).
+        With a residual structure the group comes from the sampler: each row's
+        density given the earlier rows of its correlation group.
         """
         if "log_likelihood" not in self._idata.groups():
+            if self._residual is not None:
+                raise BayesLMMError("This fit has no log_likelihood group; refit with "
+                                    "fit(log_likelihood=True).")
             mu = self.predict().values
             sigma = self._idata.posterior["sigma"].values[..., None]
             ll = -0.5 * ((self._design.y - mu) / sigma) ** 2 - np.log(sigma) \

@@ -168,3 +168,25 @@ def test_cli_fit_save_then_predict(tmp_path, capsys):
         "hdi_94_upper"]).all()
     assert main(["predict", str(new), "--data", str(new), "--out", str(out)]) == 2
     assert "not a netCDF file" in capsys.readouterr().err
+
+
+def test_residual_structure_predictions_and_roundtrip(orthodont, tmp_path):
+    structure = blm.Residual(variance=blm.VarIdent(by="Sex"),
+                             correlation=blm.AR1(group="Subject"))
+    r = blm.LMM("distance ~ age + Sex + (1 | Subject)", orthodont, residual=structure).fit(
+        draws=100, tune=200, chains=2, random_seed=2, progressbar=False, cores=1)
+    assert set(r.residual_params) == {"Phi", "Male", "Female"}
+    assert r.residual_params["Male"] == 1.0
+    assert "Residual structure: Residual(variance=VarIdent(by='Sex')" in str(r)
+    # response draws: the within-subject residual correlation is the draw's Phi
+    y = r.predict(kind="response", random_seed=1).values - r.predict().values
+    male = (orthodont["Sex"] == "Male").to_numpy()
+    resid = y[..., male].reshape(2, 100, -1, 4)  # 4 ages per subject, in order
+    lag1 = np.mean(resid[..., 1:] * resid[..., :-1]) / np.mean(resid**2)
+    assert abs(lag1 - r.idata.posterior["Phi"].mean()) < 0.1
+    new = orthodont.iloc[:4]  # one subject (male): no second VarIdent level needed
+    assert r.predict(new, kind="response", random_seed=1).shape == (2, 100, 4)
+    path = tmp_path / "ar1.nc"
+    r.save(path)
+    back = blm.load(path)
+    assert back.residual_params == r.residual_params and str(back) == str(r)
