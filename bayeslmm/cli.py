@@ -98,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "predict":
             return _predict(args)
         from .model import LMM
-
         from .residual import parse_residual
 
         residual = parse_residual(args.residual) if args.residual else None
