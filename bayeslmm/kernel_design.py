@@ -131,7 +131,10 @@ def _matrix(value: Any, data: pd.DataFrame, rows: pd.Index, name: str):
         if not data.index.is_unique:
             raise DataError("The data's index has duplicates, so the rows of random matrix "
                             f"{name!r} cannot be matched; use data.reset_index(drop=True).")
-        W, cols = W[data.index.get_indexer(rows)], [f"{name}{j}" for j in range(W.shape[1])]
+        pos = data.index.get_indexer(rows)
+        if not np.array_equal(pos, np.arange(len(W))):  # no copy of a big W when all rows used
+            W = W[pos]
+        cols = [f"{name}{j}" for j in range(W.shape[1])]
     if not np.issubdtype(W.dtype, np.number) or W.dtype == np.bool_:
         raise DataError(f"Random matrix {name!r} must be numeric, got dtype {W.dtype}.")
     if W.dtype != np.float32:

@@ -66,7 +66,8 @@ def plain_child(args) -> None:
     with pm.Model():
         Gd = pm.Data("G", G)
         beta = pm.Normal("beta", 0.0, 10 * sy, shape=3)
-        sd = pm.HalfNormal("sd_snps", sy / np.sqrt(float(np.mean(G.astype(float)**2)) * args.p))
+        scale = float(np.einsum("ij,ij->", G, G, dtype=np.float64)) / args.n  # tr(GGᵀ)/n
+        sd = pm.HalfNormal("sd_snps", sy / np.sqrt(scale))  # the rotated model's prior
         sigma = pm.Exponential("sigma", 1.0 / sy)
         z = pm.Normal("z", 0.0, 1.0, shape=args.p)
         g = pt.dot(Gd, (sd * z).astype("float32")).astype("float64")
@@ -160,7 +161,8 @@ def main() -> None:
     rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"n = {args.n}, p = {args.p}, true h² = {H2}; NUTS {args.chains} × {args.draws} "
           f"(+{args.tune} tuning), {args.cores} cores; simulation {t_sim:.1f} s "
-          f"(not counted); peak RSS {rss_gb:.1f} GB; {os.cpu_count()} CPUs seen")
+          f"(not counted); peak RSS {rss_gb:.1f} GB; {os.cpu_count()} CPUs seen, load "
+          f"average {os.getloadavg()[0]:.1f} at the end")
     print()
     print(f"{'model':34s} {'stage':30s} {'seconds':>8s}  result")
     print(f"{'rotated (bayeslmm)':34s} {'build: GGᵀ + eigh + rotation':30s} "

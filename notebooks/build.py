@@ -16,7 +16,7 @@ import nbformat
 from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
-NOTEBOOKS = ["quickstart", "pooling"]
+NOTEBOOKS = ["quickstart", "pooling", "genomic"]
 
 
 def make(name: str) -> nbformat.NotebookNode:
