@@ -25,14 +25,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pymc as pm
+import pytensor.tensor as pt
 
-from .conditional import _term_scale, coords_of
+from .conditional import _residual_params, _residual_sigma, _term_scale, coords_of
 from .design import Design
+from .errors import BayesLMMError
 from .marginal import MarginalStats, marginal_logp
 from .priors import ResolvedPriors
+from .residual import VarIdent
+from .residual_design import ResidualDesign
+from .residual_logp import _not_nested, logdet_lambda, whiten
 
-__all__ = ["build_marginal", "stats_data", "MAX_DENSE_RE"]
+__all__ = ["build_marginal", "stats_data", "marginal_supports", "MAX_DENSE_RE"]
 
 #: Above this many random effects in a model with several grouping factors, the dense
 #: (Σq·levels)² factorisation per gradient costs more than sampling b explicitly.
@@ -46,15 +52,61 @@ def stats_data(stats: MarginalStats) -> dict:
     return {f"stat_{f}": getattr(stats, f) for f in _FIELDS}
 
 
-def build_marginal(design: Design, priors: ResolvedPriors) -> pm.Model:
+def marginal_supports(design: Design, residual: ResidualDesign | None) -> str | None:
+    """Why the marginal model cannot take this residual structure, or None if it can."""
+    if residual is None:
+        return None
+    if residual.fitted_covariate:
+        return ("a variance function of the fitted values depends on the random effects; "
+                "use parameterization='conditional'")
+    if len(design.terms) > 1:
+        return "residual structures with several grouping factors need the conditional model"
+    if residual.correlation is not None and _not_nested(residual, design):
+        return "the correlation groups are not nested within the random-effect levels"
+    return None
+
+
+def _whitened_stats(design: Design, rd: ResidualDesign, params) -> MarginalStats:
+    """Cross-products of the whitened [y X Z] as PyTensor expressions: O(n) per
+    evaluation, since whitening depends on the residual parameters."""
+    p = design.X.shape[1]
+    cols = [design.y[:, None], design.X] + [t.Z for t in design.terms]
+    W = whiten(rd, np.column_stack(cols), params)
+    y, X = W[:, 0], W[:, 1:1 + p]
+    q, m = (), ()
+    ZtZ = ZtX = Zty = np.zeros(0)
+    if design.terms:
+        t = design.terms[0]
+        Z, codes = W[:, 1 + p:], t.codes
+        q, m = (t.q,), (t.n_levels,)
+        ZtZ = pt.inc_subtensor(pt.zeros((t.n_levels, t.q, t.q))[codes],
+                               Z[:, :, None] * Z[:, None, :])
+        ZtX = pt.inc_subtensor(pt.zeros((t.n_levels, t.q, p))[codes],
+                               Z[:, :, None] * X[:, None, :])
+        Zty = pt.inc_subtensor(pt.zeros((t.n_levels, t.q))[codes], Z * y[:, None])
+    return MarginalStats(design.nobs, q, m, ZtZ, ZtX, Zty, pt.dot(X.T, X), pt.dot(X.T, y),
+                         pt.sum(y**2))
+
+
+def build_marginal(design: Design, priors: ResolvedPriors,
+                   residual: ResidualDesign | None = None) -> pm.Model:
     """Build the marginal PyMC model (random effects integrated out).
+
+    With a residual structure the data are whitened by Λ^{-1/2} inside the model
+    (``log N(y | Xβ, ZΨZᵀ + σ²Λ) = log N(L⁻¹y | L⁻¹Xβ, L⁻¹ZΨZᵀL⁻ᵀ + σ²I) − ½ log|Λ|``),
+    which costs O(n) per gradient.
 
     Returns
     -------
     pymc.Model
-        Free variables: ``beta``, ``sigma`` and the covariance parameters; the
-        log-likelihood is a ``pm.Potential`` named ``marginal_loglik``.
+        Free variables: ``beta``, ``sigma``, the covariance and residual parameters;
+        the log-likelihood is a ``pm.Potential`` named ``marginal_loglik``.
     """
+    why = marginal_supports(design, residual)
+    if why:
+        raise BayesLMMError(f"The marginal model is not available here: {why}.")
+    if residual is not None:
+        return _build_whitened(design, priors, residual)
     stats = MarginalStats.from_design(design)
     coords = coords_of(design)
     coords.pop("obs")
@@ -65,4 +117,20 @@ def build_marginal(design: Design, priors: ResolvedPriors) -> pm.Model:
         sigma = priors.sigma.rv("sigma")
         pm.Potential("marginal_loglik",
                      marginal_logp(replace(stats, **shared), beta, sigma, chols))
+    return model
+
+
+def _build_whitened(design: Design, priors: ResolvedPriors, rd: ResidualDesign) -> pm.Model:
+    coords = coords_of(design)
+    coords.pop("obs")
+    if isinstance(rd.variance, VarIdent):
+        coords["varident_level"] = list(rd.by_levels[1:])
+    with pm.Model(coords=coords) as model:
+        beta = priors.beta.rv("beta", dims="fixef")
+        chols = [_term_scale(t, priors)[0] for t in design.terms]
+        params = _residual_params(rd, priors)
+        sigma = _residual_sigma(design, rd, priors, params)
+        stats = _whitened_stats(design, rd, params)
+        pm.Potential("marginal_loglik", marginal_logp(stats, beta, sigma, chols)
+                     - 0.5 * logdet_lambda(rd, params))
     return model

@@ -22,7 +22,7 @@ from .conditional import build_conditional
 from .design import Design, build_design
 from .errors import BayesLMMError
 from .inference import LOGLIK_AUTO_LIMIT, choose_sampler, complete_marginal, sample
-from .marginal_model import MAX_DENSE_RE, build_marginal
+from .marginal_model import MAX_DENSE_RE, build_marginal, marginal_supports
 from .priors import ResolvedPriors, resolve_priors
 from .residual import as_residual, residual_columns
 from .residual_design import ResidualDesign, bind
@@ -233,20 +233,20 @@ class LMM:
                                 f"of {options}.")
         n_re = sum(t.n_levels * t.q for t in self._design.terms)
         cheap = len(self._design.terms) <= 1 or n_re <= MAX_DENSE_RE
+        why = marginal_supports(self._design, self._residual)
         if parameterization == "marginal":
-            if self._residual is not None:
-                raise BayesLMMError("parameterization='marginal' does not support residual "
-                                    "structures yet; use parameterization='conditional'.")
+            if why:
+                raise BayesLMMError(f"parameterization='marginal' is not available: {why}.")
             return "marginal"
         if parameterization == "auto":
-            return "marginal" if cheap and self._residual is None else "conditional"
+            return "marginal" if cheap and why is None else "conditional"
         return "conditional"
 
     @property
     def marginal_model(self) -> pm.Model:
         """The marginal PyMC model (random effects integrated out), built on first access."""
         if self._marginal is None:
-            self._marginal = build_marginal(self._design, self._priors)
+            self._marginal = build_marginal(self._design, self._priors, self._residual)
         return self._marginal
 
     def prior_predictive(self, draws: int = 500, *, random_seed: int | None = None):

@@ -100,3 +100,43 @@ def test_simulated_truth_is_covered():
     for name, value in truth.items():
         assert s.loc[name, "hdi_3%"] < value < s.loc[name, "hdi_97%"], name
     assert r.info["parameterization"] == "marginal"  # "auto" picks the marginal model
+
+
+@pytest.mark.parametrize("structure", [
+    blm.AR1(group="Subject"),
+    blm.CAR1(time="age", group="Subject"),
+    blm.Residual(variance=blm.VarIdent(by="Sex"), correlation=blm.CompSymm(group="Subject")),
+    blm.VarExp(covariate="age"),
+    blm.VarPower(covariate="age"),
+])
+def test_marginal_with_residual_structure_equals_dense_normal(structure):
+    from scipy import stats
+
+    from bayeslmm.residual_logp import dense_lambda
+
+    m = blm.LMM("distance ~ age + Sex + (age | Subject)", blm.datasets.load("Orthodont"),
+                residual=structure)
+    mm = m.marginal_model
+    rng = np.random.default_rng(0)
+    point = {k: v + 0.2 * rng.normal(size=np.shape(v)) for k, v in mm.initial_point().items()}
+    names = ["beta", "sigma", "sd_Subject", "corr_Subject"] + m.residual.param_names
+    outs = mm.replace_rvs_by_values([mm[n] for n in names] + [mm["marginal_loglik"]])
+    vals = dict(zip(names + ["ll"], mm.compile_fn(outs, inputs=mm.value_vars,
+                                                  on_unused_input="ignore")(point),
+                    strict=True))
+    d, rd = m.design, m.residual
+    lam = dense_lambda(rd, {k: vals[k] for k in rd.param_names})
+    psi = np.outer(vals["sd_Subject"], vals["sd_Subject"]) * vals["corr_Subject"]
+    Z = dense_z(d.terms)
+    V = Z @ dense_psi(d.terms, [psi]) @ Z.T + vals["sigma"] ** 2 * lam
+    want = stats.multivariate_normal(d.X @ vals["beta"], V).logpdf(d.y)
+    assert abs(float(vals["ll"]) - want) < 1e-8
+    assert m._parameterization("auto") == "marginal"
+
+
+def test_marginal_refuses_fitted_variance_and_auto_falls_back():
+    m = blm.LMM("distance ~ age + Sex + (1 | Subject)", blm.datasets.load("Orthodont"),
+                residual=blm.VarPower())
+    assert m._parameterization("auto") == "conditional"
+    with pytest.raises(blm.BayesLMMError, match="fitted values depends on the random effects"):
+        m.fit(parameterization="marginal")
