@@ -32,20 +32,43 @@ def psi_factor(post: xr.Dataset, group: str, q: int) -> np.ndarray:
 
 
 def _one_factor(stats: MarginalStats, L, beta, sigma, rng) -> np.ndarray:
-    """(draws, m, q) exact draws for a single grouping factor, batched over levels."""
-    s2 = sigma**2
+    """(draws, m, q) exact draws for a single grouping factor, batched over levels.
+
+    The q×q Cholesky and triangular solves are written entry by entry, each entry an
+    array over all draws and levels: NumPy's batched ``linalg`` pays a per-matrix
+    overhead that dominates for millions of 2×2 blocks.
+    """
+    q = L.shape[-1]
     zr = stats.Zty[None] - np.einsum("mqp,dp->dmq", stats.ZtX, beta)      # (d, m, q)
-    P = np.einsum("dki,mkl,dlj->dmij", L, stats.ZtZ, L)                   # Lᵀ A_j L
-    q = P.shape[-1]
-    P = P + s2[:, None, None, None] * np.eye(q)
-    C = np.linalg.cholesky(P)
-    w = np.einsum("dki,dmk->dmi", L, zr)
-    mean = np.linalg.solve(P, w[..., None])[..., 0]
-    eps = rng.standard_normal(mean.shape)
-    # σ C⁻ᵀ ε has covariance σ² P⁻¹
-    noise = np.linalg.solve(np.swapaxes(C, -1, -2), eps[..., None])[..., 0]
-    u = mean + sigma[:, None, None] * noise
-    return np.einsum("dij,dmj->dmi", L, u)
+    A = stats.ZtZ
+    AL = [[sum(A[None, :, k, l] * L[:, l, j, None] for l in range(q)) for j in range(q)]
+          for k in range(q)]                                               # (A_j L)[k, j]
+    P = {(i, j): sum(L[:, k, i, None] * AL[k][j] for k in range(q))
+         for i in range(q) for j in range(i + 1)}                          # (Lᵀ A_j L)[i, j]
+    s2 = (sigma**2)[:, None]
+    w = [sum(L[:, k, i, None] * zr[..., k] for k in range(q)) for i in range(q)]
+    C = [[None] * q for _ in range(q)]
+    for i in range(q):
+        for j in range(i + 1):
+            acc = P[i, j] + (s2 if i == j else 0.0)
+            for k in range(j):
+                acc = acc - C[i][k] * C[j][k]
+            C[i][j] = np.sqrt(acc) if i == j else acc / C[j][j]
+    v = []                                   # C v = w
+    for i in range(q):
+        acc = w[i]
+        for k in range(i):
+            acc = acc - C[i][k] * v[k]
+        v.append(acc / C[i][i])
+    # u = P⁻¹w + σ C⁻ᵀε: Cᵀu = v + σε (covariance of the noise part σ²P⁻¹)
+    rhs = [v[i] + sigma[:, None] * rng.standard_normal(v[i].shape) for i in range(q)]
+    u = [None] * q
+    for i in reversed(range(q)):
+        acc = rhs[i]
+        for k in range(i + 1, q):
+            acc = acc - C[k][i] * u[k]
+        u[i] = acc / C[i][i]
+    return np.stack([sum(L[:, i, j, None] * u[j] for j in range(q)) for i in range(q)], -1)
 
 
 def _several(stats: MarginalStats, Ls, beta, sigma, rng) -> np.ndarray:
