@@ -1,9 +1,11 @@
 """The PyMC model of a high-dimensional LMM in its rotated basis, its priors, and the
 model object behind ``LMM(..., random_matrices=...)`` / ``LMM(..., covariances=...)``.
 
-PyMC variables: ``beta`` (dims ``fixef``), ``sd_<name>`` (σ_b, the sd of one random
-coefficient), ``sigma`` (residual sd), ``h2`` (deterministic), and the observed
-``y_rot`` = ``U₁ᵀy`` (dims ``rot``) with sd ``sqrt(σ_b² s + σ²)``; when K has rank
+PyMC variables: ``beta`` (dims ``fixef``; under a Normal prior sampled as
+``beta_whitened``, a fixed linear map of it that is uncorrelated a posteriori),
+``sd_<name>`` (σ_b, the sd of one random coefficient), ``sigma`` (residual sd), ``h2``
+(deterministic), and the observed ``y_rot`` = ``U₁ᵀy`` (dims ``rot``) with sd
+``sqrt(σ_b² s + σ²)``; when K has rank
 r < n the complement of the eigenvectors adds a ``complement`` potential (the residual
 sum of squares there, from k+1 cross-products). Each gradient is O(n k).
 
@@ -22,7 +24,7 @@ Examples
 >>> df = pd.DataFrame({"y": rng.normal(size=30), "x": rng.normal(size=30)})
 >>> km = KernelModel("y ~ x", df, random_matrices={"snps": rng.normal(size=(30, 80))})
 >>> sorted(km.pymc_model.named_vars)
-['beta', 'h2', 'sd_snps', 'sigma', 'y_rot']
+['beta', 'beta_whitened', 'h2', 'sd_snps', 'sigma', 'y_rot']
 >>> fit = km.fit_map("REML")
 >>> 0.0 <= fit.h2 <= 1.0, list(fit.fixef.index)
 (True, ['Intercept', 'x'])
@@ -38,15 +40,16 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
+import scipy.linalg as sla
 
 from .errors import BayesLMMError
 from .inference import choose_sampler, sample
-from .kernel import greml
+from .kernel import Rotation, greml
 from .kernel_design import KernelDesign, build_kernel_design
 from .kernel_result import KernelMapResult, KernelPosteriorResult
 from .priors import _POSITIVE, Prior, ResolvedPriors, resolve_priors
 
-__all__ = ["KernelModel", "KernelPriors", "build_kernel_model"]
+__all__ = ["KernelModel", "KernelPriors", "build_kernel_model", "whitening"]
 
 
 @dataclass(frozen=True)
@@ -78,17 +81,47 @@ def resolve_kernel_priors(kd: KernelDesign,
     return KernelPriors(base=resolve_priors(kd.fixed, priors), sd=sd, name=kd.name)
 
 
+def whitening(rot: Rotation) -> tuple[np.ndarray, np.ndarray]:
+    """``(β̂, T)`` with ``β = β̂ + T θ`` making θ about N(0, I) a posteriori.
+
+    ``T = L⁻ᵀ`` for ``L Lᵀ`` the precision of the GLS estimate at the REML estimates
+    (one cheap GREML fit): sampling θ removes the posterior correlations of the fixed
+    effects (an uncentred covariate and the intercept), which a diagonal mass matrix
+    cannot, at no change to the model.
+    """
+    fit = greml(rot, "REML", grid=21)
+    L = np.linalg.cholesky(np.linalg.inv(fit.vcov))
+    return fit.beta, sla.solve_triangular(L.T, np.eye(rot.k), lower=False)
+
+
+def _beta(rot: Rotation, prior: Prior):
+    """``beta`` and the mean ``X̃β`` of the rotated data: whitened under a Normal prior."""
+    Xt = pt.as_tensor(rot.Xt)
+    if prior.name != "Normal" or set(prior.params) - {"mu", "sigma"}:
+        beta = prior.rv("beta", dims="fixef")
+        return beta, pt.dot(Xt, beta)
+    bhat, T = whitening(rot)
+    Tinv = np.linalg.inv(T)
+    mu = np.broadcast_to(np.asarray(prior.params.get("mu", 0.0), float), (rot.k,))
+    sd = np.broadcast_to(np.asarray(prior.params.get("sigma", 1.0), float), (rot.k,))
+    # θ = T⁻¹(β − β̂) ~ N(T⁻¹(μ − β̂), T⁻¹ diag(sd²) T⁻ᵀ): the same prior on β
+    theta = pm.MvNormal("beta_whitened", mu=Tinv @ (mu - bhat),
+                        cov=Tinv @ np.diag(sd**2) @ Tinv.T, dims="fixef")
+    beta = pm.Deterministic("beta", bhat + pt.dot(pt.as_tensor(T), theta), dims="fixef")
+    return beta, pt.as_tensor(rot.Xt @ bhat) + pt.dot(pt.as_tensor(rot.Xt @ T), theta)
+
+
 def build_kernel_model(kd: KernelDesign, priors: KernelPriors) -> pm.Model:
     """The rotated PyMC model (module doc)."""
     rot = kd.rotation
     coords = {"fixef": list(kd.fixed.fixef_names), "rot": np.arange(rot.rank)}
     with pm.Model(coords=coords) as model:
-        beta = priors.base.beta.rv("beta", dims="fixef") if rot.k else pt.zeros(0)
+        beta, mu = _beta(rot, priors.base.beta) if rot.k else (pt.zeros(0),
+                                                              pt.zeros(rot.rank))
         sd = priors.sd.rv(f"sd_{kd.name}")
         sigma = priors.base.sigma.rv("sigma")
         v_g = sd**2 * rot.scale
         pm.Deterministic("h2", v_g / (v_g + sigma**2))
-        mu = pt.dot(pt.as_tensor(rot.Xt), beta) if rot.k else pt.zeros(rot.rank)
         pm.Normal("y_rot", mu=mu, sigma=pt.sqrt(sd**2 * rot.s + sigma**2),
                   observed=rot.yt, dims="rot")
         if rot.n_c:

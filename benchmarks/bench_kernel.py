@@ -2,7 +2,7 @@
 the plain conditional PyMC model with p coefficients, on simulated genotypes.
 
 Usage: ``python benchmarks/bench_kernel.py [--n 5000] [--p 50000] [--budget 60]
-[--draws 1000] [--tune 1000] [--chains 4] [--cores 2]``
+[--draws 1000] [--tune 1000] [--chains 4] [--cores 2] [--samplers auto,pymc]``
 
 Genotypes 0/1/2 (allele frequencies uniform on [0.05, 0.5]) are simulated in column
 blocks as float32 and standardised; y = 1 + 0.02·age + 0.3·sex + Gω + e with h² = 0.5.
@@ -111,12 +111,15 @@ def run_plain(args) -> dict:
     th.start()
     while proc.poll() is None:
         if state["start"] and time.perf_counter() - state["start"] > args.budget:
-            proc.kill()
             break
         time.sleep(0.2)
+    end = time.perf_counter()
+    iters = dict(state["iters"])  # progress at the deadline, before the kill
+    proc.kill()
     proc.wait()
     th.join(timeout=5)
-    elapsed = time.perf_counter() - state["start"] if state["start"] else float("nan")
+    state["iters"] = iters
+    elapsed = end - state["start"] if state["start"] else float("nan")
     first = (state["first_draw"] - state["start"]) if state["first_draw"] else None
     return {"elapsed": elapsed, "done": state["done"], "iters": state["iters"],
             "first_draw_s": first}
@@ -131,6 +134,8 @@ def main() -> None:
     ap.add_argument("--tune", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--samplers", default="auto,pymc",
+                    help="comma-separated samplers for the rotated model")
     ap.add_argument("--skip-plain", action="store_true")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -141,40 +146,46 @@ def main() -> None:
     import logging
 
     import bayeslmm as blm
+    from bayeslmm.kernel import gram
 
     logging.getLogger("pymc").setLevel(logging.ERROR)
     t = time.perf_counter()
     G, df = simulate(args.n, args.p)
     t_sim = time.perf_counter() - t
     t = time.perf_counter()
+    gram(G)  # timed on its own: the build below computes it again
+    t_gram = time.perf_counter() - t
+    t = time.perf_counter()
     m = blm.LMM("y ~ age + sex", df, random_matrices={"snps": G})
     t_build = time.perf_counter() - t
     t = time.perf_counter()
     fit = m.fit_map("REML")
     t_map = time.perf_counter() - t
-    t = time.perf_counter()
-    post = m.fit(draws=args.draws, tune=args.tune, chains=args.chains, cores=args.cores,
-                 random_seed=1, progressbar=False)
-    t_nuts = time.perf_counter() - t
-    d = post.diagnostics
-    s = post.summary()
-    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"n = {args.n}, p = {args.p}, true h² = {H2}; NUTS {args.chains} × {args.draws} "
           f"(+{args.tune} tuning), {args.cores} cores; simulation {t_sim:.1f} s "
-          f"(not counted); peak RSS {rss_gb:.1f} GB; {os.cpu_count()} CPUs seen, load "
-          f"average {os.getloadavg()[0]:.1f} at the end")
+          f"(not counted); {os.cpu_count()} CPUs seen, load average "
+          f"{os.getloadavg()[0]:.1f} before the build")
     print()
     print(f"{'model':34s} {'stage':30s} {'seconds':>8s}  result")
     print(f"{'rotated (bayeslmm)':34s} {'build: GGᵀ + eigh + rotation':30s} "
           f"{t_build:8.1f}  rank {m._kernel.design.rotation.rank}")
+    print(f"{'':34s} {'  of which GGᵀ (float32 blocks)':30s} {t_gram:8.1f}")
     print(f"{'':34s} {'REML (fit_map)':30s} {t_map:8.2f}  h² = {fit.h2:.3f} "
-          f"[{fit.h2_interval[0]:.3f}, {fit.h2_interval[1]:.3f}]")
-    print(f"{'':34s} {'MAP total (build + REML)':30s} {t_build + t_map:8.1f}")
-    print(f"{'':34s} {'NUTS (compile + sample)':30s} {t_nuts:8.1f}  h² = {post.h2:.3f} "
-          f"[{s.loc['h2', 'hdi_3%']:.3f}, {s.loc['h2', 'hdi_97%']:.3f}], "
-          f"{d['divergences']} div, R-hat {d['max_rhat']:.3f}")
-    print(f"{'':34s} {'NUTS min ESS bulk / s':30s} {d['min_ess_bulk'] / t_nuts:8.1f}  "
-          f"min ESS bulk {d['min_ess_bulk']:.0f}, tail {d['min_ess_tail']:.0f}")
+          f"[{fit.h2_interval[0]:.3f}, {fit.h2_interval[1]:.3f}] (95% profile)")
+    print(f"{'':34s} {'MAP total (build + REML)':30s} {t_build + t_map:8.1f}", flush=True)
+    for sampler in args.samplers.split(","):
+        t = time.perf_counter()
+        post = m.fit(draws=args.draws, tune=args.tune, chains=args.chains, cores=args.cores,
+                     random_seed=1, progressbar=False, sampler=sampler)
+        t_nuts = time.perf_counter() - t
+        d, s = post.diagnostics, post.summary()
+        print(f"{'':34s} {'NUTS (' + post.info['sampler'] + ', compile + sample)':30s} "
+              f"{t_nuts:8.1f}  h² = {post.h2:.3f} [{s.loc['h2', 'hdi_3%']:.3f}, "
+              f"{s.loc['h2', 'hdi_97%']:.3f}], {d['divergences']} div, "
+              f"R-hat {d['max_rhat']:.3f}")
+        print(f"{'':34s} {'  min ESS bulk / s':30s} {d['min_ess_bulk'] / t_nuts:8.1f}  "
+              f"min ESS bulk {d['min_ess_bulk']:.0f}, tail {d['min_ess_tail']:.0f}",
+              flush=True)
     if args.skip_plain:
         return
     del m, fit, post
@@ -184,9 +195,11 @@ def main() -> None:
     status = "finished" if plain["done"] else f"stopped at {args.budget:.0f} s"
     first = (f"first iteration after {plain['first_draw_s']:.1f} s" if plain["first_draw_s"]
              else "no iteration completed (still compiling / initialising)")
-    print(f"{'plain PyMC (p coefficients)':34s} {'NUTS (compile + sample)':30s} "
+    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"{'plain PyMC (p coefficients)':34s} {'NUTS (pymc, compile + sample)':30s} "
           f"{plain['elapsed']:8.1f}  {status}: {got} of {total} iterations "
           f"({got / total:.1%}) across chains {plain['iters'] or '{}'}; {first}")
+    print(f"\npeak RSS of the rotated model's process: {rss_gb:.1f} GB")
 
 
 if __name__ == "__main__":

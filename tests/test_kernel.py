@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 import scipy.optimize as so
 from scipy.stats import multivariate_normal as mvn
+from scipy.stats import norm
 
 import bayeslmm as blm
 from bayeslmm.kernel import greml, loglik, rotate_kernel, rotate_matrix
+from bayeslmm.kernel_model import whitening
 from bayeslmm.likelihood import gls
 
 
@@ -45,13 +47,24 @@ def test_pymc_model_loglik_equals_dense_normal():
     W, df = _data(n, p, seed=3)
     m = blm.LMM("y ~ x", df, random_matrices={"snps": W})
     model = m.pymc_model
-    point = {"beta": np.array([0.9, 0.4]), "sd_snps_log__": np.log(0.3),
-             "sigma_log__": np.log(0.7)}
-    terms = model.observed_RVs + model.potentials
-    got = model.compile_fn(model.logp(vars=terms), inputs=model.value_vars)(point)
+    bhat, T = whitening(m._kernel.design.rotation)
+    f = model.compile_fn([model.logp(vars=model.observed_RVs + model.potentials),
+                          model.logp(vars=[model["beta_whitened"]]),
+                          *model.replace_rvs_by_values([model["beta"]])],
+                         inputs=model.value_vars)
     Xf = np.column_stack([np.ones(n), df.x])
-    dense = mvn(Xf @ point["beta"], _dense_v(W @ W.T, 0.3, 0.7)).logpdf(df.y)
-    assert float(got) == pytest.approx(dense, rel=1e-10)
+    prior = m._kernel.resolved_priors.base.beta.params
+    out = []
+    for beta in (np.array([0.9, 0.4]), np.array([-0.3, 1.2])):
+        point = {"beta_whitened": np.linalg.solve(T, beta - bhat),
+                 "sd_snps_log__": np.log(0.3), "sigma_log__": np.log(0.7)}
+        lik, lp_prior, got_beta = f(point)
+        np.testing.assert_allclose(got_beta, beta, rtol=1e-12)
+        dense = mvn(Xf @ beta, _dense_v(W @ W.T, 0.3, 0.7)).logpdf(df.y)
+        assert float(lik) == pytest.approx(dense, rel=1e-10)
+        out.append(float(lp_prior) - norm(prior["mu"], prior["sigma"]).logpdf(beta).sum())
+    # the whitened prior is the Normal prior on beta up to a constant (the Jacobian)
+    assert out[0] == pytest.approx(out[1], abs=1e-9)
 
 
 def _brute_ml(y, Xf, K):
