@@ -22,7 +22,8 @@ from .conditional import build_conditional
 from .design import Design, build_design
 from .errors import BayesLMMError
 from .inference import LOGLIK_AUTO_LIMIT, choose_sampler, complete_marginal, sample
-from .marginal_model import MAX_DENSE_RE, build_marginal, marginal_supports
+from .marginal import MarginalStats
+from .marginal_model import MAX_DENSE_RE, build_marginal, marginal_supports, stats_data
 from .priors import ResolvedPriors, resolve_priors
 from .residual import as_residual, residual_columns
 from .residual_design import ResidualDesign, bind
@@ -205,11 +206,13 @@ class LMM:
                 log_likelihood=log_likelihood)
         par = self._parameterization(parameterization)
         marginal = par == "marginal"
+        key, data = self._cache_key() if marginal else (None, None)
         idata = sample(
             self.marginal_model if marginal else self.pymc_model, draws=draws, tune=tune,
             chains=chains, random_seed=random_seed, sampler=sampler,
             target_accept=target_accept, cores=cores, progressbar=progressbar,
             log_likelihood=False if marginal else log_likelihood, nobs=self.nobs,
+            cache_key=key, data=data,
         )
         if marginal:
             idata = complete_marginal(idata, self._design, random_seed)
@@ -223,6 +226,17 @@ class LMM:
         if marginal and want:
             result.log_likelihood()
         return result
+
+    def _cache_key(self) -> tuple[tuple | None, dict | None]:
+        """What identifies the compiled marginal model: its structure and data shapes
+        (a second fit of the same formula on data of the same shape reuses it)."""
+        if self._residual is not None:
+            return None, None  # whitened data are constants of the graph
+        d = self._design
+        key = ("marginal", d.spec.formula, repr(sorted(self._priors.describe().items())),
+               tuple(d.fixef_names), d.nobs,
+               tuple((t.group, t.n_levels, tuple(t.term_names), t.blocks) for t in d.terms))
+        return key, stats_data(MarginalStats.from_design(d))
 
     def _parameterization(self, parameterization: str) -> str:
         """``"auto"``: the marginal model wherever it is exact and cheap (iid residuals;

@@ -25,7 +25,6 @@ import xarray as xr
 
 from .covariance import varcorr_frame
 from .design import Design
-from .errors import BayesLMMError
 from .newdata import evaluate_new_data
 from .predict import posterior_draws, training_rows
 
@@ -281,24 +280,41 @@ class PosteriorResult:
     def log_likelihood(self) -> az.InferenceData:
         """Add (if absent) the pointwise log-likelihood group, for LOO and WAIC.
 
-        Per observation, conditional on the drawn random effects (iid residuals).
-        With a residual structure the group comes from the sampler: each row's
-        density given the earlier rows of its correlation group.
+        Per observation, conditional on the drawn random effects; with a correlated
+        residual structure, each row's density given the earlier rows of its
+        correlation group (the terms sum to the joint density, but LOO on them is not
+        a leave-one-row-out over exchangeable rows: compare such models per group).
         """
         if "log_likelihood" not in self._idata.groups():
-            if self._residual is not None:
-                raise BayesLMMError("This fit has no log_likelihood group; refit with "
-                                    "fit(log_likelihood=True).")
-            mu = self.predict().values
-            sigma = self._idata.posterior["sigma"].values[..., None]
-            ll = -0.5 * ((self._design.y - mu) / sigma) ** 2 - np.log(sigma) \
-                - 0.5 * np.log(2 * np.pi)
             post = self._idata.posterior
+            mu = self.predict().values
+            if self._residual is None:
+                sigma = post["sigma"].values[..., None]
+                ll = (-0.5 * ((self._design.y - mu) / sigma) ** 2 - np.log(sigma)
+                      - 0.5 * np.log(2 * np.pi))
+            else:
+                ll = self._structured_loglik(mu)
             da = xr.DataArray(ll, dims=("chain", "draw", "obs"),
                               coords={"chain": post.chain, "draw": post.draw,
                                       "obs": np.arange(self.nobs)})
             self._idata.add_groups(log_likelihood=xr.Dataset({"y": da}))
         return self._idata
+
+    def _structured_loglik(self, mu: np.ndarray) -> np.ndarray:
+        """Per row: its density given the earlier rows of its correlation group."""
+        from .residual_logp import residual_logp
+
+        rd, post = self._residual, self._idata.posterior
+        out = np.empty_like(mu)
+        for c in range(mu.shape[0]):
+            for d in range(mu.shape[1]):
+                params = {k: post[k].values[c, d] for k in rd.param_names}
+                if rd.fitted_covariate:
+                    params["fitted"] = mu[c, d]
+                out[c, d] = residual_logp(rd, self._design.y - mu[c, d],
+                                          float(post["sigma"].values[c, d]), params,
+                                          pointwise=True)
+        return out
 
     def save(self, path) -> None:
         """Save to netCDF (posterior, model specification and training data).

@@ -140,3 +140,22 @@ def test_marginal_refuses_fitted_variance_and_auto_falls_back():
     assert m._parameterization("auto") == "conditional"
     with pytest.raises(blm.BayesLMMError, match="fitted values depends on the random effects"):
         m.fit(parameterization="marginal")
+
+
+@pytest.mark.skipif(not __import__("importlib").util.find_spec("nutpie"),
+                    reason="nutpie not installed")
+def test_second_fit_of_same_shape_reuses_compiled_nutpie_model(sleepstudy):
+    from bayeslmm import inference
+
+    inference._COMPILED.clear()
+    kw = dict(draws=100, tune=200, chains=2, random_seed=1, progressbar=False,
+              sampler="nutpie", parameterization="marginal")
+    first = blm.LMM("Reaction ~ Days + (Days | Subject)", sleepstudy).fit(**kw)
+    assert len(inference._COMPILED) == 1
+    compiled = next(iter(inference._COMPILED.values()))
+    shifted = sleepstudy.assign(Reaction=sleepstudy["Reaction"] + 1000.0)
+    second = blm.LMM("Reaction ~ Days + (Days | Subject)", shifted).fit(**kw)
+    assert next(iter(inference._COMPILED.values())) is compiled  # no new compilation
+    # ... and the new data were used
+    diff = second.fixef["Intercept"] - first.fixef["Intercept"]
+    assert 980 < diff < 1020
