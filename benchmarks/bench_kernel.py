@@ -17,9 +17,11 @@ the start of its model building; the table reports how far it got.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import threading
@@ -89,8 +91,9 @@ def run_plain(args) -> dict:
     cmd = [sys.executable, __file__, "--child", "--n", str(args.n), "--p", str(args.p),
            "--draws", str(args.draws), "--tune", str(args.tune), "--chains",
            str(args.chains), "--cores", str(args.cores)]
+    # its own process group: PyMC's worker processes are stopped with it
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
+                            text=True, start_new_session=True)
     state = {"start": None, "iters": {}, "first_draw": None, "done": False}
 
     def reader():
@@ -115,7 +118,8 @@ def run_plain(args) -> dict:
         time.sleep(0.2)
     end = time.perf_counter()
     iters = dict(state["iters"])  # progress at the deadline, before the kill
-    proc.kill()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     th.join(timeout=5)
     state["iters"] = iters
