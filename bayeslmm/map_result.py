@@ -68,14 +68,17 @@ class MapResult:
     _FIELDS = ("formula", "method", "fixef", "vcov", "ranef", "ranef_sd", "varcorr", "sigma",
                "nobs", "ngroups", "loglik", "df", "converged", "singular", "theta", "fitted",
                "residuals", "optimizer", "blocks")
-    __slots__ = tuple("_" + f for f in _FIELDS)
+    #: Fields of residual-structure fits (nlme's ``lme``/``gls``), absent for iid ones.
+    _OPTIONAL = {"residual_structure": None, "residual_params": None, "scaled_residuals": None,
+                 "se": None}
+    __slots__ = tuple("_" + f for f in (*_FIELDS, *_OPTIONAL))
 
     def __init__(self, **fields: Any):
         missing = set(self._FIELDS) - set(fields)
-        extra = set(fields) - set(self._FIELDS)
+        extra = set(fields) - set(self._FIELDS) - set(self._OPTIONAL)
         if missing or extra:
             raise TypeError(f"MapResult fields missing {sorted(missing)}, unknown {sorted(extra)}")
-        for k, v in fields.items():
+        for k, v in {**self._OPTIONAL, **fields}.items():
             object.__setattr__(self, "_" + k, v)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -104,7 +107,11 @@ class MapResult:
 
     @property
     def se(self) -> pd.Series:
-        """Standard errors of β̂."""
+        """Standard errors of β̂: √diag(vcov), except for nlme-style ML fits with random
+        effects and a residual structure, where nlme's summary scales them by
+        √(N/(N − p)) and its ``vcov`` does not."""
+        if self._se is not None:
+            return self._se.copy()
         return pd.Series(np.sqrt(np.diag(self._vcov.to_numpy())), index=self._fixef.index,
                          name="se")
 
@@ -129,9 +136,16 @@ class MapResult:
         return float(self._sigma)
 
     @property
+    def residual(self):
+        """The residual structure (a ``bayeslmm.Residual``), or None for iid residuals."""
+        return self._residual_structure
+
+    @property
     def residual_params(self) -> dict[str, float]:
-        """Residual-structure parameters (none for iid residuals)."""
-        return {}
+        """Residual-structure parameters named as nlme names them (``Phi``, ``Rho``,
+        ``power``, ``expon``, the varIdent sd ratio of each level with the reference
+        level at 1); empty for iid residuals."""
+        return dict(self._residual_params or {})
 
     @property
     def theta(self) -> pd.Series:
@@ -155,7 +169,8 @@ class MapResult:
 
     @property
     def df(self) -> int:
-        """Number of parameters: fixed effects + covariance parameters + σ."""
+        """Number of parameters: fixed effects + covariance parameters + σ (+ the
+        residual-structure parameters)."""
         return int(self._df)
 
     @property
@@ -165,8 +180,12 @@ class MapResult:
 
     @property
     def bic(self) -> float:
-        """−2 logLik + df log(nobs) (as lme4, for REML too)."""
-        return -2.0 * self.loglik + self.df * math.log(self.nobs)
+        """−2 logLik + df log(N): N = nobs as lme4 (for REML too); with a residual
+        structure, nlme's convention: N = nobs − p for REML (p fixed effects)."""
+        n = self.nobs
+        if self._residual_structure is not None and self.method == "REML":
+            n -= len(self._fixef)
+        return -2.0 * self.loglik + self.df * math.log(n)
 
     @property
     def converged(self) -> bool:
@@ -192,6 +211,14 @@ class MapResult:
     def residuals(self) -> pd.Series:
         """y − fitted values (random effects included)."""
         return self._residuals.copy()
+
+    @property
+    def scaled_residuals(self) -> pd.Series:
+        """Residuals over their sd, ``(y − fitted) / (σ δ_i)`` (nlme's standardized
+        within-group residuals; ``residuals / σ`` for iid residuals)."""
+        if self._scaled_residuals is None:
+            return (self._residuals / self.sigma).rename("scaled")
+        return self._scaled_residuals.copy()
 
     # -- tables and output --------------------------------------------------------------
     def summary(self) -> pd.DataFrame:
@@ -228,6 +255,7 @@ class MapResult:
                              for c in df.columns}}
                       for g, df in self._ranef.items()},
             "fixef_lme4": {lme4_name(k): v for k, v in self._fixef.items()},
+            "residual": None if self.residual is None else repr(self.residual),
         }
         return _jsonable(out)
 

@@ -281,7 +281,9 @@ class LMM:
 
         Flat priors: the random effects and (for REML) the fixed effects are
         integrated out exactly, and the profiled criterion is optimised over the
-        covariance parameters.
+        covariance parameters. With a residual structure the fit is nlme's (``lme``, or
+        ``gls`` without random effects): σ, ``residual_params``, standard errors and
+        BIC as nlme reports them (see :mod:`bayeslmm.optimize_residual`).
 
         Returns
         -------
@@ -291,7 +293,4 @@ class LMM:
 
         if self._kernel is not None:
             return self._kernel.fit_map(method)
-        if self._residual is not None:
-            raise BayesLMMError("ML/REML fits with a residual structure are not available "
-                                "yet; use fit() (NUTS) or residual=None.")
-        return fit_map(self._design, method)
+        return fit_map(self._design, method, residual=self._residual)

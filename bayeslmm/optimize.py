@@ -101,31 +101,49 @@ def _optimise(pls: PLS, reml: bool, maxiter: int | None):
     if lay.size == 0:
         return theta0, True, "no covariance parameters", 0
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lay.lower]
-    it = maxiter if maxiter is not None else 1000
     fg = lambda th: pls.objective_and_gradient(th, reml)  # noqa: E731
+    return search(f, fg, theta0, bounds, lay.is_diag, maxiter)
+
+
+def search(f, fg, x0: np.ndarray, bounds: list, is_diag: np.ndarray, maxiter: int | None,
+           extra_starts: tuple = ()) -> tuple[np.ndarray, bool, str, int]:
+    """Bounded L-BFGS-B from ``x0`` (and ``extra_starts``: the best end point wins),
+    re-searched off the boundary for singular end points, checked for stationarity as
+    lme4 does and polished by Powell where that check fails.
+
+    ``f`` is the criterion, ``fg`` criterion and gradient; ``is_diag`` flags the
+    coordinates that are diagonal θ entries (a 0 there is a singular fit). Returns the
+    end point, whether it is stationary, a message and the number of evaluations.
+    """
+    lower = np.array([-np.inf if b[0] is None else b[0] for b in bounds])
+    it = maxiter if maxiter is not None else 1000
     opts = {"maxiter": it, "ftol": 1e-12, "gtol": 1e-6, "maxfun": 20 * it}
-    res = minimize(fg, theta0, method="L-BFGS-B", bounds=bounds, jac=True, options=opts)
-    best, nfev, msg = _clean(res.x), res.nfev, str(res.message)
-    if maxiter is None and np.any(best[lay.is_diag] < SINGULAR_TOL):
-        best, n_extra, msg = _off_boundary(f, fg, lay, best, msg, bounds, opts, theta0)
+    best, fbest, nfev, msg = None, np.inf, 0, ""
+    for st in (x0, *extra_starts):
+        res = minimize(fg, st, method="L-BFGS-B", bounds=bounds, jac=True, options=opts)
+        nfev += res.nfev
+        if best is None or res.fun < fbest:
+            best, fbest, msg = _clean(res.x), float(res.fun), str(res.message)
+    if maxiter is None and np.any(best[is_diag] < SINGULAR_TOL):
+        best, n_extra, msg = _off_boundary(f, fg, is_diag, best, msg, bounds, opts, x0)
         nfev += n_extra
-    grad = _projected_gradient(fg, best, lay.lower)
-    converged = _stationary(fg, best, grad, lay.lower)
+    grad = _projected_gradient(fg, best, lower)
+    converged = _stationary(fg, best, grad, lower)
     if not converged and maxiter is None:
         # derivative-free polish where L-BFGS-B's line search stalled
         pol = minimize(f, best, method="Powell", bounds=bounds,
-                       options={"xtol": 1e-8, "ftol": 1e-13, "maxfev": 200 * (lay.size + 1)})
+                       options={"xtol": 1e-8, "ftol": 1e-13, "maxfev": 200 * (len(best) + 1)})
         nfev += pol.nfev
         if pol.fun < f(best):
             best, msg = _clean(pol.x), f"{msg}; Powell polish: {pol.message}"
-            grad = _projected_gradient(fg, best, lay.lower)
-            converged = _stationary(fg, best, grad, lay.lower)
+            grad = _projected_gradient(fg, best, lower)
+            converged = _stationary(fg, best, grad, lower)
     if not converged:
         msg = f"{msg}; max |projected gradient| = {np.max(np.abs(grad)):.3g}"
     return best, converged, msg, nfev
 
 
-def _off_boundary(f, fg, lay, best, msg, bounds, opts, theta0):
+def _off_boundary(f, fg, is_diag, best, msg, bounds, opts, theta0):
     """Make sure a singular end point is not an artefact of the search.
 
     A diagonal θ at 0 is a stationary point of the criterion (it is even in each column
@@ -143,8 +161,8 @@ def _off_boundary(f, fg, lay, best, msg, bounds, opts, theta0):
             if res.fun < fbest - 1e-10 * max(1.0, abs(fbest)):
                 best, fbest = _clean(res.x), float(res.fun)
                 msg = f"{res.message} (restarted off the boundary)"
-        zero = np.flatnonzero(lay.is_diag & (best < SINGULAR_TOL))
-        probes = [np.where(np.arange(lay.size) == i, d, best) for i in zero for d in (0.05, 0.5)]
+        zero = np.flatnonzero(is_diag & (best < SINGULAR_TOL))
+        probes = [np.where(np.arange(len(best)) == i, d, best) for i in zero for d in (0.05, 0.5)]
         vals = [f(pr) for pr in probes]
         nfev += len(probes)
         if not probes or min(vals) >= fbest - 1e-10 * max(1.0, abs(fbest)):
@@ -158,8 +176,10 @@ def _clean(theta: np.ndarray) -> np.ndarray:
     return np.where(np.abs(theta) < 1e-10, 0.0, theta)
 
 
-def fit_map(design, method: str = "REML", *, maxiter: int | None = None) -> MapResult:
-    """Maximum-likelihood or REML estimates of a Gaussian LMM, as lme4's ``lmer``.
+def fit_map(design, method: str = "REML", *, residual=None,
+            maxiter: int | None = None) -> MapResult:
+    """Maximum-likelihood or REML estimates of a Gaussian LMM, as lme4's ``lmer``
+    (with a residual structure: as nlme's ``lme``, or ``gls`` without random effects).
 
     Parameters
     ----------
@@ -168,6 +188,9 @@ def fit_map(design, method: str = "REML", *, maxiter: int | None = None) -> MapR
     method : {"REML", "ML"}
         REML integrates β out with a flat prior (lme4's default); ML maximises the
         likelihood.
+    residual : ResidualDesign, optional
+        A residual structure bound to the design's rows
+        (:func:`bayeslmm.residual_design.bind`); see :mod:`bayeslmm.optimize_residual`.
     maxiter : int, optional
         Iteration limit of the optimiser (default: effectively none).
 
@@ -202,24 +225,37 @@ def fit_map(design, method: str = "REML", *, maxiter: int | None = None) -> MapR
     if reml and design.nobs <= design.X.shape[1]:
         raise FitError(f"REML needs more observations ({design.nobs}) than fixed effects "
                        f"({design.X.shape[1]}).")
+    if residual is not None:
+        from .optimize_residual import fit_residual
+
+        return fit_residual(design, residual, m, maxiter=maxiter)
     pls = PLS.from_design(design)
     with _one_blas_thread(pls.cp.Arr.shape[0]):
         theta, converged, msg, nfev = _optimise(pls, reml, maxiter)
         sol = pls.solution(theta, reml)
     lay = pls.layout
     singular = bool(np.any(theta[lay.is_diag] < SINGULAR_TOL))
-    if not converged:
-        warnings.warn(f"Model failed to converge ({method}): {msg}. The estimates may not be "
-                      "the optimum; simplify the random effects or rescale covariates.",
-                      UserWarning, stacklevel=2)
-    if singular:
-        warnings.warn("boundary (singular) fit: a random-effect variance is estimated at 0 or "
-                      "a correlation at ±1 (see MapResult.singular); consider simplifying the "
-                      "random effects.", UserWarning, stacklevel=2)
+    _warn(m, converged, singular, msg)
     return _result(design, m, pls, theta, sol, converged, singular, nfev, msg)
 
 
-def _result(design, method, pls, theta, sol, converged, singular, nfev, msg) -> MapResult:
+def _warn(method: str, converged: bool, singular: bool, msg: str) -> None:
+    if not converged:
+        warnings.warn(f"Model failed to converge ({method}): {msg}. The estimates may not be "
+                      "the optimum; simplify the random effects or rescale covariates.",
+                      UserWarning, stacklevel=3)
+    if singular:
+        warnings.warn("boundary (singular) fit: a random-effect variance is estimated at 0 or "
+                      "a correlation at ±1 (see MapResult.singular); consider simplifying the "
+                      "random effects.", UserWarning, stacklevel=3)
+
+
+def _result(design, method, pls, theta, sol, converged, singular, nfev, msg,
+            residual: dict | None = None) -> MapResult:
+    """The MapResult at θ; ``design`` is the unwhitened one (for the fitted values),
+    ``pls``/``sol`` may be of a whitened design. ``residual`` (residual-structure fits):
+    ``logdet`` (log|Λ|, added to the criterion), ``n_params``, ``structure``,
+    ``params`` (nlme-named), ``scale`` (σ·δ per row, for the scaled residuals), ``u``."""
     names = design.fixef_names
     psis = pls.layout.psis(theta, sol.sigma)
     terms = design.terms
@@ -235,8 +271,16 @@ def _result(design, method, pls, theta, sol, converged, singular, nfev, msg) -> 
     fitted = design.X @ sol.beta
     for t, b in zip(terms, sol.b, strict=True):
         fitted = fitted + np.einsum("iq,iq->i", t.Z, b[t.codes])
-    loglik = -0.5 * sol.criterion
-    df = design.X.shape[1] + pls.layout.size + 1
+    res = residual or {}
+    loglik = -0.5 * (sol.criterion + res.get("logdet", 0.0))
+    df = design.X.shape[1] + pls.layout.size + 1 + res.get("n_params", 0)
+    extra = {}
+    if residual is not None:
+        scaled = (design.y - fitted) / res["scale"]
+        extra = {"residual_structure": res["structure"], "residual_params": res["params"],
+                 "scaled_residuals": pd.Series(scaled, index=design.rows, name="scaled")}
+        if res.get("se") is not None:
+            extra["se"] = pd.Series(res["se"], index=names, name="se")
     return MapResult(
         formula=design.spec.formula, method=method,
         fixef=pd.Series(sol.beta, index=names, name="estimate"),
@@ -247,6 +291,7 @@ def _result(design, method, pls, theta, sol, converged, singular, nfev, msg) -> 
         theta=pd.Series(theta, index=pls.layout.names, name="theta"),
         fitted=pd.Series(fitted, index=design.rows, name="fitted"),
         residuals=pd.Series(design.y - fitted, index=design.rows, name="residual"),
-        optimizer={"method": "L-BFGS-B", "nfev": int(nfev), "message": msg},
-        blocks={t.group: t.blocks for t in terms},
+        optimizer={"method": "L-BFGS-B", "nfev": int(nfev), "message": msg,
+                   **({"u": [float(v) for v in res["u"]]} if "u" in res else {})},
+        blocks={t.group: t.blocks for t in terms}, **extra,
     )

@@ -1,5 +1,5 @@
-"""ML/REML fits against lme4/nlme: every reference model in models/*.toml, every value
-against its tolerance."""
+"""ML/REML fits against lme4/nlme: every reference model in models/*.toml (residual
+structures included), every value against its tolerance."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import pytest
 import bayeslmm as blm
 from bayeslmm.design import build_design
 from bayeslmm.optimize import fit_map
+from bayeslmm.residual import parse_residual
+from bayeslmm.residual_design import bind
 
 MODELS = sorted((Path(__file__).resolve().parents[1] / "models").glob("*.toml"))
 
@@ -21,9 +23,6 @@ def _params():
     for path in MODELS:
         spec = tomllib.loads(path.read_text())
         marks = [pytest.mark.slow] if spec.get("slow") else []
-        if spec.get("requires"):
-            marks.append(pytest.mark.skip(reason=f"needs a {spec['requires']} structure "
-                                                 f"({spec.get('residual', '')})"))
         yield pytest.param(spec, id=spec["name"], marks=marks)
 
 
@@ -33,10 +32,13 @@ def fits():
 
     def get(spec):
         if spec["name"] not in cache:
-            design = build_design(spec["formula"], blm.datasets.load(spec["dataset"]))
+            data = blm.datasets.load(spec["dataset"])
+            design = build_design(spec["formula"], data)
+            structure = parse_residual(spec["residual"]) if spec.get("residual") else None
+            rd = bind(structure, design) if structure is not None else None
             with warnings.catch_warnings(record=True) as w:
                 warnings.simplefilter("always")
-                fit = fit_map(design, spec["method"])
+                fit = fit_map(design, spec["method"], residual=rd)
             cache[spec["name"]] = (fit, [str(x.message) for x in w])
         return cache[spec["name"]]
 
@@ -48,7 +50,7 @@ def _rel(a, b):
 
 
 def test_models_exist():
-    assert len(MODELS) >= 29
+    assert len(MODELS) >= 49
 
 
 @pytest.mark.parametrize("spec", list(_params()))
@@ -82,10 +84,20 @@ def test_reference_fit(spec, fits):
     assert fit.singular == ref["singular"]
     if ref["singular"]:
         assert any("boundary (singular) fit" in m for m in messages)
-    n_par = len(ref["fixef"]) + fit.theta.size + 1
-    assert fit.aic == pytest.approx(-2 * ref["loglik"] + 2 * n_par, abs=2 * tol["loglik_abs"])
-    assert fit.bic == pytest.approx(-2 * ref["loglik"] + n_par * np.log(ref["nobs"]),
+    n_par = len(ref["fixef"]) + fit.theta.size + 1 + len(fit.residual_params) \
+        - (1 if spec.get("residual", "").count("VarIdent") else 0)  # reference ratio fixed
+    assert fit.df == ref.get("df", n_par)
+    n_bic = ref["nobs"] - (len(ref["fixef"]) if spec.get("residual") and
+                           spec["method"] == "REML" else 0)  # nlme's REML BIC
+    assert fit.aic == pytest.approx(ref.get("aic", -2 * ref["loglik"] + 2 * n_par),
                                     abs=2 * tol["loglik_abs"])
+    assert fit.bic == pytest.approx(ref.get("bic", -2 * ref["loglik"] + n_par * np.log(n_bic)),
+                                    abs=2 * tol["loglik_abs"])
+    got = fit.residual_params
+    assert set(got) == set(ref.get("residual_params", {}))
+    for name, value in ref.get("residual_params", {}).items():
+        assert abs(got[name] - value) <= tol["residual_abs"] * max(1.0, abs(value)), \
+            (name, got[name], value)
 
 
 @pytest.mark.parametrize("spec", [p for p in _params() if p.values[0].get("reference", {})
