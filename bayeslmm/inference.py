@@ -168,7 +168,8 @@ def _nutpie(model, cache_key, data, *, draws, tune, chains, cores, seed, progres
     return idata
 
 
-def complete_marginal(idata: az.InferenceData, design, random_seed=None) -> az.InferenceData:
+def complete_marginal(idata: az.InferenceData, design, random_seed=None,
+                      residual=None) -> az.InferenceData:
     """After NUTS on the marginal model: draw every ``b_<group>`` exactly from its
     Gaussian conditional and add ``observed_data``, so the InferenceData has the same
     groups, variables and coords as the conditional model's."""
@@ -182,7 +183,8 @@ def complete_marginal(idata: az.InferenceData, design, random_seed=None) -> az.I
     if design.terms:
         stats = MarginalStats.from_design(design)
         seed = np.random.SeedSequence(random_seed).spawn(1)[0]
-        for name, da in draw_random_effects(design, stats, post, seed).items():
+        draws = draw_random_effects(design, stats, post, seed, residual=residual)
+        for name, da in draws.items():
             post[name] = da
     obs = xr.Dataset({"y": xr.DataArray(design.y, dims="obs",
                                          coords={"obs": np.arange(design.nobs)})})

@@ -215,7 +215,7 @@ class LMM:
             cache_key=key, data=data,
         )
         if marginal:
-            idata = complete_marginal(idata, self._design, random_seed)
+            idata = complete_marginal(idata, self._design, random_seed, self._residual)
         info = {"sampler": choose_sampler(sampler), "parameterization": par,
                 "draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed}
         result = PosteriorResult(idata, self._design, self._priors.describe(), info=info,

@@ -96,12 +96,34 @@ def _block_diag(blocks: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+def _whitened(design: Design, rd, post: xr.Dataset, beta, sigma, Ls, rng) -> np.ndarray:
+    """With a residual structure the cross-products depend on the draw's residual
+    parameters: whiten and recompute them per draw (O(n) each)."""
+    from .residual_logp import whiten_design
+
+    nc, nd = post.sizes["chain"], post.sizes["draw"]
+    values = {k: post[k].values.reshape(nc * nd, *post[k].shape[2:]) for k in rd.param_names}
+    out = []
+    for d in range(nc * nd):
+        wd = whiten_design(rd, design, {k: v[d] for k, v in values.items()})
+        stats = MarginalStats.from_design(wd)
+        if len(design.terms) == 1:
+            out.append(_one_factor(stats, Ls[0][d:d + 1], beta[d:d + 1], sigma[d:d + 1],
+                                   rng).reshape(-1))
+        else:
+            out.append(_several(stats, [L[d:d + 1] for L in Ls], beta[d:d + 1],
+                                sigma[d:d + 1], rng)[0])
+    return np.array(out)
+
+
 def draw_random_effects(design: Design, stats: MarginalStats, post: xr.Dataset,
-                        random_seed=None, chunk: int = 500) -> dict[str, xr.DataArray]:
+                        random_seed=None, chunk: int = 500,
+                        residual=None) -> dict[str, xr.DataArray]:
     """Draw ``b_<group>`` for every posterior draw; dims ``(chain, draw, group, term)``.
 
     Draws are processed ``chunk`` at a time to bound the memory of the batched
-    factorisations.
+    factorisations. ``residual`` (a bound residual structure) makes the draws
+    account for ``σ²Λ``.
     """
     rng = np.random.default_rng(random_seed)
     nc, nd = post.sizes["chain"], post.sizes["draw"]
@@ -110,7 +132,9 @@ def draw_random_effects(design: Design, stats: MarginalStats, post: xr.Dataset,
     Ls = [psi_factor(post, t.group, t.q).reshape(nc * nd, t.q, t.q) for t in design.terms]
     sizes = [t.n_levels * t.q for t in design.terms]
     flat = np.empty((nc * nd, sum(sizes)))
-    for start in range(0, nc * nd, chunk):
+    if residual is not None:
+        flat[:] = _whitened(design, residual, post, beta, sigma, Ls, rng)
+    for start in range(0, nc * nd if residual is None else 0, chunk):
         sl = slice(start, min(start + chunk, nc * nd))
         if len(design.terms) == 1:
             flat[sl] = _one_factor(stats, Ls[0][sl], beta[sl], sigma[sl], rng).reshape(

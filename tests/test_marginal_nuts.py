@@ -159,3 +159,29 @@ def test_second_fit_of_same_shape_reuses_compiled_nutpie_model(sleepstudy):
     # ... and the new data were used
     diff = second.fixef["Intercept"] - first.fixef["Intercept"]
     assert 980 < diff < 1020
+
+
+def test_random_effect_draws_with_residual_structure_match_dense_conditional():
+    from bayeslmm.residual_logp import dense_lambda
+
+    structure = blm.Residual(variance=blm.VarIdent(by="Sex"),
+                             correlation=blm.AR1(group="Subject"))
+    m = blm.LMM("distance ~ age + Sex + (age | Subject)", blm.datasets.load("Orthodont"),
+                residual=structure)
+    d, rd = m.design, m.residual
+    beta = np.linalg.lstsq(d.X, d.y, rcond=None)[0]
+    sd, corr, sigma, copies = np.array([2.0, 0.2]), np.array([[1, -0.5], [-0.5, 1]]), 1.5, 4000
+    post = _one_draw_posterior(d, beta, sigma, [sd], [corr], copies)
+    post["Phi"] = (("chain", "draw"), np.full((1, copies), 0.4))
+    post["varident_ratio"] = (("chain", "draw", "lev"), np.full((1, copies, 1), 0.5))
+    draws = draw_random_effects(d, MarginalStats.from_design(d), post, random_seed=2,
+                                residual=rd)
+    flat = draws["b_Subject"].values[0].reshape(copies, -1)
+    lam = dense_lambda(rd, {"Phi": 0.4, "varident_ratio": np.array([0.5])})
+    Psi, Z = dense_psi(d.terms, [np.outer(sd, sd) * corr]), dense_z(d.terms)
+    V = Z @ Psi @ Z.T + sigma**2 * lam
+    mean = Psi @ Z.T @ np.linalg.solve(V, d.y - d.X @ beta)
+    cov = Psi - Psi @ Z.T @ np.linalg.solve(V, Z @ Psi)
+    se = np.sqrt(np.diag(cov) / copies)
+    assert np.max(np.abs(flat.mean(0) - mean) / se) < 4.5
+    np.testing.assert_allclose(np.cov(flat.T), cov, atol=0.08 * np.diag(cov).max())
