@@ -16,7 +16,7 @@ import nbformat
 from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
-NOTEBOOKS = ["quickstart", "pooling", "genomic"]
+NOTEBOOKS = ["quickstart", "pooling", "from_lme4", "longitudinal", "speed", "genomic"]
 
 
 def make(name: str) -> nbformat.NotebookNode:

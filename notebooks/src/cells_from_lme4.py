@@ -1,0 +1,110 @@
+"""Cells of from_lme4.ipynb: ML/REML side by side with lme4, then the posterior."""
+
+CELLS = [
+    ("md", """
+# From lme4 to bayeslmm
+
+If you know `lmer`, you know the formula syntax already. This notebook shows that
+`fit_map` gives lme4's numbers, then fits the same model by NUTS and explains where the
+posterior and the REML estimates differ, and why.
+"""),
+    ("code", """
+import os
+
+import pandas as pd
+
+import bayeslmm as blm
+
+FAST = os.environ.get("BAYESLMM_NB_FAST") == "1"
+KW = dict(draws=300, tune=400, chains=2) if FAST else dict(draws=1000, tune=1000, chains=4)
+KW.update(random_seed=1, progressbar=False)
+sleep = blm.datasets.load("sleepstudy")
+"""),
+    ("md", """
+## REML, as `lmer(Reaction ~ Days + (Days | Subject), sleepstudy)`
+
+The random effects are integrated out exactly and the restricted likelihood is maximised
+over the covariance parameters (flat priors): this is lme4's estimator, so the printed
+summary reads like `summary(lmer(...))`.
+"""),
+    ("code", """
+model = blm.LMM("Reaction ~ Days + (Days | Subject)", sleep)
+reml = model.fit_map(method="REML")
+print(reml)
+"""),
+    ("md", """
+lme4 1.1-31 reports (R 4.2): fixed effects 251.405 (SE 6.825) and 10.467 (SE 1.546),
+sd(Intercept) 24.741, sd(Days) 5.922, correlation 0.066, residual sd 25.592, REML
+criterion 1743.6. The table puts bayeslmm's numbers next to them:
+"""),
+    ("code", """
+lme4 = {"(Intercept)": 251.405104848485, "Days": 10.467285959596,
+        "sd(Intercept)": 24.7406579949841, "sd(Days)": 5.92213765889808,
+        "corr": 0.0655512382381282, "sigma": 25.5917957216753,
+        "logLik": -871.814135979976}
+vc = reml.varcorr
+ours = {"(Intercept)": reml.fixef["Intercept"], "Days": reml.fixef["Days"],
+        "sd(Intercept)": vc.loc[0, "sdcor"], "sd(Days)": vc.loc[1, "sdcor"],
+        "corr": vc.loc[2, "sdcor"], "sigma": reml.sigma, "logLik": reml.loglik}
+table = pd.DataFrame({"lme4": lme4, "bayeslmm": ours})
+table["relative difference"] = (table["bayeslmm"] - table["lme4"]) / table["lme4"].abs()
+table
+"""),
+    ("md", """
+ML (`REML = FALSE`) works the same way; `est.aic`, `est.bic`, `est.se`, `est.vcov`,
+`est.ranef` (conditional modes) and `est.ranef_sd` (their conditional sds, lme4's
+`condVar`) are there too.
+"""),
+    ("code", """
+ml = model.fit_map(method="ML")
+pd.Series({"logLik": ml.loglik, "AIC": ml.aic, "BIC": ml.bic, "sigma": ml.sigma})
+"""),
+    ("md", """
+## The posterior of the same model
+"""),
+    ("code", """
+post = model.fit(**KW)
+s = post.summary()
+side = pd.DataFrame({
+    "REML": [reml.fixef["Intercept"], reml.fixef["Days"], vc.loc[0, "sdcor"],
+             vc.loc[1, "sdcor"], vc.loc[2, "sdcor"], reml.sigma],
+    "posterior mean": s["mean"].values[[0, 1, 2, 3, 4, 5]],
+    "posterior sd": s["sd"].values[[0, 1, 2, 3, 4, 5]],
+}, index=s.index[:6])
+side
+"""),
+    ("md", """
+## When they differ, and why
+
+- **Fixed effects** agree closely: with 180 observations the likelihood dominates any
+  weakly informative prior, and the posterior is nearly symmetric.
+- **Standard deviations** of random effects: the posterior mean lies above the REML
+  estimate. REML gives the mode of a likelihood that is skewed to the right for a
+  variance estimated from 18 subjects; the posterior mean averages over that skew. The
+  posterior sd is the honest uncertainty, which lme4 does not report for variance
+  components.
+- **The correlation** is estimated from 18 pairs of effects: its posterior is wide, and
+  the LKJ prior (`eta = 2`) pulls it gently toward 0.
+
+A boundary fit shows the difference most clearly. `Dyestuff2` has no detectable batch
+variation: REML puts the batch sd at exactly 0 (a singular fit, with lme4's warning),
+while the posterior says "small, probably below a few units", without ever putting it at
+exactly zero.
+"""),
+    ("code", """
+dy2 = blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff2"))
+est = dy2.fit_map(method="REML")
+print("REML: sd(Batch) =", est.varcorr.loc[0, "sdcor"], " singular:", est.singular)
+post2 = dy2.fit(**KW)
+post2.summary().loc[["sd_Batch[Intercept]", "sigma"], ["mean", "sd", "hdi_3%", "hdi_97%"]]
+"""),
+    ("md", """
+| R | bayeslmm |
+| --- | --- |
+| `lmer(f, data)` | `blm.LMM(f, df).fit_map()` |
+| `lmer(f, data, REML = FALSE)` | `.fit_map(method="ML")` |
+| `fixef`, `vcov`, `VarCorr`, `ranef` | `.fixef`, `.vcov`, `.varcorr`, `.ranef` |
+| `logLik`, `AIC`, `BIC` | `.loglik`, `.aic`, `.bic` |
+| `lme(..., correlation = corAR1(form = ~1 \\| g))` | `residual=blm.AR1(group="g")` |
+"""),
+]
