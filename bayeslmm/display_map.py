@@ -18,7 +18,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["format_map", "fmt_column"]
+from .residual import AR1, CAR1, CompSymm, VarExp, VarIdent, VarPower
+
+__all__ = ["format_map", "fmt_column", "nlme_formula"]
 
 
 def _decimals(v: float, digits: int) -> int:
@@ -91,29 +93,97 @@ def _fixef_corr(fit) -> list[str]:
     c = v / np.outer(sd, sd)
     names = [str(n) for n in fit.fixef.index]
     abbrev = [n[:6] for n in names]
+    c = np.round(c, 3) + 0.0  # no "-0.000"
     rows = [[names[i]] + [f"{c[i, j]:.3f}" for j in range(i)] + [""] * (p - 1 - i)
             for i in range(1, p)]
     return ["", "Correlation of Fixed Effects:"] + _table([""] + abbrev[:-1], rows)
 
 
+def _group_part(group: str | None) -> str:
+    return f" | {group}" if group else ""
+
+
+def nlme_formula(part) -> str:
+    """nlme's ``form`` of one residual structure (correlation or variance function).
+
+    >>> from bayeslmm.residual import AR1, CAR1, VarIdent, VarPower
+    >>> [nlme_formula(s) for s in (AR1(group="Subject"), CAR1(time="age", group="Subject"),
+    ...                            VarIdent(by="Sex"), VarPower())]
+    ['~1 | Subject', '~age | Subject', '~1 | Sex', '~fitted(.)']
+    """
+    if isinstance(part, VarIdent):
+        return f"~1 | {part.by}"
+    if isinstance(part, VarPower | VarExp):
+        return "~fitted(.)" if part.covariate == "fitted" else f"~{part.covariate}"
+    return f"~{getattr(part, 'time', None) or 1}{_group_part(part.group)}"
+
+
+_NLME_NAMES = {AR1: "AR(1)", CAR1: "Continuous AR(1)", CompSymm: "Compound symmetry",
+               VarIdent: "Different standard deviations per stratum",
+               VarPower: "Power of variance covariate",
+               VarExp: "Exponential of variance covariate"}
+
+
+def _named_values(params: dict[str, float], indent: str) -> list[str]:
+    """nlme's printed named vector: names over values, right-aligned (7 digits)."""
+    vals = [v.strip() for v in fmt_column(list(params.values()), 7)]
+    w = [max(len(k), len(v)) for k, v in zip(params, vals, strict=True)]
+    return [indent + " ".join(k.rjust(n) for k, n in zip(params, w, strict=True)),
+            indent + " ".join(v.rjust(n) for v, n in zip(vals, w, strict=True))]
+
+
+def _residual_structure(fit) -> list[str]:
+    """nlme's ``Correlation Structure:`` and ``Variance function:`` sections."""
+    r, params = fit.residual, fit.residual_params
+    out = []
+    if r.correlation is not None:
+        c = r.correlation
+        name = "Rho" if isinstance(c, CompSymm) else "Phi"
+        out += [f"Correlation Structure: {_NLME_NAMES[type(c)]}",
+                f" Formula: {nlme_formula(c)}", " Parameter estimate(s):",
+                *_named_values({name: params[name]}, " ")]
+    if r.variance is not None:
+        v = r.variance
+        shown = {k: x for k, x in params.items() if k not in ("Phi", "Rho")}
+        out += ["Variance function:", f" Structure: {_NLME_NAMES[type(v)]}",
+                f" Formula: {nlme_formula(v)}", " Parameter estimates:",
+                *_named_values(shown, " ")]
+    return out
+
+
 def format_map(fit) -> str:
-    """lme4-style summary text of a :class:`~bayeslmm.map_result.MapResult`."""
+    """lme4-style summary text of a :class:`~bayeslmm.map_result.MapResult` (with a
+    residual structure: nlme's header and residual-structure sections)."""
     reml = fit.method == "REML"
     how = "REML" if reml else "maximum likelihood"
-    lines = [f"Linear mixed model fit by {how} ['lmerMod']", f"Formula: {fit.formula}", ""]
+    nlme = fit.residual is not None
+    gls = nlme and not fit.ngroups
+    if not nlme:
+        head = f"Linear mixed model fit by {how} ['lmerMod']"
+    else:
+        kind = "Generalized least squares" if gls else "Linear mixed model"
+        head = f"{kind} fit by {how} (as nlme's {'gls' if gls else 'lme'})"
+    lines = [head, f"Formula: {fit.formula}", ""]
     dev = -2.0 * fit.loglik
     if reml:
         lines.append(f"REML criterion at convergence: {dev:.1f}")
-    else:
+    if not reml or nlme:
         vals = fmt_column([fit.aic, fit.bic, fit.loglik, dev], 5)
         lines += _table(["AIC", "BIC", "logLik", "deviance", "df.resid"],
                         [[*vals, str(fit.nobs - fit.df)]], left=0, indent=" ")
-    q = np.quantile(fit.residuals.to_numpy() / fit.sigma, [0, 0.25, 0.5, 0.75, 1])
-    lines += ["", "Scaled residuals:"]
+    q = np.quantile(fit.scaled_residuals.to_numpy(), [0, 0.25, 0.5, 0.75, 1])
+    lines += ["", "Scaled residuals:" if not nlme else
+              "Scaled residuals (standardized within-group, (y - fitted) / (sigma delta)):"]
     lines += _table(["Min", "1Q", "Median", "3Q", "Max"], [fmt_column(q, 4)], left=0)
-    lines += ["", "Random effects:"] + _random_effects(fit)
-    groups = ", ".join(f"{g}, {n}" for g, n in fit.ngroups.items())
-    lines.append(f"Number of obs: {fit.nobs}" + (f", groups:  {groups}" if groups else ""))
+    if gls:
+        lines += ["", f"Residual standard error: {fmt_column([fit.sigma], 5)[0]}",
+                  f"Number of obs: {fit.nobs}"]
+    else:
+        lines += ["", "Random effects:"] + _random_effects(fit)
+        groups = ", ".join(f"{g}, {n}" for g, n in fit.ngroups.items())
+        lines.append(f"Number of obs: {fit.nobs}" + (f", groups:  {groups}" if groups else ""))
+    if nlme:
+        lines += [""] + _residual_structure(fit)
     if len(fit.fixef):
         lines += ["", "Fixed effects:"] + _fixed_effects(fit) + _fixef_corr(fit)
     notes = []

@@ -88,6 +88,8 @@ class ResidualCriterion:
         self.n_theta = self.layout.size
         self.n_u = len(initial_unconstrained(rd))
         self._cache: OrderedDict[bytes, tuple[PLS | None, float]] = OrderedDict()
+        # raises FitError for correlation groups that cross random-effect levels
+        whiten_design(rd, design, self.params(initial_unconstrained(rd)))
 
     def start(self) -> np.ndarray:
         """lme4's θ start (Λ = I) and iid residuals."""
@@ -128,9 +130,7 @@ class ResidualCriterion:
                 p, _ = self.centred(u)
                 ld = float(logdet_lambda(self.rd, p))
                 pls = PLS.from_design(whiten_design(self.rd, self.design, p))
-        except (BayesLMMError, ValueError, np.linalg.LinAlgError) as exc:
-            if isinstance(exc, FitError) and "nested" in str(exc):
-                raise
+        except (BayesLMMError, ValueError, np.linalg.LinAlgError):  # outside the domain
             pls, ld = None, np.inf
         if not np.isfinite(ld):
             pls, ld = None, np.inf
