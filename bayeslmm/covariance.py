@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["varcorr_frame", "block_mask", "cov_to_sd_corr"]
+__all__ = ["varcorr_frame", "block_mask", "cov_to_sd_corr", "psi_from_varcorr"]
 
 
 def block_mask(q: int, blocks: Sequence[Sequence[int]]) -> np.ndarray:
@@ -83,3 +83,24 @@ def varcorr_frame(
     for c in ("grp", "var1", "var2"):
         df[c] = df[c].astype(object)
     return df
+
+
+def psi_from_varcorr(varcorr: pd.DataFrame, group: str, names: Sequence[str]) -> np.ndarray:
+    """Ψ of one grouping factor from a :func:`varcorr_frame` table (the inverse layout).
+
+    >>> import numpy as np
+    >>> vc = varcorr_frame([("g", ["a", "b"], np.array([[4.0, 1.0], [1.0, 1.0]]))], 1.0)
+    >>> psi_from_varcorr(vc, "g", ["a", "b"]).tolist()
+    [[4.0, 1.0], [1.0, 1.0]]
+    """
+    rows = varcorr[varcorr["grp"] == group]
+    pos = {n: i for i, n in enumerate(names)}
+    psi = np.zeros((len(names), len(names)))
+    for _, r in rows.iterrows():
+        i = pos[r["var1"]]
+        if pd.isna(r["var2"]):
+            psi[i, i] = r["vcov"]
+        else:
+            j = pos[r["var2"]]
+            psi[i, j] = psi[j, i] = r["vcov"]
+    return psi

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .covariance import psi_from_varcorr
 from .errors import BayesLMMError
 
 __all__ = ["MapResult", "lme4_name"]
@@ -70,7 +71,7 @@ class MapResult:
                "residuals", "optimizer", "blocks")
     #: Fields of residual-structure fits (nlme's ``lme``/``gls``), absent for iid ones.
     _OPTIONAL = {"residual_structure": None, "residual_params": None, "scaled_residuals": None,
-                 "se": None}
+                 "se": None, "design": None}
     __slots__ = tuple("_" + f for f in (*_FIELDS, *_OPTIONAL))
 
     def __init__(self, **fields: Any):
@@ -226,17 +227,46 @@ class MapResult:
         se = self.se
         return pd.DataFrame({"estimate": self._fixef, "se": se, "t": self._fixef / se})
 
-    def predict(self, new_data: pd.DataFrame | None = None) -> pd.Series:
-        """Fitted values Xβ̂ + Zb̂ on the data used for the fit (indexed by its rows).
+    def predict(self, new_data: pd.DataFrame | None = None, *, include_random: bool = True,
+                new_levels: str = "population", se_fit: bool = False):
+        """Predicted means at the estimates, like lme4's ``predict(fit, newdata)``.
 
-        Prediction on new data is not available for MAP fits yet.
+        Parameters
+        ----------
+        new_data : DataFrame, optional
+            Rows to predict; default the training rows (the fitted values Xβ̂ + Zb̂).
+        include_random : bool
+            False gives population-level predictions Xβ̂ (lme4's ``re.form = NA``).
+        new_levels : {"population", "sample", "error"}
+            Unseen levels of a grouping factor: effects 0 (lme4's
+            ``allow.new.levels = TRUE``); 0 for the mean but their variance Ψ added to
+            the standard error; or an error naming them.
+        se_fit : bool
+            Return a DataFrame with ``fit`` and ``se`` (see
+            :func:`bayeslmm.predict.point_predictions` for what the se includes).
+
+        Returns
+        -------
+        Series (or DataFrame with ``se_fit=True``), indexed like the rows predicted.
         """
-        if new_data is not None:
-            raise BayesLMMError(
-                "MapResult.predict supports only the training data for now: call predict() "
-                "without new_data to get the fitted values."
-            )
-        return self._fitted.copy()
+        if new_data is None and include_random and not se_fit:
+            return self._fitted.copy()
+        from .newdata import evaluate_new_data
+        from .predict import point_predictions, training_rows
+
+        d = self._design
+        if d is None:
+            raise BayesLMMError("This result holds no design; refit to predict new data.")
+        rows = training_rows(d) if new_data is None else evaluate_new_data(d, new_data)
+        psi = {t.group: psi_from_varcorr(self._varcorr, t.group, t.term_names)
+               for t in d.terms}
+        fit, se = point_predictions(
+            d, rows, self._fixef.to_numpy(), self._vcov.to_numpy(),
+            {g: df.to_numpy() for g, df in self._ranef.items()},
+            {g: df.to_numpy() for g, df in self._ranef_sd.items()}, psi,
+            include_random=include_random, new_levels=new_levels)
+        out = pd.Series(fit, index=rows.index, name="fit")
+        return pd.DataFrame({"fit": fit, "se": se}, index=rows.index) if se_fit else out
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary of the estimates (``varcorr`` as row records)."""

@@ -293,5 +293,5 @@ def _result(design, method, pls, theta, sol, converged, singular, nfev, msg,
         residuals=pd.Series(design.y - fitted, index=design.rows, name="residual"),
         optimizer={"method": "L-BFGS-B", "nfev": int(nfev), "message": msg,
                    **({"u": [float(v) for v in res["u"]]} if "u" in res else {})},
-        blocks={t.group: t.blocks for t in terms}, **extra,
+        blocks={t.group: t.blocks for t in terms}, design=design, **extra,
     )

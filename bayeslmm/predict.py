@@ -22,7 +22,7 @@ from .design import Design
 from .errors import BayesLMMError, DataError
 from .newdata import NewRows, NewTerm
 
-__all__ = ["posterior_draws", "check_options", "training_rows"]
+__all__ = ["posterior_draws", "check_options", "training_rows", "point_predictions"]
 
 _KINDS = ("mean", "response")
 _NEW_LEVELS = ("sample", "population", "error")
@@ -134,3 +134,34 @@ def posterior_draws(
         coords={"chain": post["chain"].values, "draw": post["draw"].values,
                 "obs": np.asarray(rows.index)},
     )
+
+
+def point_predictions(design: Design, rows: NewRows, fixef: np.ndarray, vcov: np.ndarray,
+                      ranef: dict, ranef_sd: dict, psi: dict, *, include_random: bool = True,
+                      new_levels: str = "population") -> tuple[np.ndarray, np.ndarray]:
+    """Point predictions of the mean at ML/REML estimates, and their standard errors.
+
+    The variance is ``xᵀ Var(β̂) x`` plus, for seen levels, ``Σ_k z_k² sd_k²`` with the
+    conditional sds of the modes (lme4's ``condVar``), ignoring their covariances with
+    β̂ and with each other; for unseen levels with ``new_levels="sample"`` the mean
+    uses ``b = 0`` and the variance adds ``zᵀΨz`` (the unknown level's effects).
+    """
+    check_options("mean", new_levels)
+    fit = rows.X @ fixef
+    var = np.einsum("np,pq,nq->n", rows.X, vcov, rows.X)
+    if include_random:
+        for t, nt in zip(design.terms, rows.terms, strict=True):
+            if nt.new_levels and new_levels == "error":
+                raise DataError(
+                    f"New level(s) {nt.new_levels} of grouping factor {t.group!r} were not "
+                    "in the training data; pass new_levels='population' to set their "
+                    "effects to 0, or 'sample' to include their variance in the se.")
+            seen = nt.codes >= 0
+            b = np.asarray(ranef[t.group])[nt.codes[seen]]
+            sd = np.asarray(ranef_sd[t.group])[nt.codes[seen]]
+            fit[seen] += np.einsum("nq,nq->n", nt.Z[seen], b)
+            var[seen] += np.einsum("nq,nq->n", nt.Z[seen] ** 2, sd**2)
+            if new_levels == "sample" and (~seen).any():
+                Zn = nt.Z[~seen]
+                var[~seen] += np.einsum("nq,qr,nr->n", Zn, psi[t.group], Zn)
+    return fit, np.sqrt(var)

@@ -190,3 +190,28 @@ def test_residual_structure_predictions_and_roundtrip(orthodont, tmp_path):
     r.save(path)
     back = blm.load(path)
     assert back.residual_params == r.residual_params and str(back) == str(r)
+
+
+def test_map_predictions_match_lme4_fitted_values(sleepstudy):
+    from tests.conftest import reference
+
+    ref = reference("sleepstudy_rslope_reml")
+    est = blm.LMM("Reaction ~ Days + (Days | Subject)", sleepstudy).fit_map()
+    fe = ref["fixed_effects"]["estimate"]
+    modes = ref["ranef"]["Subject"]
+    level = {lev: k for k, lev in enumerate(modes["levels"])}
+    k = sleepstudy["Subject"].astype(str).map(level).to_numpy()
+    days = sleepstudy["Days"].to_numpy()
+    lme4_fitted = (fe["(Intercept)"] + np.array(modes["(Intercept)"]["mode"])[k]
+                   + (fe["Days"] + np.array(modes["Days"]["mode"])[k]) * days)
+    np.testing.assert_allclose(est.predict().to_numpy(), lme4_fitted, rtol=1e-5)
+    np.testing.assert_allclose(est.predict(sleepstudy).to_numpy(), lme4_fitted, rtol=1e-5)
+    pop = est.predict(NEW, include_random=False)
+    np.testing.assert_allclose(pop, fe["(Intercept)"] + fe["Days"] * NEW["Days"], rtol=1e-5)
+    out = est.predict(NEW, se_fit=True, new_levels="sample")
+    assert out["fit"].iloc[1] == pytest.approx(pop.iloc[1])  # new level: b = 0
+    # seen level: se from Var(β̂) and the conditional sds; new level: adds z'Ψz
+    se_pop = est.predict(NEW, se_fit=True, new_levels="population")["se"]
+    assert out["se"].iloc[1] > se_pop.iloc[1] > 0
+    with pytest.raises(DataError, match="new1"):
+        est.predict(NEW, new_levels="error")
