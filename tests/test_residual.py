@@ -251,10 +251,10 @@ def test_default_priors_and_overrides(orthodont):
         resolve_priors(d, {"varident_ratio": blm.Prior("Normal", mu=1, sigma=1)}, rd)
 
 
-def test_map_with_residual_is_refused_for_now(orthodont):
+def test_map_with_residual_fits(orthodont):
+    # ML/REML with residual structures: tests/test_map_residual.py, tests/test_reference.py
     m = blm.LMM("distance ~ age + (1 | Subject)", orthodont, residual=AR1(group="Subject"))
-    with pytest.raises(BayesLMMError, match="not available yet"):
-        m.fit_map()
+    assert set(m.fit_map().residual_params) == {"Phi"}
 
 
 NLME = [
