@@ -13,7 +13,7 @@ import pytest
 import bayeslmm as blm
 from bayeslmm.covariance import varcorr_frame
 from bayeslmm.design import build_design
-from bayeslmm.errors import BayesLMMError, DataError, FitError
+from bayeslmm.errors import DataError, FitError
 from bayeslmm.likelihood import profiled_criterion
 from bayeslmm.map_result import MapResult, lme4_name
 from bayeslmm.optimize import fit_map
@@ -119,9 +119,8 @@ def test_result_accessors(sleep_fit):
     np.testing.assert_allclose(pred.to_numpy(), d.X @ fit.fixef.to_numpy()
                                + np.einsum("iq,iq->i", d.terms[0].Z, b[d.terms[0].codes]))
     assert fit.ranef_sd["Subject"].shape == (18, 2)
-    assert fit.residual_params == {}
-    with pytest.raises(BayesLMMError, match="training data"):
-        fit.predict(d.data)
+    assert fit.residual_params == {} and fit.residual is None
+    # prediction on new data: tests/test_predict.py
     with pytest.raises(AttributeError):
         fit.sigma = 1.0
     fx = fit.fixef
