@@ -167,7 +167,10 @@ def format_map(fit) -> str:
     dev = -2.0 * fit.loglik
     if reml:
         lines.append(f"REML criterion at convergence: {dev:.1f}")
-    if not reml or nlme:
+    if reml and nlme:  # nlme's header line
+        vals = fmt_column([fit.aic, fit.bic, fit.loglik], 5)
+        lines += _table(["AIC", "BIC", "logLik"], [vals], left=0, indent=" ")
+    elif not reml:
         vals = fmt_column([fit.aic, fit.bic, fit.loglik, dev], 5)
         lines += _table(["AIC", "BIC", "logLik", "deviance", "df.resid"],
                         [[*vals, str(fit.nobs - fit.df)]], left=0, indent=" ")
