@@ -248,6 +248,8 @@ class LMM:
         n_re = sum(t.n_levels * t.q for t in self._design.terms)
         cheap = len(self._design.terms) <= 1 or n_re <= MAX_DENSE_RE
         why = marginal_supports(self._design, self._residual)
+        if not self._design.terms and self._residual is None:
+            return "conditional"  # no random effects: nothing to integrate out
         if parameterization == "marginal":
             if why:
                 raise BayesLMMError(f"parameterization='marginal' is not available: {why}.")

@@ -73,6 +73,19 @@ side = pd.DataFrame({
 }, index=s.index[:6])
 side
 """),
+    ("code", """
+import matplotlib.pyplot as plt
+
+fig, axes = plt.subplots(1, 2, figsize=(9, 3))
+for ax, term, k in ((axes[0], "Intercept", 0), (axes[1], "Days", 1)):
+    draws = post.idata.posterior["sd_Subject"].sel(Subject_term=term).values.ravel()
+    ax.hist(draws, bins=40, color="C0", alpha=0.7, label="posterior")
+    ax.axvline(vc.loc[k, "sdcor"], color="k", ls="--", label="REML")
+    ax.axvline(draws.mean(), color="C1", label="posterior mean")
+    ax.set_title(f"sd({term})")
+axes[0].legend(fontsize=8)
+fig.tight_layout()
+"""),
     ("md", """
 ## When they differ, and why
 

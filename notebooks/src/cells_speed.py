@@ -47,7 +47,9 @@ def timed(model, **kw):
 model = blm.LMM("Reaction ~ Days + (Days | Subject)", sleep)
 marginal, row_m = timed(model, parameterization="marginal")
 conditional, row_c = timed(model, parameterization="conditional")
-pd.DataFrame({"marginal": row_m, "conditional": row_c}).T
+table = pd.DataFrame({"marginal": row_m, "conditional": row_c}).T
+ax = table["ESS/s"].plot.barh(figsize=(5, 2), title="min bulk ESS per second of wall time")
+table
 """),
     ("md", """
 Same posterior: the hyper-parameters agree within Monte Carlo error, and so do the
