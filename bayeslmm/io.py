@@ -84,18 +84,33 @@ def _decode(ds: xr.Dataset, meta: dict) -> pd.DataFrame:
     return pd.DataFrame(cols, index=pd.Index(ds["__index__"].values))
 
 
-def save(result, path) -> None:
-    """Write a :class:`~bayeslmm.results.PosteriorResult` to a netCDF file."""
-    design = result._design
-    structure = result.residual
+def _group(design, structure, kind: str, **attrs) -> xr.Dataset:
     ds, meta = _encode(design.data[_columns(design, structure)])
-    ds.attrs = {
-        "bayeslmm_format": FORMAT, "kind": "posterior", "formula": design.spec.formula,
-        "residual": "" if structure is None else str(structure),
-        "columns": json.dumps(meta), "priors": json.dumps(result.priors),
-        "info": json.dumps(result.info, default=str),
-    }
-    idata = result.idata.copy()
+    ds.attrs = {"bayeslmm_format": FORMAT, "kind": kind, "formula": design.spec.formula,
+                "residual": "" if structure is None else str(structure),
+                "columns": json.dumps(meta), **attrs}
+    return ds
+
+
+def save(result, path) -> None:
+    """Write a posterior or ML/REML result to a netCDF file.
+
+    A posterior result keeps its InferenceData; an ML/REML result keeps its data and
+    specification and is refitted on loading (a deterministic fit of milliseconds to
+    seconds), its stored estimates checked against the refit.
+    """
+    if hasattr(result, "idata"):
+        design = result._design
+        ds = _group(design, result.residual, "posterior", priors=json.dumps(result.priors),
+                    info=json.dumps(result.info, default=str))
+        idata = result.idata.copy()
+    else:
+        design = result._design
+        if design is None:
+            raise BayesLMMError("This result holds no design to save; refit it with fit_map.")
+        ds = _group(design, result.residual, "map", method=result.method,
+                    estimates=json.dumps(result.to_dict()["fixef"]))
+        idata = az.InferenceData()
     idata.add_groups({GROUP: ds}, warn_on_custom_groups=False)
     idata.to_netcdf(str(path))
 
@@ -125,6 +140,8 @@ def load(path):
     attrs = ds.attrs
     if int(attrs.get("bayeslmm_format", 0)) > FORMAT:
         raise BayesLMMError(f"{str(path)!r} was written by a newer bayeslmm; upgrade to read it.")
+    if attrs.get("kind") == "map":
+        return _load_map(ds, path)
     try:
         data = _decode(ds, json.loads(attrs["columns"]))
         structure = parse_residual(attrs["residual"]) if attrs.get("residual") else None
@@ -140,3 +157,26 @@ def load(path):
         raise BayesLMMError(f"{str(path)!r}: stored data do not match the stored posterior.")
     del idata[GROUP]
     return PosteriorResult(idata, design, priors, info, residual=rd)
+
+
+def _load_map(ds: xr.Dataset, path) -> object:
+    """Refit an ML/REML result from its stored data and check the estimates."""
+    from .model import LMM
+
+    attrs = ds.attrs
+    try:
+        data = _decode(ds, json.loads(attrs["columns"]))
+        structure = parse_residual(attrs["residual"]) if attrs.get("residual") else None
+        stored = json.loads(attrs["estimates"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            result = LMM(attrs["formula"], data, residual=structure).fit_map(attrs["method"])
+    except (KeyError, ValueError) as exc:
+        raise BayesLMMError(f"{str(path)!r} has a damaged bayeslmm group: {exc}") from exc
+    refit = result.fixef
+    for name, value in stored.items():
+        if not np.isclose(refit[name], value, rtol=1e-6, atol=1e-9):
+            warnings.warn(f"Refitting {str(path)!r} gave {name} = {refit[name]!r}, the file "
+                          f"holds {value!r} (a different bayeslmm version?).", UserWarning,
+                          stacklevel=3)
+    return result

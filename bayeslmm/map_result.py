@@ -268,6 +268,12 @@ class MapResult:
         out = pd.Series(fit, index=rows.index, name="fit")
         return pd.DataFrame({"fit": fit, "se": se}, index=rows.index) if se_fit else out
 
+    def save(self, path) -> None:
+        """Save to netCDF; ``bayeslmm.load(path)`` refits and gives the same result."""
+        from .io import save
+
+        save(self, path)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary of the estimates (``varcorr`` as row records)."""
         vc = self._varcorr.astype(object).where(self._varcorr.notna(), None)

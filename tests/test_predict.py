@@ -215,3 +215,16 @@ def test_map_predictions_match_lme4_fitted_values(sleepstudy):
     assert out["se"].iloc[1] > se_pop.iloc[1] > 0
     with pytest.raises(DataError, match="new1"):
         est.predict(NEW, new_levels="error")
+
+
+def test_map_result_save_load(orthodont, tmp_path):
+    est = blm.LMM("distance ~ age + Sex + (1 | Subject)", orthodont,
+                  residual=blm.AR1(group="Subject")).fit_map(method="ML")
+    path = tmp_path / "map.nc"
+    est.save(path)
+    back = blm.load(path)
+    assert str(back) == str(est)
+    pd.testing.assert_series_equal(back.fixef, est.fixef)
+    assert back.residual_params == est.residual_params
+    new = orthodont.iloc[:6]
+    pd.testing.assert_series_equal(back.predict(new), est.predict(new))
