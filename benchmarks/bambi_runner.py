@@ -17,12 +17,20 @@ import numpy as np
 import pandas as pd
 
 
+def bambi_formula(formula: str) -> str:
+    """bambi reads no '||': ``(x || g)`` is ``(1 | g) + (0 + x | g)`` (its ``(x | g)``
+    has independent priors too, so both forms are uncorrelated in bambi)."""
+    import re
+
+    return re.sub(r"\(\s*([^|()]+?)\s*\|\|\s*([^)]+?)\s*\)", r"(1|\2) + (0 + \1|\2)", formula)
+
+
 def main(spec: dict) -> dict:
     df = pd.read_csv(spec["csv"])
     for col in spec.get("categorical", []):
         df[col] = df[col].astype(str).astype("category")
     t0 = time.perf_counter()
-    model = bmb.Model(spec["formula"], df)
+    model = bmb.Model(bambi_formula(spec["formula"]), df)
     model.build()
     t_build = time.perf_counter() - t0
     t1 = time.perf_counter()
