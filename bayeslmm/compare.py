@@ -1,8 +1,10 @@
 """Model comparison by PSIS-LOO or WAIC (through ArviZ).
 
 The pointwise log-likelihood is per observation, conditional on the drawn random
-effects (iid residuals): LOO then estimates the predictive accuracy for new
-observations of the same groups. Models compared must be fitted to the same rows.
+effects, for iid residuals (LOO then estimates the predictive accuracy for new
+observations of the same groups), and per correlation group for residuals
+correlated within groups (LOO leaves out a whole group). Models compared must be
+fitted to the same rows, and have the same kind of pointwise terms.
 
 Examples
 --------
@@ -58,4 +60,10 @@ def compare(results: Mapping, *, ic: str = "loo", scale: str = "log") -> pd.Data
                 f"the first ({len(first)} rows); LOO needs the same rows in every model."
             )
     idatas = {name: r.log_likelihood() for name, r in results.items()}
+    dims = {name: idata.log_likelihood["y"].dims[-1] for name, idata in idatas.items()}
+    if len(set(dims.values())) > 1:
+        raise BayesLMMError(
+            f"The models have different pointwise terms ({dims}): models with correlated "
+            "residuals are scored per correlation group, the others per observation. "
+            "Compare models of one kind, or fit them all with the same correlation.")
     return az.compare(idatas, ic=ic, scale=scale)

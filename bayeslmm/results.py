@@ -71,6 +71,7 @@ class PosteriorResult:
                  info: dict[str, Any], residual=None) -> None:
         self._idata = idata
         self._residual = residual
+        self._group_log_likelihood()
         self._design = design
         self._priors = dict(priors)
         self._info = dict(info)
@@ -280,10 +281,10 @@ class PosteriorResult:
     def log_likelihood(self) -> az.InferenceData:
         """Add (if absent) the pointwise log-likelihood group, for LOO and WAIC.
 
-        Per observation, conditional on the drawn random effects; with a correlated
-        residual structure, each row's density given the earlier rows of its
-        correlation group (the terms sum to the joint density, but LOO on them is not
-        a leave-one-row-out over exchangeable rows: compare such models per group).
+        Per observation, conditional on the drawn random effects, for iid residuals
+        and variance functions; per correlation group (dim ``residual_group``: the
+        group's joint density) where residuals are correlated within groups, so LOO
+        leaves out one whole group.
         """
         if "log_likelihood" not in self._idata.groups():
             post = self._idata.posterior
@@ -298,7 +299,26 @@ class PosteriorResult:
                               coords={"chain": post.chain, "draw": post.draw,
                                       "obs": np.arange(self.nobs)})
             self._idata.add_groups(log_likelihood=xr.Dataset({"y": da}))
+            self._group_log_likelihood()
         return self._idata
+
+    def _group_log_likelihood(self) -> None:
+        """With correlated residuals, LOO is per correlation group: sum the rows'
+        sequential terms (which add up to each group's joint density) by group."""
+        rd = self._residual
+        if (rd is None or rd.correlation is None or "log_likelihood" not in self._idata.groups()
+                or "obs" not in self._idata.log_likelihood["y"].dims):
+            return
+        ll = self._idata.log_likelihood["y"]
+        codes = rd.group_codes[rd.inverse]
+        onehot = np.zeros((len(codes), rd.n_groups))
+        onehot[np.arange(len(codes)), codes] = 1.0
+        name = "residual_group"
+        da = xr.DataArray(ll.values @ onehot, dims=("chain", "draw", name),
+                          coords={"chain": ll.chain, "draw": ll.draw,
+                                  name: list(rd.group_levels)})
+        del self._idata.log_likelihood
+        self._idata.add_groups(log_likelihood=xr.Dataset({"y": da}))
 
     def _structured_loglik(self, mu: np.ndarray) -> np.ndarray:
         """Per row: its density given the earlier rows of its correlation group."""

@@ -176,6 +176,8 @@ def test_residual_structure_predictions_and_roundtrip(orthodont, tmp_path):
     r = blm.LMM("distance ~ age + Sex + (1 | Subject)", orthodont, residual=structure).fit(
         draws=100, tune=200, chains=2, random_seed=2, progressbar=False, cores=1)
     assert set(r.residual_params) == {"Phi", "Male", "Female"}
+    ll = r.log_likelihood().log_likelihood["y"]  # LOO per subject: rows are correlated
+    assert ll.dims == ("chain", "draw", "residual_group") and ll.shape == (2, 100, 27)
     assert r.residual_params["Male"] == 1.0
     assert "Residual structure: Residual(variance=VarIdent(by='Sex')" in str(r)
     # response draws: the within-subject residual correlation is the draw's Phi

@@ -59,11 +59,22 @@ pd.DataFrame({name: pd.Series(f.residual_params) for name, f in fits.items()}).T
     ("md", """
 ## Which structure predicts best?
 
-PSIS-LOO on the pointwise log-likelihood. With correlated residuals each row's term is
-its density given the earlier rows of its subject, so read the comparison as a guide.
+PSIS-LOO. Without a correlation, the pointwise terms are single observations: iid
+against varIdent.
 """),
     ("code", """
-blm.compare(fits)
+blm.compare({"iid": fits["iid"], "varIdent by Sex": fits["varIdent by Sex"]})
+"""),
+    ("md", """
+With correlated residuals the observations of a child are not exchangeable, so the
+terms are whole children (each child's joint density) and LOO leaves out one child at a
+time. Models are compared within one kind of term:
+"""),
+    ("code", """
+both = blm.Residual(variance=blm.VarIdent(by="Sex"), correlation=blm.AR1(group="Subject"))
+correlated = {"AR(1)": fits["AR(1)"], "CAR(1) in age": fits["CAR(1) in age"],
+              "varIdent + AR(1)": blm.LMM(formula, orth, residual=both).fit(**KW)}
+blm.compare(correlated)
 """),
     ("md", """
 ## Ovary: a clear serial correlation
