@@ -21,6 +21,7 @@ import xarray as xr
 from .design import Design
 from .errors import BayesLMMError, DataError
 from .newdata import NewRows, NewTerm
+from .ranef_draws import psi_factor
 
 __all__ = ["posterior_draws", "check_options", "training_rows", "point_predictions"]
 
@@ -40,15 +41,6 @@ def training_rows(design: Design) -> NewRows:
     """The training data as :class:`NewRows` (every level seen)."""
     terms = [NewTerm(t.group, t.codes, t.Z, [], np.full(design.nobs, -1)) for t in design.terms]
     return NewRows(X=design.X, terms=terms, index=design.rows)
-
-
-def _cov_factor(post: xr.Dataset, group: str, q: int) -> np.ndarray:
-    """Per-draw Cholesky factor of Ψ, shape (chain, draw, q, q)."""
-    sd = post[f"sd_{group}"].values
-    if f"corr_{group}" in post:
-        corr = post[f"corr_{group}"].values + 1e-12 * np.eye(q)
-        return sd[..., :, None] * np.linalg.cholesky(corr)
-    return sd[..., :, None] * np.eye(q)
 
 
 def _varident(rd, train_levels: list[str], ratios: np.ndarray) -> tuple[np.ndarray, float]:
@@ -117,7 +109,7 @@ def posterior_draws(
             contrib[..., seen] = np.einsum("nq,cdnq->cdn", nt.Z[seen],
                                            b[:, :, nt.codes[seen], :])
             if nt.new_levels and new_levels == "sample":
-                L = _cov_factor(post, t.group, t.q)
+                L = psi_factor(post, t.group, t.q)
                 z = rng.standard_normal((*shape, len(nt.new_levels), t.q))
                 b_new = np.einsum("cdij,cdlj->cdli", L, z)
                 new = ~seen

@@ -15,7 +15,6 @@ Examples
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import arviz as az
@@ -25,23 +24,13 @@ import xarray as xr
 
 from .covariance import varcorr_frame
 from .design import Design
+from .map_result import lme4_name
 from .newdata import evaluate_new_data
 from .predict import posterior_draws, training_rows
 
 __all__ = ["PosteriorResult", "lme4_name", "records"]
 
 HDI_PROB = 0.94
-
-
-def lme4_name(name: str) -> str:
-    """lme4's coefficient name for a formulae column name.
-
-    >>> lme4_name("Intercept"), lme4_name("age:Sex[Female]")
-    ('(Intercept)', 'age:SexFemale')
-    """
-    if name == "Intercept":
-        return "(Intercept)"
-    return re.sub(r"\[([^\]]*)\]", r"\1", name)
 
 
 def records(df: pd.DataFrame) -> list[dict[str, Any]]:
