@@ -167,4 +167,6 @@ def test_nuts_orthodont_ar1_near_nlme(orthodont):
     ]
     for draws, est in checks:
         assert abs(float(draws.mean()) - est) < 2 * float(draws.std()), (draws.name, est)
-    assert idata.log_likelihood["y"].shape == (2, 400, 108)
+    # correlated residuals: LOO terms are whole subjects (each one's joint density)
+    assert idata.log_likelihood["y"].dims == ("chain", "draw", "residual_group")
+    assert idata.log_likelihood["y"].shape == (2, 400, 27)
