@@ -169,7 +169,7 @@ def _nutpie(model, cache_key, data, *, draws, tune, chains, cores, seed, progres
 
 
 def complete_marginal(idata: az.InferenceData, design, random_seed=None,
-                      residual=None) -> az.InferenceData:
+                      residual=None, stats=None) -> az.InferenceData:
     """After NUTS on the marginal model: draw every ``b_<group>`` exactly from its
     Gaussian conditional and add ``observed_data``, so the InferenceData has the same
     groups, variables and coords as the conditional model's."""
@@ -181,7 +181,7 @@ def complete_marginal(idata: az.InferenceData, design, random_seed=None,
 
     post = idata.posterior
     if design.terms:
-        stats = MarginalStats.from_design(design)
+        stats = stats if stats is not None else MarginalStats.from_design(design)
         seed = np.random.SeedSequence(random_seed).spawn(1)[0]
         draws = draw_random_effects(design, stats, post, seed, residual=residual)
         for name, da in draws.items():

@@ -89,12 +89,15 @@ def _whitened_stats(design: Design, rd: ResidualDesign, params) -> MarginalStats
 
 
 def build_marginal(design: Design, priors: ResolvedPriors,
-                   residual: ResidualDesign | None = None) -> pm.Model:
+                   residual: ResidualDesign | None = None,
+                   stats: MarginalStats | None = None) -> pm.Model:
     """Build the marginal PyMC model (random effects integrated out).
 
     With a residual structure the data are whitened by Λ^{-1/2} inside the model
     (``log N(y | Xβ, ZΨZᵀ + σ²Λ) = log N(L⁻¹y | L⁻¹Xβ, L⁻¹ZΨZᵀL⁻ᵀ + σ²I) − ½ log|Λ|``),
     which costs O(n) per gradient.
+
+    ``stats`` passes cross-products already computed for ``design``.
 
     Returns
     -------
@@ -107,7 +110,7 @@ def build_marginal(design: Design, priors: ResolvedPriors,
         raise BayesLMMError(f"The marginal model is not available here: {why}.")
     if residual is not None:
         return _build_whitened(design, priors, residual)
-    stats = MarginalStats.from_design(design)
+    stats = stats if stats is not None else MarginalStats.from_design(design)
     coords = coords_of(design)
     coords.pop("obs")
     with pm.Model(coords=coords) as model:

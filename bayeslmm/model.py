@@ -95,7 +95,7 @@ class LMM:
                                        residual=residual, na_action=na_action)
             self._spec = parse_formula(formula)
             self._design = self._kernel.design.fixed
-            self._residual, self._model, self._marginal = None, None, None
+            self._residual, self._model, self._marginal, self._stats = None, None, None, None
             self._priors = self._kernel.resolved_priors
             return
         structure = as_residual(residual)
@@ -107,6 +107,7 @@ class LMM:
         self._priors: ResolvedPriors = resolve_priors(self._design, priors, self._residual)
         self._model: pm.Model | None = None
         self._marginal: pm.Model | None = None
+        self._stats: MarginalStats | None = None
 
     def __repr__(self) -> str:
         return f"LMM({self._spec.formula!r}, nobs={self.nobs}, groups={self.ngroups})"
@@ -215,7 +216,8 @@ class LMM:
             cache_key=key, data=data,
         )
         if marginal:
-            idata = complete_marginal(idata, self._design, random_seed, self._residual)
+            stats = self._cross_products if self._design.terms and not self._residual else None
+            idata = complete_marginal(idata, self._design, random_seed, self._residual, stats)
         info = {"sampler": choose_sampler(sampler), "parameterization": par,
                 "draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed}
         result = PosteriorResult(idata, self._design, self._priors.describe(), info=info,
@@ -236,7 +238,7 @@ class LMM:
         key = ("marginal", d.spec.formula, repr(sorted(self._priors.describe().items())),
                tuple(d.fixef_names), d.nobs,
                tuple((t.group, t.n_levels, tuple(t.term_names), t.blocks) for t in d.terms))
-        return key, stats_data(MarginalStats.from_design(d))
+        return key, stats_data(self._cross_products)
 
     def _parameterization(self, parameterization: str) -> str:
         """``"auto"``: the marginal model wherever it is exact and cheap (iid residuals;
@@ -259,10 +261,19 @@ class LMM:
         return "conditional"
 
     @property
+    def _cross_products(self) -> MarginalStats:
+        """[Z X y]ᵀ[Z X y] of the design, computed once (an O(n) pass over the rows)
+        and shared by the marginal model, its cache key and the random-effect draws."""
+        if self._stats is None:
+            self._stats = MarginalStats.from_design(self._design)
+        return self._stats
+
+    @property
     def marginal_model(self) -> pm.Model:
         """The marginal PyMC model (random effects integrated out), built on first access."""
         if self._marginal is None:
-            self._marginal = build_marginal(self._design, self._priors, self._residual)
+            stats = None if self._residual is not None else self._cross_products
+            self._marginal = build_marginal(self._design, self._priors, self._residual, stats)
         return self._marginal
 
     def prior_predictive(self, draws: int = 500, *, random_seed: int | None = None):
