@@ -54,6 +54,15 @@ def _varident(rd, train_levels: list[str], ratios: np.ndarray) -> tuple[np.ndarr
     return r[1:] / r[0], r[0]
 
 
+def draw_params(rd, post: xr.Dataset, c: int, d: int, mu: np.ndarray) -> dict:
+    """One posterior draw's residual parameters (``fitted`` = that draw's mean when the
+    variance function reads the fitted values)."""
+    params = {k: post[k].values[c, d] for k in rd.param_names}
+    if rd.fitted_covariate:
+        params["fitted"] = mu[c, d]
+    return params
+
+
 def _structured_noise(rd, train_levels, post: xr.Dataset, mu: np.ndarray, rng) -> np.ndarray:
     """Draws of σ·Λ^{1/2}z per posterior draw (rows in ``rd``'s data order)."""
     from .residual_logp import unwhiten
@@ -62,13 +71,11 @@ def _structured_noise(rd, train_levels, post: xr.Dataset, mu: np.ndarray, rng) -
     sigma = post["sigma"].values
     for c in range(mu.shape[0]):
         for d in range(mu.shape[1]):
-            params = {k: post[k].values[c, d] for k in rd.param_names}
+            params = draw_params(rd, post, c, d, mu)
             scale = 1.0
             if "varident_ratio" in params:
                 params["varident_ratio"], scale = _varident(rd, train_levels,
                                                             params["varident_ratio"])
-            if rd.fitted_covariate:
-                params["fitted"] = mu[c, d]
             z = rng.standard_normal(rd.n)
             out[c, d] = sigma[c, d] * scale * unwhiten(rd, z, params)
     return out

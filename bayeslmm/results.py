@@ -26,7 +26,7 @@ from .covariance import varcorr_frame
 from .design import Design
 from .map_result import lme4_name
 from .newdata import evaluate_new_data
-from .predict import posterior_draws, training_rows
+from .predict import draw_params, posterior_draws, training_rows
 
 __all__ = ["PosteriorResult", "lme4_name", "records"]
 
@@ -317,9 +317,7 @@ class PosteriorResult:
         out = np.empty_like(mu)
         for c in range(mu.shape[0]):
             for d in range(mu.shape[1]):
-                params = {k: post[k].values[c, d] for k in rd.param_names}
-                if rd.fitted_covariate:
-                    params["fitted"] = mu[c, d]
+                params = draw_params(rd, post, c, d, mu)
                 out[c, d] = residual_logp(rd, self._design.y - mu[c, d],
                                           float(post["sigma"].values[c, d]), params,
                                           pointwise=True)
