@@ -2,6 +2,14 @@
 
 Every user-facing error is a :class:`BayesLMMError`, raised before any PyMC work,
 with a message that names the offending column, term or value and says what to do.
+
+Examples
+--------
+>>> import bayeslmm as blm
+>>> blm.datasets.load("sleepstudie")
+Traceback (most recent call last):
+    ...
+bayeslmm.errors.DataError: No bundled dataset 'sleepstudie'. Did you mean 'sleepstudy'? ...
 """
 
 from __future__ import annotations
@@ -10,23 +18,62 @@ import difflib
 
 
 class BayesLMMError(ValueError):
-    """Base class of all bayeslmm errors (a ``ValueError``)."""
+    """Base class of all bayeslmm errors (a ``ValueError``).
+
+    Examples
+    --------
+    >>> try:
+    ...     blm.datasets.load("sleepstudie")
+    ... except blm.BayesLMMError as err:
+    ...     print(type(err).__name__, isinstance(err, ValueError))
+    DataError True
+    """
 
 
 class FormulaError(BayesLMMError):
-    """The model formula cannot be read (syntax, bars, unknown terms)."""
+    """The model formula cannot be read (syntax, bars, unknown terms).
+
+    Examples
+    --------
+    >>> blm.LMM("Reaction ~ Days + (Days | )", blm.datasets.load("sleepstudy"))
+    Traceback (most recent call last):
+        ...
+    bayeslmm.errors.FormulaError: Random-effect term '(Days | )' ... has no grouping factor.
+    """
 
 
 class DataError(BayesLMMError):
-    """The data do not fit the formula (missing columns, types, sizes)."""
+    """The data do not fit the formula (missing columns, types, sizes).
+
+    Examples
+    --------
+    >>> blm.LMM("Reaction ~ Days + (Days | Subjekt)", blm.datasets.load("sleepstudy"))
+    Traceback (most recent call last):
+        ...
+    bayeslmm.errors.DataError: Unknown grouping column 'Subjekt' ... Did you mean 'Subject'? ...
+    """
 
 
 class FitError(BayesLMMError):
-    """A fit cannot be carried out or did not converge."""
+    """A fit cannot be carried out or did not converge.
+
+    Examples
+    --------
+    >>> blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff")).fit_map("MLE")
+    Traceback (most recent call last):
+        ...
+    bayeslmm.errors.FitError: method must be one of ['ML', 'REML'] (got 'MLE').
+    """
 
 
 def suggest(name: str, candidates) -> str:
-    """Return a ' Did you mean ...?' hint for ``name`` among ``candidates``, or ''."""
+    """Return a ' Did you mean ...?' hint for ``name`` among ``candidates``, or ''.
+
+    Examples
+    --------
+    >>> suggest("Subjekt", ["Subject", "Days"]), suggest("zzz", ["Subject", "Days"])
+    (" Did you mean 'Subject'?", '')
+    """
     close = difflib.get_close_matches(name, [str(c) for c in candidates], n=3, cutoff=0.6)
     if not close:
         lower = {str(c).lower(): str(c) for c in candidates}

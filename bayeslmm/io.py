@@ -7,13 +7,11 @@ reloaded result rebuilds the same design and predicts exactly as before.
 Examples
 --------
 >>> import tempfile, os, bayeslmm as blm
->>> r = blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff")).fit(
-...     draws=50, tune=100, chains=1, random_seed=3, progressbar=False)
 >>> path = os.path.join(tempfile.mkdtemp(), "fit.nc")
->>> r.save(path)
+>>> post.save(path)  # post: the sleepstudy posterior of the PosteriorResult examples
 >>> back = blm.load(path)
->>> bool((back.fixef == r.fixef).all()), back.formula
-(True, 'Yield ~ 1 + (1 | Batch)')
+>>> bool((back.fixef == post.fixef).all()), back.formula
+(True, 'Reaction ~ Days + (Days | Subject)')
 """
 
 from __future__ import annotations
@@ -122,6 +120,17 @@ def load(path):
     ------
     BayesLMMError
         If the file is missing, not netCDF, or not written by bayeslmm.
+
+    Examples
+    --------
+    An ML/REML result is refitted from the data and specification it stored:
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "reml.nc")
+    >>> mapfit.save(path)  # mapfit: the REML fit of the MapResult examples
+    >>> back = blm.load(path)
+    >>> back.method, back.fixef.round(2).tolist()
+    ('REML', [251.41, 10.47])
     """
     from .results import PosteriorResult
 

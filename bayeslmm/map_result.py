@@ -64,6 +64,16 @@ class MapResult:
     """Estimates of an ML or REML fit, with lme4's accessors.
 
     Built by :func:`bayeslmm.optimize.fit_map`; immutable (accessors return copies).
+
+    Examples
+    --------
+    The examples of this class share this fit, ``mapfit``:
+
+    >>> import bayeslmm as blm
+    >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
+    >>> mapfit = m.fit_map()
+    >>> mapfit.method, mapfit.converged, mapfit.singular
+    ('REML', True, False)
     """
 
     _FIELDS = ("formula", "method", "fixef", "vcov", "ranef", "ranef_sd", "varcorr", "sigma",
@@ -88,29 +98,66 @@ class MapResult:
     # -- estimates ----------------------------------------------------------------------
     @property
     def formula(self) -> str:
-        """The model formula."""
+        """The model formula.
+
+        Examples
+        --------
+        >>> mapfit.formula  # mapfit: see MapResult
+        'Reaction ~ Days + (Days | Subject)'
+        """
         return self._formula
 
     @property
     def method(self) -> str:
-        """``"ML"`` or ``"REML"``."""
+        """``"ML"`` or ``"REML"``.
+
+        Examples
+        --------
+        >>> mapfit.method  # mapfit: see MapResult
+        'REML'
+        """
         return self._method
 
     @property
     def fixef(self) -> pd.Series:
-        """Fixed-effect estimates β̂ (formulae names)."""
+        """Fixed-effect estimates β̂ (formulae names).
+
+        Examples
+        --------
+        >>> mapfit.fixef.round(2)  # mapfit: see MapResult
+        Intercept    251.41
+        Days          10.47
+        Name: estimate, dtype: float64
+        """
         return self._fixef.copy()
 
     @property
     def vcov(self) -> pd.DataFrame:
-        """Covariance of β̂: σ̂²(XᵀV̂⁻¹X)⁻¹, as lme4's ``vcov``."""
+        """Covariance of β̂: σ̂²(XᵀV̂⁻¹X)⁻¹, as lme4's ``vcov``.
+
+        Examples
+        --------
+        >>> mapfit.vcov.round(3)  # mapfit: see MapResult
+                   Intercept   Days
+        Intercept     46.575 -1.451
+        Days          -1.451  2.389
+        """
         return self._vcov.copy()
 
     @property
     def se(self) -> pd.Series:
-        """Standard errors of β̂: √diag(vcov), except for nlme-style ML fits with random
-        effects and a residual structure, where nlme's summary scales them by
-        √(N/(N − p)) and its ``vcov`` does not."""
+        """Standard errors of β̂: √diag(vcov).
+
+        Except for nlme-style ML fits with random effects and a residual structure,
+        where nlme's summary scales them by √(N/(N − p)) and its ``vcov`` does not.
+
+        Examples
+        --------
+        >>> mapfit.se.round(3)  # mapfit: see MapResult
+        Intercept    6.825
+        Days         1.546
+        Name: se, dtype: float64
+        """
         if self._se is not None:
             return self._se.copy()
         return pd.Series(np.sqrt(np.diag(self._vcov.to_numpy())), index=self._fixef.index,
@@ -118,71 +165,164 @@ class MapResult:
 
     @property
     def ranef(self) -> dict[str, pd.DataFrame]:
-        """Conditional modes of the random effects: group → levels × terms."""
+        """Conditional modes of the random effects: group → levels × terms.
+
+        Examples
+        --------
+        >>> mapfit.ranef["Subject"].loc["308"].round(2)  # mapfit: see MapResult
+        Intercept    2.26
+        Days         9.20
+        Name: 308, dtype: float64
+        """
         return {g: df.copy() for g, df in self._ranef.items()}
 
     @property
     def ranef_sd(self) -> dict[str, pd.DataFrame]:
-        """Conditional sds of the random effects (lme4's ``condVar``), same layout."""
+        """Conditional sds of the random effects (lme4's ``condVar``), same layout.
+
+        Examples
+        --------
+        >>> mapfit.ranef_sd["Subject"].loc["308"].round(2)  # mapfit: see MapResult
+        Intercept    12.07
+        Days          2.30
+        Name: 308, dtype: float64
+        """
         return {g: df.copy() for g, df in self._ranef_sd.items()}
 
     @property
     def varcorr(self) -> pd.DataFrame:
-        """Variance components laid out as lme4's ``as.data.frame(VarCorr(fit))``."""
+        """Variance components laid out as lme4's ``as.data.frame(VarCorr(fit))``.
+
+        Examples
+        --------
+        >>> mapfit.varcorr.round(3)  # mapfit: see MapResult
+                grp       var1  var2     vcov   sdcor
+        0   Subject  Intercept   NaN  612.090  24.740
+        1   Subject       Days   NaN   35.072   5.922
+        2   Subject  Intercept  Days    9.604   0.066
+        3  Residual        NaN   NaN  654.941  25.592
+        """
         return self._varcorr.copy()
 
     @property
     def sigma(self) -> float:
-        """Residual standard deviation σ̂."""
+        """Residual standard deviation σ̂.
+
+        Examples
+        --------
+        >>> round(mapfit.sigma, 3)  # mapfit: see MapResult
+        25.592
+        """
         return float(self._sigma)
 
     @property
     def residual(self):
-        """The residual structure (a ``bayeslmm.Residual``), or None for iid residuals."""
+        """The residual structure (a ``bayeslmm.Residual``), or None for iid residuals.
+
+        Examples
+        --------
+        >>> mapfit.residual is None  # mapfit: see MapResult
+        True
+        """
         return self._residual_structure
 
     @property
     def residual_params(self) -> dict[str, float]:
-        """Residual-structure parameters named as nlme names them (``Phi``, ``Rho``,
-        ``power``, ``expon``, the varIdent sd ratio of each level with the reference
-        level at 1); empty for iid residuals."""
+        """Residual-structure parameters named as nlme names them (empty for iid residuals).
+
+        ``Phi``, ``Rho``, ``power``, ``expon``, or the varIdent sd ratio of each level
+        (the reference level at 1).
+
+        Examples
+        --------
+        >>> df = blm.datasets.load("Orthodont")
+        >>> m = blm.LMM("distance ~ age + Sex", df, residual=blm.CompSymm(group="Subject"))
+        >>> {k: round(v, 4) for k, v in m.fit_map().residual_params.items()}  # nlme: 0.6145
+        {'Rho': 0.6145}
+        """
         return dict(self._residual_params or {})
 
     @property
     def theta(self) -> pd.Series:
-        """lme4's θ: entries of the relative Cholesky factors Λ_k (Ψ_k = σ²Λ_kΛ_kᵀ)."""
+        """lme4's θ: entries of the relative Cholesky factors Λ_k (Ψ_k = σ²Λ_kΛ_kᵀ).
+
+        Examples
+        --------
+        >>> mapfit.theta.round(4)  # mapfit: see MapResult
+        Subject.Intercept         0.9667
+        Subject.Days.Intercept    0.0152
+        Subject.Days              0.2309
+        Name: theta, dtype: float64
+        """
         return self._theta.copy()
 
     @property
     def nobs(self) -> int:
-        """Number of observations."""
+        """Number of observations.
+
+        Examples
+        --------
+        >>> mapfit.nobs  # mapfit: see MapResult
+        180
+        """
         return int(self._nobs)
 
     @property
     def ngroups(self) -> dict[str, int]:
-        """Levels per grouping factor."""
+        """Levels per grouping factor.
+
+        Examples
+        --------
+        >>> mapfit.ngroups  # mapfit: see MapResult
+        {'Subject': 18}
+        """
         return dict(self._ngroups)
 
     @property
     def loglik(self) -> float:
-        """Log-likelihood at the estimate (the REML log-likelihood for REML)."""
+        """Log-likelihood at the estimate (the REML log-likelihood for REML).
+
+        Examples
+        --------
+        >>> round(mapfit.loglik, 3)  # mapfit: see MapResult
+        -871.814
+        """
         return float(self._loglik)
 
     @property
     def df(self) -> int:
-        """Number of parameters: fixed effects + covariance parameters + σ (+ the
-        residual-structure parameters)."""
+        """Number of parameters: fixed effects, covariance parameters, σ, residual ones.
+
+        Examples
+        --------
+        >>> mapfit.df  # mapfit: see MapResult
+        6
+        """
         return int(self._df)
 
     @property
     def aic(self) -> float:
-        """−2 logLik + 2 df."""
+        """−2 logLik + 2 df.
+
+        Examples
+        --------
+        >>> round(mapfit.aic, 2)  # mapfit: see MapResult
+        1755.63
+        """
         return -2.0 * self.loglik + 2.0 * self.df
 
     @property
     def bic(self) -> float:
-        """−2 logLik + df log(N): N = nobs as lme4 (for REML too); with a residual
-        structure, nlme's convention: N = nobs − p for REML (p fixed effects)."""
+        """−2 logLik + df log(N).
+
+        N = nobs as lme4 (for REML too); with a residual structure, nlme's convention:
+        N = nobs − p for REML (p fixed effects).
+
+        Examples
+        --------
+        >>> round(mapfit.bic, 2)  # mapfit: see MapResult
+        1774.79
+        """
         n = self.nobs
         if self._residual_structure is not None and self.method == "REML":
             n -= len(self._fixef)
@@ -190,40 +330,91 @@ class MapResult:
 
     @property
     def converged(self) -> bool:
-        """Whether the optimiser reached a stationary point."""
+        """Whether the optimiser reached a stationary point.
+
+        Examples
+        --------
+        >>> mapfit.converged  # mapfit: see MapResult
+        True
+        """
         return bool(self._converged)
 
     @property
     def singular(self) -> bool:
-        """A variance at 0 or a correlation at ±1 (a diagonal θ below 1e-4)."""
+        """A variance at 0 or a correlation at ±1 (a diagonal θ below 1e-4).
+
+        Examples
+        --------
+        >>> mapfit.singular  # mapfit: see MapResult
+        False
+        """
         return bool(self._singular)
 
     @property
     def optimizer(self) -> dict[str, Any]:
-        """What the optimiser did: method, number of evaluations, message."""
+        """What the optimiser did: method, number of evaluations, message.
+
+        Examples
+        --------
+        >>> sorted(mapfit.optimizer)  # mapfit: see MapResult
+        ['message', 'method', 'nfev']
+        """
         return dict(self._optimizer)
 
     @property
     def blocks(self) -> dict[str, tuple]:
-        """Per group, its correlated blocks of terms."""
+        """Per group, its correlated blocks of terms.
+
+        Examples
+        --------
+        >>> mapfit.blocks  # mapfit: see MapResult
+        {'Subject': ((0, 1),)}
+        """
         return dict(self._blocks)
 
     @property
     def residuals(self) -> pd.Series:
-        """y − fitted values (random effects included)."""
+        """y − fitted values (random effects included).
+
+        Examples
+        --------
+        >>> mapfit.residuals.head(3).round(2)  # mapfit: see MapResult
+        0    -4.10
+        1   -14.63
+        2   -42.20
+        Name: residual, dtype: float64
+        """
         return self._residuals.copy()
 
     @property
     def scaled_residuals(self) -> pd.Series:
-        """Residuals over their sd, ``(y − fitted) / (σ δ_i)`` (nlme's standardized
-        within-group residuals; ``residuals / σ`` for iid residuals)."""
+        """Residuals over their sd, ``(y − fitted) / (σ δ_i)``.
+
+        nlme's standardized within-group residuals; ``residuals / σ`` for iid ones.
+
+        Examples
+        --------
+        >>> mapfit.scaled_residuals.head(3).round(3)  # mapfit: see MapResult
+        0   -0.160
+        1   -0.571
+        2   -1.649
+        Name: scaled, dtype: float64
+        """
         if self._scaled_residuals is None:
             return (self._residuals / self.sigma).rename("scaled")
         return self._scaled_residuals.copy()
 
     # -- tables and output --------------------------------------------------------------
     def summary(self) -> pd.DataFrame:
-        """Fixed effects: estimate, standard error and t value."""
+        """Fixed effects: estimate, standard error and t value.
+
+        Examples
+        --------
+        >>> mapfit.summary().round(2)  # mapfit: see MapResult
+                   estimate    se      t
+        Intercept    251.41  6.82  36.84
+        Days          10.47  1.55   6.77
+        """
         se = self.se
         return pd.DataFrame({"estimate": self._fixef, "se": se, "t": self._fixef / se})
 
@@ -248,6 +439,14 @@ class MapResult:
         Returns
         -------
         Series (or DataFrame with ``se_fit=True``), indexed like the rows predicted.
+
+        Examples
+        --------
+        >>> new = pd.DataFrame({"Days": [0, 5], "Subject": ["308", "a new subject"]})
+        >>> mapfit.predict(new, se_fit=True).round(2)  # mapfit: see MapResult
+              fit     se
+        0  253.66  13.87
+        1  303.74   9.58
         """
         if new_data is None and include_random and not se_fit:
             return self._fitted.copy()
@@ -269,13 +468,29 @@ class MapResult:
         return pd.DataFrame({"fit": fit, "se": se}, index=rows.index) if se_fit else out
 
     def save(self, path) -> None:
-        """Save to netCDF; ``bayeslmm.load(path)`` refits and gives the same result."""
+        """Save to netCDF; ``bayeslmm.load(path)`` refits and gives the same result.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "fit.nc")
+        >>> mapfit.save(path)  # mapfit: see MapResult
+        >>> blm.load(path).fixef.equals(mapfit.fixef)
+        True
+        """
         from .io import save
 
         save(self, path)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary of the estimates (``varcorr`` as row records)."""
+        """JSON-ready dictionary of the estimates (``varcorr`` as row records).
+
+        Examples
+        --------
+        >>> d = mapfit.to_dict()  # mapfit: see MapResult
+        >>> d["method"], d["fixef_lme4"]["(Intercept)"] == d["fixef"]["Intercept"]
+        ('REML', True)
+        """
         vc = self._varcorr.astype(object).where(self._varcorr.notna(), None)
         out = {
             "formula": self.formula, "method": self.method, "nobs": self.nobs,

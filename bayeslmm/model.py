@@ -36,6 +36,8 @@ __all__ = ["LMM"]
 class LMM:
     """A Bayesian linear mixed model ``y = Xβ + Zb + ε``.
 
+    Fitting does not change the model: every fit returns a new result.
+
     Parameters
     ----------
     formula : str
@@ -47,12 +49,10 @@ class LMM:
         Factors as pandas categoricals keep their level order (first = baseline);
         numeric grouping columns are treated as categorical.
     residual : optional
-        Residual structure ``ε ~ N(0, σ²Λ)`` as in nlme: a correlation
-        (``blm.AR1(group=...)``, ``blm.CAR1(time=..., group=...)``,
-        ``blm.CompSymm(group=...)``), a variance function (``blm.VarIdent(by=...)``,
-        ``blm.VarPower(covariate=...)``, ``blm.VarExp(covariate=...)``) or both,
-        ``blm.Residual(variance=..., correlation=...)``. None: iid residuals. Its
-        columns' missing values drop rows like the formula's.
+        Residual structure ``ε ~ N(0, σ²Λ)`` as in nlme (see :mod:`bayeslmm.residual`):
+        a correlation (``blm.AR1``, ``blm.CAR1``, ``blm.CompSymm``), a variance function
+        (``blm.VarIdent``, ``blm.VarPower``, ``blm.VarExp``) or both in ``blm.Residual``.
+        None: iid residuals. Its columns' missing values drop rows like the formula's.
     priors : mapping, optional
         Overrides of the data-scaled defaults, e.g.
         ``{"sigma": blm.Prior("HalfNormal", sigma=10), "eta_Subject": 4}``; see
@@ -66,13 +66,17 @@ class LMM:
         genomic/ridge LMM, fitted in the eigenbasis of ``W Wᵀ`` at O(n) a gradient.
     covariances : mapping, optional
         ``{"line": K}``: a known covariance of the levels of the formula's single
-        ``(1 | line)`` term, ``b ~ N(0, sd² K)`` (kinship, pedigree, phylogeny). With
-        either, the model allows only fixed effects besides it and iid residuals; see
-        :mod:`bayeslmm.kernel_design`.
+        ``(1 | line)`` term, ``b ~ N(0, sd² K)`` (kinship, pedigree, phylogeny). Either
+        allows only fixed effects besides it, and iid residuals.
 
-    Notes
-    -----
-    The model object is not changed by fitting: every fit returns a new result.
+    Examples
+    --------
+    >>> import bayeslmm as blm
+    >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
+    >>> m.fit_map().fixef.round(2)
+    Intercept    251.41
+    Days          10.47
+    Name: estimate, dtype: float64
     """
 
     def __init__(
@@ -114,39 +118,85 @@ class LMM:
 
     @property
     def formula(self) -> str:
-        """The formula as given."""
+        """The formula as given.
+
+        Examples
+        --------
+        >>> blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff")).formula
+        'Yield ~ 1 + (1 | Batch)'
+        """
         return self._spec.formula
 
     @property
     def design(self) -> Design:
-        """The numeric design (y, X, random-effect terms)."""
+        """The numeric design (y, X, random-effect terms).
+
+        Examples
+        --------
+        >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
+        >>> m.design.X.shape, [(t.group, t.term_names) for t in m.design.terms]
+        ((180, 2), [('Subject', ['Intercept', 'Days'])])
+        """
         return self._design
 
     @property
     def residual(self) -> ResidualDesign | None:
-        """The residual structure bound to the rows used (None for iid residuals)."""
+        """The residual structure bound to the rows used (None for iid residuals).
+
+        Examples
+        --------
+        >>> m = blm.LMM("distance ~ age + (1 | Subject)", blm.datasets.load("Orthodont"),
+        ...             residual=blm.AR1(group="Subject"))
+        >>> m.residual.structure.correlation, m.residual.n
+        (AR1(group='Subject', time=None), 108)
+        """
         return self._residual
 
     @property
     def nobs(self) -> int:
-        """Number of observations used."""
+        """Number of observations used.
+
+        Examples
+        --------
+        >>> blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff")).nobs
+        30
+        """
         return self._design.nobs
 
     @property
     def ngroups(self) -> dict[str, int]:
-        """Levels per grouping factor."""
+        """Levels per grouping factor.
+
+        Examples
+        --------
+        >>> blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff")).ngroups
+        {'Batch': 6}
+        """
         if self._kernel is not None:
             return self._kernel.ngroups
         return self._design.ngroups
 
     @property
     def fixef_names(self) -> list[str]:
-        """Names of the fixed-effect coefficients (formulae naming)."""
+        """Names of the fixed-effect coefficients (formulae naming).
+
+        Examples
+        --------
+        >>> blm.LMM("distance ~ age * Sex + (1 | Subject)",
+        ...         blm.datasets.load("Orthodont")).fixef_names
+        ['Intercept', 'age', 'Sex[Female]', 'age:Sex[Female]']
+        """
         return list(self._design.fixef_names)
 
     @property
     def priors(self) -> dict[str, str]:
-        """The priors in use, by parameter name."""
+        """The priors in use, by parameter name.
+
+        Examples
+        --------
+        >>> blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff")).priors["sigma"]
+        "Prior('Exponential', lam=0.01587)"
+        """
         return self._priors.describe()
 
     @property
@@ -155,6 +205,12 @@ class LMM:
 
         Inspect it (``pm.model_to_graphviz(m.pymc_model)``) or extend it in a
         ``with m.pymc_model:`` block before calling :meth:`fit`.
+
+        Examples
+        --------
+        >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
+        >>> [v.name for v in m.pymc_model.free_RVs]
+        ['beta', 'chol_Subject', 'z_Subject', 'sigma']
         """
         if self._kernel is not None:
             return self._kernel.pymc_model
@@ -198,6 +254,13 @@ class LMM:
         Returns
         -------
         PosteriorResult
+
+        Examples
+        --------
+        >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
+        >>> post = m.fit(draws=100, tune=200, chains=2, random_seed=1, progressbar=False)
+        >>> post.idata.posterior["beta"].shape, post.info["parameterization"]
+        ((2, 100, 2), 'marginal')
         """
         if self._kernel is not None:
             return self._kernel.fit(
@@ -270,7 +333,14 @@ class LMM:
 
     @property
     def marginal_model(self) -> pm.Model:
-        """The marginal PyMC model (random effects integrated out), built on first access."""
+        """The marginal PyMC model (random effects integrated out), built on first access.
+
+        Examples
+        --------
+        >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
+        >>> [v.name for v in m.marginal_model.free_RVs]
+        ['beta', 'chol_Subject', 'sigma']
+        """
         if self._marginal is None:
             stats = None if self._residual is not None else self._cross_products
             self._marginal = build_marginal(self._design, self._priors, self._residual, stats)
@@ -285,6 +355,12 @@ class LMM:
             Groups ``prior`` (parameters), ``prior_predictive`` (``y``, dims ``chain,
             draw, obs``) and ``observed_data``: ready for ``az.plot_ppc(idata,
             group="prior")``.
+
+        Examples
+        --------
+        >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
+        >>> m.prior_predictive(50, random_seed=1).prior_predictive["y"].shape
+        (1, 50, 180)
         """
         with self.pymc_model:
             return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
@@ -301,6 +377,12 @@ class LMM:
         Returns
         -------
         MapResult
+
+        Examples
+        --------
+        >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
+        >>> round(m.fit_map("ML").loglik, 2), round(m.fit_map("REML").loglik, 2)
+        (-875.97, -871.81)
         """
         from .optimize import fit_map
 

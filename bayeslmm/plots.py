@@ -1,17 +1,16 @@
 """Plots of posterior results (matplotlib; ArviZ where it already does the job).
 
-Every function returns the matplotlib ``Axes`` it drew on and accepts ``ax=``.
+Every function takes a posterior result, returns the matplotlib ``Axes`` it drew on and
+accepts ``ax=``. The examples use ``post``, the sleepstudy posterior of the examples of
+:class:`~bayeslmm.results.PosteriorResult`.
 
 Examples
 --------
 >>> import matplotlib
 >>> matplotlib.use("Agg")
->>> import bayeslmm as blm
->>> r = blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff")).fit(
-...     draws=100, tune=200, chains=1, random_seed=1, progressbar=False)
->>> shrinkage_table(r, "Batch").columns.tolist()
-['n', 'no_pooling[Intercept]', 'partial_pooling[Intercept]', 'complete_pooling[Intercept]']
->>> ax = caterpillar(r, "Batch")
+>>> ax = caterpillar(post, "Subject")
+>>> ax.get_title(), len(ax.get_yticklabels())
+('Random effects by Subject', 18)
 """
 
 from __future__ import annotations
@@ -36,7 +35,14 @@ def _term(result, group: str):
 
 def caterpillar(result, group: str, term: str | None = None, *, hdi_prob: float = 0.94,
                 ax=None):
-    """Random effects of one grouping factor, sorted, with their HDIs."""
+    """Random effects of one grouping factor, sorted, with their HDIs.
+
+    Examples
+    --------
+    >>> ax = caterpillar(post, "Subject", "Days")  # post: see the module docstring
+    >>> ax.get_xlabel()
+    'b[Days] (94% HDI)'
+    """
     t = _term(result, group)
     term = term or t.term_names[0]
     if term not in t.term_names:
@@ -63,6 +69,17 @@ def shrinkage_table(result, group: str) -> pd.DataFrame:
     No pooling: least squares of the response on the term's columns within the level
     (after removing the other fixed and random effects at their posterior means).
     Partial pooling: posterior mean of ``β + b``. Complete pooling: ``β``.
+
+    Examples
+    --------
+    >>> tab = shrinkage_table(post, "Subject")  # post: see the module docstring
+    >>> tab.shape
+    (18, 7)
+    >>> tab.loc["308", ["n", "no_pooling[Intercept]", "no_pooling[Days]"]].round(2)
+    n                         10.00
+    no_pooling[Intercept]    244.19
+    no_pooling[Days]          21.76
+    Name: 308, dtype: float64
     """
     d = result._design
     t = _term(result, group)
@@ -96,6 +113,12 @@ def shrinkage(result, group: str, *, ax=None):
     One coefficient: levels along the x axis (sorted by the no-pooling estimate), the
     complete-pooling value as a line. Two or more: the first two coefficients as a
     plane, an arrow per level.
+
+    Examples
+    --------
+    >>> ax = shrinkage(post, "Subject")  # post: see the module docstring
+    >>> ax.get_xlabel(), ax.get_ylabel()
+    ('Intercept', 'Days')
     """
     t = _term(result, group)
     tab = shrinkage_table(result, group)
@@ -134,14 +157,28 @@ def shrinkage(result, group: str, *, ax=None):
 
 
 def forest(result, *, hdi_prob: float = 0.94, ax=None):
-    """Forest plot of the fixed effects (ArviZ)."""
+    """Forest plot of the fixed effects (ArviZ).
+
+    Examples
+    --------
+    >>> ax = forest(post, hdi_prob=0.9)  # post: see the module docstring
+    >>> ax.get_title()
+    '90.0% HDI'
+    """
     axes = az.plot_forest(result.idata, var_names=["beta"], combined=True,
                           hdi_prob=hdi_prob, ax=ax)
     return np.ravel(axes)[0]
 
 
 def ppc(result, *, num_pp_samples: int = 100, random_seed: int | None = None, ax=None):
-    """Posterior predictive check of the response (ArviZ's ``plot_ppc``)."""
+    """Posterior predictive check of the response (ArviZ's ``plot_ppc``).
+
+    Examples
+    --------
+    >>> ax = ppc(post, num_pp_samples=20, random_seed=1)  # post: see the module docstring
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['Posterior predictive', 'Observed', 'Posterior predictive mean']
+    """
     if "posterior_predictive" not in result.idata.groups():
         result.posterior_predictive(random_seed=random_seed)
     return az.plot_ppc(result.idata, num_pp_samples=num_pp_samples, ax=ax,

@@ -80,6 +80,14 @@ class Prior:
         A distribution in ``pymc`` (``"Normal"``, ``"StudentT"``, ``"HalfNormal"`` ...).
     **params
         Its parameters, scalars or arrays (broadcast over the coefficients).
+
+    Examples
+    --------
+    >>> import bayeslmm as blm
+    >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"),
+    ...             priors={"sigma": blm.Prior("HalfNormal", sigma=50)})
+    >>> m.priors["sigma"]
+    "Prior('HalfNormal', sigma=50)"
     """
 
     name: str
@@ -96,11 +104,26 @@ class Prior:
         return f"Prior({self.name!r}{args})"
 
     def dist(self, **kwargs: Any):
-        """An unnamed PyMC distribution (``pm.<name>.dist``)."""
+        """An unnamed PyMC distribution (``pm.<name>.dist``).
+
+        Examples
+        --------
+        >>> d = Prior("Normal", mu=0, sigma=[1.0, 10.0]).dist()
+        >>> pm.draw(d, random_seed=1).shape
+        (2,)
+        """
         return getattr(pm, self.name).dist(**self.params, **kwargs)
 
     def rv(self, name: str, **kwargs: Any):
-        """A named random variable inside the current model context."""
+        """A named random variable inside the current model context.
+
+        Examples
+        --------
+        >>> with pm.Model() as model:
+        ...     x = Prior("HalfNormal", sigma=2).rv("x")
+        >>> model.free_RVs
+        [x]
+        """
         return getattr(pm, self.name)(name, **self.params, **kwargs)
 
 

@@ -51,8 +51,13 @@ class VarIdent:
     reference, with ratio 1. PyMC variable: ``varident_ratio`` (dims
     ``varident_level``: the other levels).
 
-    >>> VarIdent(by="Sex")
-    VarIdent(by='Sex')
+    Examples
+    --------
+    >>> orthodont = blm.datasets.load("Orthodont")
+    >>> m = blm.LMM("distance ~ age + Sex + (1 | Subject)", orthodont,
+    ...             residual=blm.VarIdent(by="Sex"))
+    >>> {k: round(v, 4) for k, v in m.fit_map().residual_params.items()}  # nlme: 0.4541
+    {'Male': 1.0, 'Female': 0.4541}
     """
 
     by: str
@@ -65,8 +70,13 @@ class VarPower:
     sd = ``σ · |v|^power``; ``covariate="fitted"`` uses the conditional mean, as
     ``varPower()`` does. Rows with ``v = 0`` are refused. PyMC variable: ``power``.
 
-    >>> VarPower(covariate="age").covariate
-    'age'
+    Examples
+    --------
+    >>> orthodont = blm.datasets.load("Orthodont")
+    >>> m = blm.LMM("distance ~ age + Sex + (1 | Subject)", orthodont,
+    ...             residual=blm.VarPower(covariate="age"))
+    >>> round(m.fit_map().residual_params["power"], 4)  # nlme: -0.3006
+    -0.3006
     """
 
     covariate: str = "fitted"
@@ -79,8 +89,13 @@ class VarExp:
     sd = ``σ · exp(expon · v)``; ``covariate="fitted"`` uses the conditional mean.
     PyMC variable: ``expon``.
 
-    >>> VarExp(covariate="age")
-    VarExp(covariate='age')
+    Examples
+    --------
+    >>> orthodont = blm.datasets.load("Orthodont")
+    >>> m = blm.LMM("distance ~ age + Sex + (1 | Subject)", orthodont,
+    ...             residual=blm.VarExp(covariate="age"))
+    >>> round(m.fit_map().residual_params["expon"], 4)  # nlme: -0.0269
+    -0.0269
     """
 
     covariate: str = "fitted"
@@ -95,8 +110,12 @@ class AR1:
     their order in the data (lag 1 between consecutive rows). ``group=None`` makes
     all rows one series. PyMC variable: ``Phi`` in (-1, 1).
 
-    >>> AR1(group="Subject")
-    AR1(group='Subject', time=None)
+    Examples
+    --------
+    >>> m = blm.LMM("follicles ~ sin(2 * pi * Time) + cos(2 * pi * Time) + (1 | Mare)",
+    ...             blm.datasets.load("Ovary"), residual=blm.AR1(group="Mare"))
+    >>> round(m.fit_map().residual_params["Phi"], 4)  # nlme: 0.6074
+    0.6074
     """
 
     group: str | None = None
@@ -109,8 +128,13 @@ class CAR1:
 
     PyMC variable: ``Phi`` in (0, 1).
 
-    >>> CAR1(time="Time", group="Mare")
-    CAR1(time='Time', group='Mare')
+    Examples
+    --------
+    >>> orthodont = blm.datasets.load("Orthodont")
+    >>> m = blm.LMM("distance ~ age + Sex + (1 | Subject)", orthodont,
+    ...             residual=blm.CAR1(time="age", group="Subject"))
+    >>> round(m.fit_map().residual_params["Phi"], 4)  # nlme: 0.2419
+    0.2419
     """
 
     time: str
@@ -119,11 +143,16 @@ class CAR1:
 
 @dataclass(frozen=True)
 class CompSymm:
-    """Compound symmetry: one correlation ``Rho`` between all rows of a group
-    (nlme's ``corCompSymm``). ``Rho`` lies in (-1/(m - 1), 1), m the largest group.
+    """Compound symmetry: one correlation ``Rho`` between all rows of a group.
 
-    >>> CompSymm(group="Subject").group
-    'Subject'
+    nlme's ``corCompSymm``. ``Rho`` lies in (-1/(m - 1), 1), m the largest group.
+
+    Examples
+    --------
+    >>> m = blm.LMM("distance ~ age + Sex", blm.datasets.load("Orthodont"),
+    ...             residual=blm.CompSymm(group="Subject"))
+    >>> round(m.fit_map().residual_params["Rho"], 4)  # nlme's gls: 0.6145
+    0.6145
     """
 
     group: str | None = None
@@ -137,8 +166,13 @@ CORRELATIONS = (AR1, CAR1, CompSymm)
 class Residual:
     """A variance function and a correlation together: ``Λ = Δ C Δ``.
 
-    >>> Residual(variance=VarIdent(by="Sex"), correlation=AR1(group="Subject"))
-    Residual(variance=VarIdent(by='Sex'), correlation=AR1(group='Subject', time=None))
+    Examples
+    --------
+    >>> r = blm.Residual(variance=blm.VarIdent(by="Sex"),
+    ...                  correlation=blm.CompSymm(group="Subject"))
+    >>> m = blm.LMM("distance ~ age * Sex", blm.datasets.load("Orthodont"), residual=r)
+    >>> {k: round(v, 4) for k, v in m.fit_map().residual_params.items()}  # as nlme's gls
+    {'Rho': 0.7343, 'Male': 1.0, 'Female': 0.5818}
     """
 
     variance: VarIdent | VarPower | VarExp | None = None
@@ -156,6 +190,8 @@ class Residual:
 def as_residual(residual: Any) -> Residual | None:
     """Normalise ``None``, one structure or a :class:`Residual` to a Residual (or None).
 
+    Examples
+    --------
     >>> as_residual(CompSymm(group="g")).correlation
     CompSymm(group='g')
     """
@@ -174,6 +210,8 @@ def as_residual(residual: Any) -> Residual | None:
 def residual_columns(residual: Any) -> list[str]:
     """The data columns a structure reads (for the missing-value handling of the design).
 
+    Examples
+    --------
     >>> residual_columns(Residual(VarPower("fitted"), CAR1(time="t", group="a:b")))
     ['t', 'a', 'b']
     """
@@ -216,6 +254,8 @@ def _node(node: ast.AST, text: str):
 def parse_residual(text: str) -> Residual | None:
     """Read a structure from text (for the command line); bare names are columns.
 
+    Examples
+    --------
     >>> parse_residual("CAR1(time=Time, group='Mare')")
     Residual(variance=None, correlation=CAR1(time='Time', group='Mare'))
     >>> parse_residual("Residual(VarPower(), AR1(Subject))").variance

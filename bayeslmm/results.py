@@ -2,14 +2,10 @@
 
 Examples
 --------
->>> import bayeslmm as blm
->>> m = blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
->>> r = m.fit(draws=100, tune=200, chains=1, random_seed=1, progressbar=False)
->>> list(r.ranef["Batch"].columns), r.ngroups
-(['Intercept'], {'Batch': 6})
->>> draws = r.predict(pd.DataFrame({"Batch": ["A", "new"]}), new_levels="population")
->>> draws.dims, draws.shape
-(('chain', 'draw', 'obs'), (1, 100, 2))
+``post``: the sleepstudy fit of the examples of :class:`PosteriorResult`.
+
+>>> list(post.ranef["Subject"].columns), post.ngroups
+(['Intercept', 'Days'], {'Subject': 18})
 """
 
 from __future__ import annotations
@@ -54,6 +50,19 @@ class PosteriorResult:
 
     Point summaries (``fixef``, ``ranef``, ``varcorr``, ``sigma``) are posterior means;
     ``summary()`` gives sds, 94% HDIs, R-hat and ESS; ``idata`` holds every draw.
+
+    Examples
+    --------
+    The examples of this class share one fit, made once for them all:
+
+        sleep = blm.datasets.load("sleepstudy")
+        post = blm.LMM("Reaction ~ Days + (Days | Subject)", sleep).fit(
+            draws=500, tune=500, chains=2, random_seed=1)
+
+    >>> post.fixef.round(-1)
+    Intercept    250.0
+    Days          10.0
+    Name: fixef, dtype: float64
     """
 
     def __init__(self, idata: az.InferenceData, design: Design, priors: dict[str, str],
@@ -69,28 +78,68 @@ class PosteriorResult:
     # --- basic facts -------------------------------------------------------------
     @property
     def idata(self) -> az.InferenceData:
-        """The ArviZ InferenceData (posterior, sample_stats, observed_data, ...)."""
+        """The ArviZ InferenceData (posterior, sample_stats, observed_data, ...).
+
+        Examples
+        --------
+        >>> post.idata.posterior["b_Subject"].dims  # post: see PosteriorResult
+        ('chain', 'draw', 'Subject', 'Subject_term')
+        """
         return self._idata
 
     @property
     def formula(self) -> str:
+        """The model formula.
+
+        Examples
+        --------
+        >>> post.formula  # post: see PosteriorResult
+        'Reaction ~ Days + (Days | Subject)'
+        """
         return self._design.spec.formula
 
     @property
     def nobs(self) -> int:
+        """Number of observations.
+
+        Examples
+        --------
+        >>> post.nobs  # post: see PosteriorResult
+        180
+        """
         return self._design.nobs
 
     @property
     def ngroups(self) -> dict[str, int]:
+        """Levels per grouping factor.
+
+        Examples
+        --------
+        >>> post.ngroups  # post: see PosteriorResult
+        {'Subject': 18}
+        """
         return self._design.ngroups
 
     @property
     def info(self) -> dict[str, Any]:
-        """How the fit was run (sampler, draws, chains, seed)."""
+        """How the fit was run (sampler, draws, chains, seed).
+
+        Examples
+        --------
+        >>> {k: post.info[k] for k in ("draws", "tune", "chains")}  # post: see PosteriorResult
+        {'draws': 500, 'tune': 500, 'chains': 2}
+        """
         return dict(self._info)
 
     @property
     def priors(self) -> dict[str, str]:
+        """The priors used, by parameter name.
+
+        Examples
+        --------
+        >>> post.priors["sd_Subject"]  # post: see PosteriorResult
+        "Prior('HalfNormal', sigma=[140.8219,  48.8915])"
+        """
         return dict(self._priors)
 
     def _mean(self, name: str) -> np.ndarray:
@@ -99,30 +148,64 @@ class PosteriorResult:
     # --- point summaries ---------------------------------------------------------
     @property
     def fixef(self) -> pd.Series:
-        """Posterior means of the fixed effects."""
+        """Posterior means of the fixed effects.
+
+        Examples
+        --------
+        >>> post.fixef.round(-1)  # post: see PosteriorResult
+        Intercept    250.0
+        Days          10.0
+        Name: fixef, dtype: float64
+        """
         return pd.Series(self._mean("beta"), index=self._design.fixef_names, name="fixef")
 
     @property
     def ranef(self) -> dict[str, pd.DataFrame]:
-        """Posterior means of the random effects: group → DataFrame (levels × terms)."""
+        """Posterior means of the random effects: group → DataFrame (levels × terms).
+
+        Examples
+        --------
+        >>> b = post.ranef["Subject"]  # post: see PosteriorResult
+        >>> b.shape, b.columns.tolist()
+        ((18, 2), ['Intercept', 'Days'])
+        """
         return {t.group: pd.DataFrame(self._mean(f"b_{t.group}"), index=t.levels,
                                       columns=t.term_names) for t in self._design.terms}
 
     @property
     def sigma(self) -> float:
-        """Posterior mean of the residual sd."""
+        """Posterior mean of the residual sd.
+
+        Examples
+        --------
+        >>> 20 < post.sigma < 30  # post: see PosteriorResult
+        True
+        """
         return float(self._mean("sigma"))
 
     @property
     def residual(self):
-        """The residual structure (a ``bayeslmm.Residual``), or None for iid residuals."""
+        """The residual structure (a ``bayeslmm.Residual``), or None for iid residuals.
+
+        Examples
+        --------
+        >>> post.residual is None  # post: see PosteriorResult
+        True
+        """
         return None if self._residual is None else self._residual.structure
 
     @property
     def residual_params(self) -> dict[str, float]:
-        """Posterior means of the residual-structure parameters, named as nlme names
-        them (``Phi``, ``Rho``, ``power``, ``expon``, varIdent's sd ratio per level with
-        the reference level at 1); empty for iid residuals."""
+        """Posterior means of the residual-structure parameters (empty for iid residuals).
+
+        Named as nlme names them: ``Phi``, ``Rho``, ``power``, ``expon``, varIdent's sd
+        ratio per level (the reference level at 1).
+
+        Examples
+        --------
+        >>> post.residual_params  # post: see PosteriorResult
+        {}
+        """
         if self._residual is None:
             return {}
         from .residual_logp import nlme_params
@@ -136,6 +219,15 @@ class PosteriorResult:
 
         ``sdcor`` holds posterior means of the sds and correlations; ``vcov`` the
         variances and covariances implied by those means.
+
+        Examples
+        --------
+        >>> post.varcorr[["grp", "var1", "var2"]]  # post: see PosteriorResult
+                grp       var1  var2
+        0   Subject  Intercept   NaN
+        1   Subject       Days   NaN
+        2   Subject  Intercept  Days
+        3  Residual        NaN   NaN
         """
         groups, blocks = [], []
         for t in self._design.terms:
@@ -169,7 +261,14 @@ class PosteriorResult:
         return xr.Dataset(ds)
 
     def summary(self, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
-        """ArviZ summary of the parameters: mean, sd, HDI, MCSE, ESS, R-hat."""
+        """ArviZ summary of the parameters: mean, sd, HDI, MCSE, ESS, R-hat.
+
+        Examples
+        --------
+        >>> post.summary(hdi_prob=0.9).index.tolist()  # doctest: +NORMALIZE_WHITESPACE
+        ['beta[Intercept]', 'beta[Days]', 'sd_Subject[Intercept]', 'sd_Subject[Days]',
+         'corr_Subject[Intercept, Days]', 'sigma']
+        """
         if hdi_prob == HDI_PROB and self._summary is not None:
             return self._summary.copy()
         out = az.summary(self._params(), hdi_prob=hdi_prob, round_to="none")
@@ -179,13 +278,26 @@ class PosteriorResult:
 
     @property
     def divergences(self) -> int:
-        """Number of divergent transitions after tuning."""
+        """Number of divergent transitions after tuning.
+
+        Examples
+        --------
+        >>> post.divergences  # post: see PosteriorResult
+        0
+        """
         stats = self._idata.sample_stats
         return int(stats["diverging"].sum()) if "diverging" in stats else 0
 
     @property
     def diagnostics(self) -> dict[str, Any]:
-        """Divergences, max R-hat, min bulk and tail ESS, chains and draws."""
+        """Divergences, max R-hat, min bulk and tail ESS, chains and draws.
+
+        Examples
+        --------
+        >>> d = post.diagnostics  # post: see PosteriorResult
+        >>> d["max_rhat"] < 1.01, d["min_ess_bulk"] > 300, d["draws"]
+        (True, True, 500)
+        """
         s = self.summary()
         post = self._idata.posterior
         return {
@@ -200,7 +312,13 @@ class PosteriorResult:
 
     @property
     def warnings(self) -> list[str]:
-        """Sampling problems a user must see (divergences, R-hat > 1.01)."""
+        """Sampling problems a user must see (divergences, R-hat > 1.01).
+
+        Examples
+        --------
+        >>> post.warnings  # post: see PosteriorResult
+        []
+        """
         d = self.diagnostics
         out = []
         if d["divergences"]:
@@ -240,7 +358,12 @@ class PosteriorResult:
 
         Examples
         --------
-        See the module docstring.
+        >>> new = pd.DataFrame({"Days": [9, 5], "Subject": ["308", "a new subject"]})
+        >>> draws = post.predict(new, new_levels="population")  # post: see PosteriorResult
+        >>> draws.dims, draws.shape
+        (('chain', 'draw', 'obs'), (2, 500, 2))
+        >>> draws.mean(("chain", "draw")).round(-1).values
+        array([430., 300.])
         """
         rows = (training_rows(self._design) if new_data is None
                 else evaluate_new_data(self._design, new_data))
@@ -258,6 +381,12 @@ class PosteriorResult:
         """Add a ``posterior_predictive`` group (``y``, dims ``chain, draw, obs``).
 
         Returns ``idata``, ready for ``az.plot_ppc(result.idata)``.
+
+        Examples
+        --------
+        >>> idata = post.posterior_predictive(random_seed=1)  # post: see PosteriorResult
+        >>> idata.posterior_predictive["y"].shape
+        (2, 500, 180)
         """
         y = self.predict(kind="response", random_seed=random_seed)
         y = y.assign_coords(obs=np.arange(self.nobs)).rename("y")
@@ -274,6 +403,11 @@ class PosteriorResult:
         and variance functions; per correlation group (dim ``residual_group``: the
         group's joint density) where residuals are correlated within groups, so LOO
         leaves out one whole group.
+
+        Examples
+        --------
+        >>> post.log_likelihood().log_likelihood["y"].dims  # post: see PosteriorResult
+        ('chain', 'draw', 'obs')
         """
         if "log_likelihood" not in self._idata.groups():
             post = self._idata.posterior
@@ -328,6 +462,14 @@ class PosteriorResult:
 
         ``bayeslmm.load(path)`` gives back a result that prints, summarises and
         predicts exactly as this one.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "post.nc")
+        >>> post.save(path)  # post: see PosteriorResult
+        >>> blm.load(path).fixef.equals(post.fixef)
+        True
         """
         from .io import save
 
@@ -335,7 +477,14 @@ class PosteriorResult:
 
     # --- export ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary with the names of the public contract."""
+        """JSON-ready summary with the names of the public contract.
+
+        Examples
+        --------
+        >>> d = post.to_dict()  # post: see PosteriorResult
+        >>> d["kind"], d["nobs"], list(d["fixef_lme4"])
+        ('posterior', 180, ['(Intercept)', 'Days'])
+        """
         s = self.summary()
         fe = self.fixef
         return {

@@ -49,6 +49,8 @@ def _factors() -> dict:
 def names() -> list[str]:
     """Names of the bundled datasets.
 
+    Examples
+    --------
     >>> "sleepstudy" in names()
     True
     """
@@ -56,7 +58,16 @@ def names() -> list[str]:
 
 
 def describe() -> pd.DataFrame:
-    """A table of the bundled datasets: name, rows, columns, description."""
+    """A table of the bundled datasets: name, rows, columns, description.
+
+    Examples
+    --------
+    >>> describe()[["name", "rows", "columns"]].head(3)
+             name  rows                  columns
+    0  sleepstudy   180  Reaction, Days, Subject
+    1    Dyestuff    30             Batch, Yield
+    2   Dyestuff2    30             Batch, Yield
+    """
     rows = []
     for n in names():
         df = load(n)

@@ -1,0 +1,77 @@
+"""Objects shared by the docstring examples (doctests).
+
+Each is built once a session, and only for the doctests that name it, so that the examples
+stay fast (no NUTS run per docstring). The class docstrings say how each is made:
+
+============  ==============================================================================
+``blm``       ``import bayeslmm as blm``
+``post``      :class:`~bayeslmm.results.PosteriorResult`: sleepstudy,
+              ``Reaction ~ Days + (Days | Subject)``, NUTS, 2 chains × 500 draws
+``post_int``  the same with random intercepts only, ``(1 | Subject)``
+``mapfit``    :class:`~bayeslmm.map_result.MapResult`: the model of ``post`` by REML
+``kmap``      :class:`~bayeslmm.kernel_result.KernelMapResult`: a genomic LMM (40 rows,
+              100 markers) by REML
+``kpost``     :class:`~bayeslmm.kernel_result.KernelPosteriorResult`: the same, NUTS
+============  ==============================================================================
+"""
+
+from __future__ import annotations
+
+import re
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayeslmm as blm
+
+NUTS = {"draws": 500, "tune": 500, "chains": 2, "random_seed": 1, "progressbar": False}
+
+
+def sleepstudy_model(random: str = "Days | Subject") -> blm.LMM:
+    return blm.LMM(f"Reaction ~ Days + ({random})", blm.datasets.load("sleepstudy"))
+
+
+def genomic_model() -> blm.LMM:
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(40, 100))
+    df = pd.DataFrame({"y": W @ rng.normal(scale=0.1, size=100) + rng.normal(size=40)})
+    return blm.LMM("y ~ 1", df, random_matrices={"snps": W})
+
+
+_BUILD = {
+    "blm": lambda: blm,
+    "post": lambda: sleepstudy_model().fit(**NUTS),
+    "post_int": lambda: sleepstudy_model("1 | Subject").fit(**NUTS),
+    "mapfit": lambda: sleepstudy_model().fit_map(),
+    "kmap": lambda: genomic_model().fit_map(),
+    "kpost": lambda: genomic_model().fit(**NUTS),
+}
+
+
+@pytest.fixture(scope="session")
+def _doc_objects() -> dict:
+    return {}
+
+
+@pytest.fixture(autouse=True)
+def _doctest_shared_objects(request, _doc_objects):
+    """Put the shared objects a doctest names into its namespace (doctests only)."""
+    dtest = getattr(request.node, "dtest", None)
+    if dtest is None:
+        yield
+        return
+    matplotlib.use("Agg")
+    source = "\n".join(ex.source for ex in dtest.examples)
+    assigned = {m.group(1) for m in re.finditer(r"^(\w+) *=", source, re.M)}
+    namespace = request.getfixturevalue("doctest_namespace")
+    for name, build in _BUILD.items():
+        if name not in assigned and re.search(rf"\b{name}\b", source):
+            if name not in _doc_objects:
+                _doc_objects[name] = build()
+            namespace[name] = _doc_objects[name]
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
