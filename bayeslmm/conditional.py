@@ -62,8 +62,12 @@ def coords_of(design: Design) -> dict[str, list]:
 
 def _sub(prior: Prior, idx: tuple[int, ...]) -> Prior:
     """The part of a vector prior that belongs to columns ``idx``."""
-    params = {k: (np.asarray(v)[list(idx)] if np.ndim(v) else v) for k, v in prior.params.items()}
-    return Prior(prior.name, **params)
+    def part(v):
+        if isinstance(v, pt.TensorVariable):  # a pm.Data parameter
+            return v[list(idx)] if v.ndim else v
+        return np.asarray(v)[list(idx)] if np.ndim(v) else v
+
+    return Prior(prior.name, **{k: part(v) for k, v in prior.params.items()})
 
 
 def _term_scale(t: ReTerm, priors: ResolvedPriors):

@@ -47,11 +47,11 @@ def available_samplers() -> list[str]:
 
 
 def choose_sampler(sampler: str) -> str:
-    """Validate ``sampler``. ``"auto"``: nutpie when it and JAX are installed (its JAX
-    backend compiles in seconds and its Rust NUTS has the lowest overhead per step),
-    else PyMC's own NUTS."""
+    """Validate ``sampler``. ``"auto"``: nutpie when installed (its Rust NUTS has the
+    lowest overhead per step, and its compiled models are cached here), else PyMC's
+    own NUTS."""
     if sampler == "auto":
-        return "nutpie" if _installed("nutpie") and _installed("jax") else "pymc"
+        return "nutpie" if _installed("nutpie") else "pymc"
     if sampler not in _SAMPLERS:
         raise BayesLMMError(
             f"Unknown sampler {sampler!r}; choose one of 'auto', {', '.join(map(repr, _SAMPLERS))}."
@@ -90,14 +90,16 @@ def sample(
     progressbar: bool,
     log_likelihood: bool | None,
     nobs: int,
-    cache_key: tuple | None = None,
-    data: dict | None = None,
+    cacheable: bool = False,
+    cost_hint: int = 0,
 ) -> az.InferenceData:
     """Sample ``model`` with NUTS and return InferenceData.
 
     ``log_likelihood=None`` adds the pointwise log-likelihood group when it is small
-    (see :data:`LOGLIK_AUTO_LIMIT`); True always, False never. With nutpie, a model
-    compiled under ``cache_key`` is reused with ``data`` (its ``pm.Data`` values).
+    (see :data:`LOGLIK_AUTO_LIMIT`); True always, False never. With nutpie, a
+    ``cacheable`` model (one whose graph depends on the data only through its
+    ``pm.Data``) is compiled once per structure and reused with new data;
+    ``cost_hint`` (roughly the work of one gradient) picks its backend.
     """
     for name, val in (("draws", draws), ("chains", chains)):
         if not isinstance(val, int) or val < 1:
@@ -108,9 +110,9 @@ def sample(
         raise BayesLMMError(f"target_accept must be in (0, 1), got {target_accept!r}.")
     nuts = choose_sampler(sampler)
     if nuts == "nutpie":
-        idata = _nutpie(model, cache_key, data, draws=draws, tune=tune, chains=chains,
+        idata = _nutpie(model, cacheable, draws=draws, tune=tune, chains=chains,
                         cores=cores, seed=random_seed, progressbar=progressbar,
-                        target_accept=target_accept)
+                        target_accept=target_accept, cost_hint=cost_hint)
     else:
         idata = _pymc(model, nuts, draws=draws, tune=tune, chains=chains, cores=cores,
                       seed=random_seed, progressbar=progressbar, target_accept=target_accept)
@@ -137,34 +139,41 @@ def _pymc(model, nuts, *, draws, tune, chains, cores, seed, progressbar,
         )
 
 
-def _nutpie(model, cache_key, data, *, draws, tune, chains, cores, seed, progressbar,
-            target_accept) -> az.InferenceData:
-    """nutpie directly (not through pm.sample), so that its compiled model is cached."""
+def _nutpie(model, cacheable, *, draws, tune, chains, cores, seed, progressbar,
+            target_accept, cost_hint) -> az.InferenceData:
+    """nutpie directly (not through pm.sample), so that its compiled model is cached.
+
+    A cheap model runs on PyTensor's numba backend with its chains in one thread; a
+    costly one on JAX with chains in parallel (see :mod:`bayeslmm.nutpie_backend`).
+    """
     import nutpie
 
-    compiled = _COMPILED.get(cache_key) if cache_key is not None else None
+    from .nutpie_backend import compile_model, memory_key, model_data, pick_backend
+
+    backend = pick_backend(cost_hint, cacheable)
+    key = memory_key(model, backend) if cacheable else None
+    compiled = _COMPILED.get(key) if key is not None else None
     if compiled is None:
-        backend = {"backend": "jax", "gradient_backend": "jax"} if _installed("jax") else {}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            # an unfrozen model keeps pm.Data as inputs, so with_data() can swap them
-            compiled = nutpie.compile_pymc_model(model, freeze_model=cache_key is None,
-                                                 **backend)
-        if cache_key is not None:
-            _COMPILED[cache_key] = compiled
+        compiled = compile_model(model, backend, key=key[0] if key else None)
+        if key is not None:
+            _COMPILED[key] = compiled
             while len(_COMPILED) > _CACHE_SIZE:
                 _COMPILED.popitem(last=False)
-    elif data:
-        compiled = compiled.with_data(**data)
+    else:
+        _COMPILED.move_to_end(key)
+        compiled = compiled.with_data(**model_data(model))
     if seed is None:
         import numpy as np
 
         seed = int(np.random.default_rng().integers(2**31))
+    if cores is None:
+        cores = 1 if backend == "numba" else chains
     start = time.perf_counter()
     idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
-                          cores=cores or chains, seed=int(seed), progress_bar=progressbar,
+                          cores=cores, seed=int(seed), progress_bar=progressbar,
                           target_accept=target_accept, save_warmup=False)
     idata.posterior.attrs["sampling_time"] = time.perf_counter() - start
+    idata.posterior.attrs["nutpie_backend"] = backend
     return idata
 
 

@@ -158,12 +158,14 @@ def marginal_logp(stats: MarginalStats, beta, sigma, chol: Sequence) -> pt.Tenso
     xtx, xty = pt.as_tensor_variable(stats.XtX), pt.as_tensor_variable(stats.Xty)
     rtr = stats.yty - 2.0 * pt.dot(beta, xty) + pt.dot(beta, pt.dot(xtx, beta))
     zr = pt.as_tensor_variable(stats.Zty) - pt.dot(pt.as_tensor_variable(stats.ZtX), beta)
-    Q = sum(m * q for m, q in zip(stats.m, stats.q, strict=True))
     if not chol:
         logdet, quad = 0.0, 0.0
     elif len(chol) == 1:
         logdet, quad = _unrolled(stats, pt.as_tensor_variable(chol[0]), s2, zr)
     else:
         logdet, quad = _dense(stats, [pt.as_tensor_variable(c) for c in chol], s2, zr)
+    # Σ levels·q from ZtZ's shape: symbolic when the cross-products are pm.Data
+    Q = (pt.as_tensor_variable(stats.ZtZ).shape[0] * (stats.q[0] if len(chol) == 1 else 1)
+         if chol else 0)
     logdet_v = (n - Q) * pt.log(s2) + logdet
     return -0.5 * (n * np.log(2.0 * np.pi) + logdet_v + (rtr - quad) / s2)

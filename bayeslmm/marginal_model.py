@@ -7,8 +7,10 @@ computed from cross-products (:mod:`bayeslmm.marginal`): its cost per gradient d
 not depend on the number of rows. The random effects are drawn afterwards from their
 exact Gaussian conditional (:mod:`bayeslmm.ranef_draws`).
 
-The cross-products are ``pm.Data`` containers, so a compiled model can be reused on
-new data of the same shape (``pm.set_data``).
+The cross-products, the number of rows and the data-scaled prior parameters are
+``pm.Data`` containers: the graph depends on the data only through them, so one
+compiled model serves every dataset with the same formula structure (the nutpie
+backend caches it, in memory and on disk).
 
 Examples
 --------
@@ -33,23 +35,18 @@ from .conditional import _residual_params, _residual_sigma, _term_scale, coords_
 from .design import Design
 from .errors import BayesLMMError
 from .marginal import MarginalStats, marginal_logp
-from .priors import ResolvedPriors
+from .priors import ResolvedPriors, priors_as_data
 from .residual import VarIdent
 from .residual_design import ResidualDesign
 from .residual_logp import _not_nested, logdet_lambda, whiten
 
-__all__ = ["build_marginal", "stats_data", "marginal_supports", "MAX_DENSE_RE"]
+__all__ = ["build_marginal", "marginal_supports", "MAX_DENSE_RE"]
 
 #: Above this many random effects in a model with several grouping factors, the dense
 #: (Σq·levels)² factorisation per gradient costs more than sampling b explicitly.
 MAX_DENSE_RE = 400
 
 _FIELDS = ("ZtZ", "ZtX", "Zty", "XtX", "Xty", "yty")
-
-
-def stats_data(stats: MarginalStats) -> dict:
-    """The data arrays of the marginal model, by their ``pm.Data`` names."""
-    return {f"stat_{f}": getattr(stats, f) for f in _FIELDS}
 
 
 def marginal_supports(design: Design, residual: ResidualDesign | None) -> str | None:
@@ -115,6 +112,8 @@ def build_marginal(design: Design, priors: ResolvedPriors,
     coords.pop("obs")
     with pm.Model(coords=coords) as model:
         shared = {f: pm.Data(f"stat_{f}", getattr(stats, f)) for f in _FIELDS}
+        shared["n"] = pm.Data("stat_n", float(stats.n))
+        priors = priors_as_data(priors)
         beta = priors.beta.rv("beta", dims="fixef")
         chols = [_term_scale(t, priors)[0] for t in design.terms]
         sigma = priors.sigma.rv("sigma")

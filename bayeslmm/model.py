@@ -23,7 +23,7 @@ from .design import Design, build_design
 from .errors import BayesLMMError
 from .inference import LOGLIK_AUTO_LIMIT, choose_sampler, complete_marginal, sample
 from .marginal import MarginalStats
-from .marginal_model import MAX_DENSE_RE, build_marginal, marginal_supports, stats_data
+from .marginal_model import MAX_DENSE_RE, build_marginal, marginal_supports
 from .priors import ResolvedPriors, resolve_priors
 from .residual import as_residual, residual_columns
 from .residual_design import ResidualDesign, bind
@@ -270,13 +270,13 @@ class LMM:
                 log_likelihood=log_likelihood)
         par = self._parameterization(parameterization)
         marginal = par == "marginal"
-        key, data = self._cache_key() if marginal else (None, None)
         idata = sample(
             self.marginal_model if marginal else self.pymc_model, draws=draws, tune=tune,
             chains=chains, random_seed=random_seed, sampler=sampler,
             target_accept=target_accept, cores=cores, progressbar=progressbar,
             log_likelihood=False if marginal else log_likelihood, nobs=self.nobs,
-            cache_key=key, data=data,
+            cacheable=marginal and self._residual is None,
+            cost_hint=self._gradient_cost(marginal),
         )
         if marginal:
             stats = self._cross_products if self._design.terms and not self._residual else None
@@ -292,16 +292,13 @@ class LMM:
             result.log_likelihood()
         return result
 
-    def _cache_key(self) -> tuple[tuple | None, dict | None]:
-        """What identifies the compiled marginal model: its structure and data shapes
-        (a second fit of the same formula on data of the same shape reuses it)."""
-        if self._residual is not None:
-            return None, None  # whitened data are constants of the graph
+    def _gradient_cost(self, marginal: bool) -> int:
+        """Roughly the work of one gradient: q²·groups for the marginal model on
+        cross-products, the number of rows where the graph touches every row."""
         d = self._design
-        key = ("marginal", d.spec.formula, repr(sorted(self._priors.describe().items())),
-               tuple(d.fixef_names), d.nobs,
-               tuple((t.group, t.n_levels, tuple(t.term_names), t.blocks) for t in d.terms))
-        return key, stats_data(self._cross_products)
+        if marginal and self._residual is None:
+            return sum(t.n_levels * t.q**2 for t in d.terms) + len(d.fixef_names) ** 2
+        return d.nobs * max(1, sum(t.q for t in d.terms))
 
     def _parameterization(self, parameterization: str) -> str:
         """``"auto"``: the marginal model wherever it is exact and cheap (iid residuals;

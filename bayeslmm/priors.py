@@ -52,7 +52,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -64,7 +64,7 @@ from .residual import AR1, CAR1, CompSymm
 from .residual_design import ResidualDesign
 
 __all__ = ["Prior", "default_priors", "default_residual_priors", "resolve_priors",
-           "ResolvedPriors"]
+           "ResolvedPriors", "priors_as_data"]
 
 _POSITIVE = {"HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential", "Gamma",
              "InverseGamma", "LogNormal", "Weibull", "Uniform", "TruncatedNormal"}
@@ -158,6 +158,28 @@ class ResolvedPriors:
         out.update({f"eta_{g}": repr(e) for g, e in self.eta.items()})
         out.update({k: repr(p) for k, p in self.residual.items()})
         return out
+
+
+def _as_data(prior: Prior, label: str) -> Prior:
+    """``prior`` with its real-valued parameters as ``pm.Data`` named
+    ``prior_<label>_<param>`` (inside a model context)."""
+    params = {k: (pm.Data(f"prior_{label}_{k}", np.asarray(v, dtype="float64"))
+                  if np.issubdtype(np.asarray(v).dtype, np.floating) else v)
+              for k, v in prior.params.items()}
+    return Prior(prior.name, **params)
+
+
+def priors_as_data(priors: ResolvedPriors) -> ResolvedPriors:
+    """The same priors with their data-scaled numbers as ``pm.Data`` containers.
+
+    A model built from them has a graph that depends on the data only through its
+    data containers, so one compiled model (and PyTensor's on-disk cache of its
+    machine code) serves every dataset of the same structure. Call it inside the
+    model context.
+    """
+    return replace(priors, beta=_as_data(priors.beta, "beta"),
+                   sigma=_as_data(priors.sigma, "sigma"),
+                   sd={g: _as_data(p, f"sd_{g}") for g, p in priors.sd.items()})
 
 
 def _bounds(rd: ResidualDesign) -> tuple[float, float]:
