@@ -172,8 +172,13 @@ def _nutpie(model, cacheable, *, draws, tune, chains, cores, seed, progressbar,
     idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
                           cores=cores, seed=int(seed), progress_bar=progressbar,
                           target_accept=target_accept, save_warmup=False)
-    idata.posterior.attrs["sampling_time"] = time.perf_counter() - start
-    idata.posterior.attrs["nutpie_backend"] = backend
+    # nutpie also stores the unconstrained values (sigma_log__ ...); PyMC does not
+    post = idata.posterior
+    post = post.drop_vars([v for v in post.data_vars if str(v).endswith("__")])
+    used = {d for v in post.data_vars.values() for d in v.dims}
+    idata.posterior = post.drop_dims([d for d in post.dims if d not in used])
+    idata.posterior.attrs.update(sampling_time=time.perf_counter() - start,
+                                 nutpie_backend=backend)
     return idata
 
 

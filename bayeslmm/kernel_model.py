@@ -190,7 +190,7 @@ class KernelModel:
 
     def fit(self, *, draws: int = 1000, tune: int = 1000, chains: int = 4,
             random_seed: int | None = None, sampler: str = "auto",
-            parameterization: str = "auto", target_accept: float = 0.9,
+            parameterization: str = "auto", target_accept: float | None = None,
             cores: int | None = None, progressbar: bool = True,
             log_likelihood: bool | None = None) -> KernelPosteriorResult:
         """NUTS on (β, σ_b, σ) with the rotated likelihood: O(n) per gradient.
@@ -207,9 +207,10 @@ class KernelModel:
             raise BayesLMMError("The pointwise log-likelihood is not available for models "
                                 "with random_matrices or covariances.")
         idata = sample(self.pymc_model, draws=draws, tune=tune, chains=chains,
-                       random_seed=random_seed, sampler=sampler, target_accept=target_accept,
+                       random_seed=random_seed, sampler=sampler,
+                       target_accept=0.8 if target_accept is None else target_accept,
                        cores=cores, progressbar=progressbar, log_likelihood=False,
-                       nobs=self._kd.nobs)
+                       nobs=self._kd.nobs, cost_hint=self._kd.nobs)
         info = {"sampler": choose_sampler(sampler), "parameterization": "rotated marginal",
                 "draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed}
         return KernelPosteriorResult(idata, self._kd, self._priors.describe(), info=info)

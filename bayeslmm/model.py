@@ -227,7 +227,7 @@ class LMM:
         random_seed: int | None = None,
         sampler: str = "auto",
         parameterization: str = "auto",
-        target_accept: float = 0.9,
+        target_accept: float | None = None,
         cores: int | None = None,
         progressbar: bool = True,
         log_likelihood: bool | None = None,
@@ -243,9 +243,12 @@ class LMM:
             NUTS implementation, through ``pm.sample(nuts_sampler=...)``.
         parameterization : {"auto", "conditional"}
             ``"conditional"`` samples the random effects explicitly (non-centred).
-        target_accept : float
+        target_accept : float, optional
+            NUTS's target acceptance rate. Default 0.8 (PyMC's and nutpie's) for the
+            marginal model, whose posterior has no funnel; 0.9 for the conditional one.
         cores : int, optional
-            Parallel chains (PyMC's default: the number of cores).
+            Parallel chains (default: the number of cores; with nutpie's numba
+            backend, 1: its chains share one thread).
         progressbar : bool
         log_likelihood : bool, optional
             Store the pointwise log-likelihood (per observation, conditional on the
@@ -270,6 +273,8 @@ class LMM:
                 log_likelihood=log_likelihood)
         par = self._parameterization(parameterization)
         marginal = par == "marginal"
+        if target_accept is None:
+            target_accept = 0.8 if marginal else 0.9
         idata = sample(
             self.marginal_model if marginal else self.pymc_model, draws=draws, tune=tune,
             chains=chains, random_seed=random_seed, sampler=sampler,
