@@ -62,7 +62,7 @@ def varcorr_frame(
     -------
     DataFrame
         Columns ``grp, var1, var2, vcov, sdcor``: one row per standard deviation
-        (``var2`` empty, ``vcov`` the variance), one per correlation (``vcov`` the
+        (``var2`` NaN, ``vcov`` the variance), one per correlation (``vcov`` the
         covariance, ``sdcor`` the correlation), then ``Residual``.
     """
     rows = []
@@ -80,8 +80,8 @@ def varcorr_frame(
     if sigma is not None:
         rows.append(("Residual", None, None, float(sigma) ** 2, float(sigma)))
     df = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
-    for c in ("grp", "var1", "var2"):
-        df[c] = df[c].astype(object)
+    for c in ("grp", "var1", "var2"):  # NaN where lme4 has NA, whatever the other rows hold
+        df[c] = df[c].astype(object).where(df[c].notna(), np.nan)
     return df
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["format_posterior", "format_table", "groups_line"]
+__all__ = ["format_posterior", "format_table", "groups_line", "sampling_lines"]
 
 
 def _num(x: float, digits: int = 4) -> str:
@@ -84,9 +84,13 @@ def format_posterior(result) -> str:
     fe = fe[["mean", "sd", *hdi, "r_hat", "ess_bulk", "ess_tail"]]
     fe.columns = ["Mean", "SD", *hdi, "R-hat", "ESS bulk", "ESS tail"]
     lines.append(format_table(fe))
+    return "\n".join(lines + ["", *sampling_lines(result)])
+
+
+def sampling_lines(result) -> list[str]:
+    """The sampling diagnostics of a posterior, then its warnings (``WARNING: ...``)."""
     d = result.diagnostics
     rhat = "n/a (1 chain)" if d["chains"] < 2 else f"{d['max_rhat']:.3f}"
-    lines += ["", f"Sampling: {d['divergences']} divergences, max R-hat {rhat}, "
-                  f"min ESS bulk {d['min_ess_bulk']:.0f}, tail {d['min_ess_tail']:.0f}"]
-    lines += [f"WARNING: {w}" for w in result.warnings]
-    return "\n".join(lines)
+    return [f"Sampling: {d['divergences']} divergences, max R-hat {rhat}, "
+            f"min ESS bulk {d['min_ess_bulk']:.0f}, tail {d['min_ess_tail']:.0f}",
+            *[f"WARNING: {w}" for w in result.warnings]]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .display import format_table, groups_line
+from .display import format_table, groups_line, sampling_lines
 
 __all__ = ["format_kernel_map", "format_kernel_posterior", "h2_line"]
 
@@ -67,7 +67,7 @@ def format_kernel_posterior(result) -> str:
     var.index = [f"{result.design.name} sd", "Residual sd", "h²"]
     fe = s.loc[[i for i in s.index if i.startswith("beta[")], cols]
     fe.index = [i[5:-1] for i in fe.index]
-    info, d = result.info, result.diagnostics
+    info = result.info
     lines = [
         f"Bayesian linear mixed model fit by NUTS ({info.get('sampler')} sampler, "
         f"{info.get('parameterization')})",
@@ -79,11 +79,6 @@ def format_kernel_posterior(result) -> str:
         groups_line(result.nobs, result.ngroups),
         "", "Fixed effects (posterior mean, sd, 94% HDI):",
         format_table(fe.set_axis(names, axis=1)),
-        "", f"Sampling: {d['divergences']} divergences, max R-hat {d['max_rhat']:.3f}, "
-            f"min ESS bulk {d['min_ess_bulk']:.0f}, tail {d['min_ess_tail']:.0f}",
+        "", *sampling_lines(result),
     ]
-    if d["divergences"]:
-        lines.append("WARNING: divergent transitions: increase target_accept.")
-    if d["chains"] > 1 and d["max_rhat"] > 1.01:
-        lines.append("WARNING: max R-hat > 1.01: sample longer.")
     return "\n".join(lines)

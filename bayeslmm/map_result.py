@@ -17,50 +17,18 @@ Days          10.47  1.50   6.97
 
 from __future__ import annotations
 
-import math
-import re
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from .covariance import psi_from_varcorr
 from .errors import BayesLMMError
+from .result_base import EstimatesBase, SavableResult, jsonable, lme4_name
 
 __all__ = ["MapResult", "lme4_name"]
 
 
-def lme4_name(name: str) -> str:
-    """lme4's name of a formulae fixed-effect column.
-
-    ``Intercept`` → ``(Intercept)``; a level in brackets is appended to its factor's
-    name in each part of an interaction (``age:Sex[Female]`` → ``age:SexFemale``).
-
-    >>> [lme4_name(n) for n in ["Intercept", "Sex[Female]", "age:Sex[Female]", "x[.L]"]]
-    ['(Intercept)', 'SexFemale', 'age:SexFemale', 'x.L']
-    """
-    if name == "Intercept":
-        return "(Intercept)"
-    return re.sub(r"\[([^\[\]]*)\]", r"\1", name)
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return _jsonable(v.tolist())
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if v is pd.NA or v is pd.NaT:
-        return None
-    return v
-
-
-class MapResult:
+class MapResult(EstimatesBase, SavableResult):
     """Estimates of an ML or REML fit, with lme4's accessors.
 
     Built by :func:`bayeslmm.optimize.fit_map`; immutable (accessors return copies).
@@ -97,17 +65,6 @@ class MapResult:
 
     # -- estimates ----------------------------------------------------------------------
     @property
-    def formula(self) -> str:
-        """The model formula.
-
-        Examples
-        --------
-        >>> mapfit.formula  # mapfit: see MapResult
-        'Reaction ~ Days + (Days | Subject)'
-        """
-        return self._formula
-
-    @property
     def method(self) -> str:
         """``"ML"`` or ``"REML"``.
 
@@ -127,9 +84,9 @@ class MapResult:
         >>> mapfit.fixef.round(2)  # mapfit: see MapResult
         Intercept    251.41
         Days          10.47
-        Name: estimate, dtype: float64
+        Name: fixef, dtype: float64
         """
-        return self._fixef.copy()
+        return self._fixef.rename("fixef")
 
     @property
     def vcov(self) -> pd.DataFrame:
@@ -158,10 +115,7 @@ class MapResult:
         Days         1.546
         Name: se, dtype: float64
         """
-        if self._se is not None:
-            return self._se.copy()
-        return pd.Series(np.sqrt(np.diag(self._vcov.to_numpy())), index=self._fixef.index,
-                         name="se")
+        return super().se if self._se is None else self._se.copy()
 
     @property
     def ranef(self) -> dict[str, pd.DataFrame]:
@@ -257,28 +211,6 @@ class MapResult:
         return self._theta.copy()
 
     @property
-    def nobs(self) -> int:
-        """Number of observations.
-
-        Examples
-        --------
-        >>> mapfit.nobs  # mapfit: see MapResult
-        180
-        """
-        return int(self._nobs)
-
-    @property
-    def ngroups(self) -> dict[str, int]:
-        """Levels per grouping factor.
-
-        Examples
-        --------
-        >>> mapfit.ngroups  # mapfit: see MapResult
-        {'Subject': 18}
-        """
-        return dict(self._ngroups)
-
-    @property
     def loglik(self) -> float:
         """Log-likelihood at the estimate (the REML log-likelihood for REML).
 
@@ -300,33 +232,12 @@ class MapResult:
         """
         return int(self._df)
 
-    @property
-    def aic(self) -> float:
-        """−2 logLik + 2 df.
-
-        Examples
-        --------
-        >>> round(mapfit.aic, 2)  # mapfit: see MapResult
-        1755.63
-        """
-        return -2.0 * self.loglik + 2.0 * self.df
-
-    @property
-    def bic(self) -> float:
-        """−2 logLik + df log(N).
-
-        N = nobs as lme4 (for REML too); with a residual structure, nlme's convention:
-        N = nobs − p for REML (p fixed effects).
-
-        Examples
-        --------
-        >>> round(mapfit.bic, 2)  # mapfit: see MapResult
-        1774.79
-        """
+    def _bic_nobs(self) -> int:
+        """nlme's N for the BIC of a REML fit with a residual structure: nobs − p."""
         n = self.nobs
         if self._residual_structure is not None and self.method == "REML":
             n -= len(self._fixef)
-        return -2.0 * self.loglik + self.df * math.log(n)
+        return n
 
     @property
     def converged(self) -> bool:
@@ -404,20 +315,6 @@ class MapResult:
             return (self._residuals / self.sigma).rename("scaled")
         return self._scaled_residuals.copy()
 
-    # -- tables and output --------------------------------------------------------------
-    def summary(self) -> pd.DataFrame:
-        """Fixed effects: estimate, standard error and t value.
-
-        Examples
-        --------
-        >>> mapfit.summary().round(2)  # mapfit: see MapResult
-                   estimate    se      t
-        Intercept    251.41  6.82  36.84
-        Days          10.47  1.55   6.77
-        """
-        se = self.se
-        return pd.DataFrame({"estimate": self._fixef, "se": se, "t": self._fixef / se})
-
     def predict(self, new_data: pd.DataFrame | None = None, *, include_random: bool = True,
                 new_levels: str = "population", se_fit: bool = False):
         """Predicted means at the estimates, like lme4's ``predict(fit, newdata)``.
@@ -449,7 +346,7 @@ class MapResult:
         1  303.74   9.58
         """
         if new_data is None and include_random and not se_fit:
-            return self._fitted.copy()
+            return self._fitted.rename("fit")
         from .newdata import evaluate_new_data
         from .predict import point_predictions, training_rows
 
@@ -467,21 +364,6 @@ class MapResult:
         out = pd.Series(fit, index=rows.index, name="fit")
         return pd.DataFrame({"fit": fit, "se": se}, index=rows.index) if se_fit else out
 
-    def save(self, path) -> None:
-        """Save to netCDF; ``bayeslmm.load(path)`` refits and gives the same result.
-
-        Examples
-        --------
-        >>> import os, tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "fit.nc")
-        >>> mapfit.save(path)  # mapfit: see MapResult
-        >>> blm.load(path).fixef.equals(mapfit.fixef)
-        True
-        """
-        from .io import save
-
-        save(self, path)
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary of the estimates (``varcorr`` as row records).
 
@@ -491,28 +373,19 @@ class MapResult:
         >>> d["method"], d["fixef_lme4"]["(Intercept)"] == d["fixef"]["Intercept"]
         ('REML', True)
         """
-        vc = self._varcorr.astype(object).where(self._varcorr.notna(), None)
         out = {
-            "formula": self.formula, "method": self.method, "nobs": self.nobs,
-            "ngroups": self.ngroups, "fixef": self._fixef.to_dict(), "se": self.se.to_dict(),
-            "vcov": self._vcov.to_numpy().tolist(), "varcorr": vc.to_dict(orient="records"),
-            "sigma": self.sigma, "residual_params": self.residual_params,
-            "loglik": self.loglik, "aic": self.aic, "bic": self.bic, "df": self.df,
-            "converged": self.converged, "singular": self.singular,
-            "theta": self._theta.to_dict(),
+            **self._estimates_dict(), "vcov": self._vcov.to_numpy(),
+            "residual_params": self.residual_params, "theta": self._theta.to_dict(),
             "ranef": {g: {"levels": list(map(str, df.index)),
                           **{c: {"mode": df[c].tolist(),
                                  "cond_sd": self._ranef_sd[g][c].tolist()}
                              for c in df.columns}}
                       for g, df in self._ranef.items()},
-            "fixef_lme4": {lme4_name(k): v for k, v in self._fixef.items()},
             "residual": None if self.residual is None else repr(self.residual),
         }
-        return _jsonable(out)
+        return jsonable(out)
 
     def __str__(self) -> str:
         from .display_map import format_map
 
         return format_map(self)
-
-    __repr__ = __str__

@@ -10,7 +10,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import arviz as az
@@ -20,32 +19,14 @@ import xarray as xr
 
 from .covariance import varcorr_frame
 from .design import Design
-from .map_result import lme4_name
 from .newdata import evaluate_new_data
 from .predict import draw_params, posterior_draws, training_rows
+from .result_base import HDI_PROB, PosteriorBase, SavableResult, jsonable, lme4_name, records
 
-__all__ = ["PosteriorResult", "lme4_name", "records"]
-
-HDI_PROB = 0.94
-
-
-def records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """DataFrame rows as JSON-ready dicts (NaN → None, NumPy scalars → Python)."""
-    out = []
-    for row in df.to_dict(orient="records"):
-        out.append({k: _plain(v) for k, v in row.items()})
-    return out
+__all__ = ["PosteriorResult", "HDI_PROB", "lme4_name", "records"]
 
 
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and math.isnan(v):
-        return None
-    return v
-
-
-class PosteriorResult:
+class PosteriorResult(PosteriorBase, SavableResult):
     """Posterior draws of a fitted :class:`~bayeslmm.LMM` (returned by ``LMM.fit``).
 
     Point summaries (``fixef``, ``ranef``, ``varcorr``, ``sigma``) are posterior means;
@@ -71,76 +52,11 @@ class PosteriorResult:
         self._residual = residual
         self._group_log_likelihood()
         self._design = design
+        self._formula, self._nobs = design.spec.formula, design.nobs
+        self._ngroups = design.ngroups
         self._priors = dict(priors)
         self._info = dict(info)
         self._summary: pd.DataFrame | None = None
-
-    # --- basic facts -------------------------------------------------------------
-    @property
-    def idata(self) -> az.InferenceData:
-        """The ArviZ InferenceData (posterior, sample_stats, observed_data, ...).
-
-        Examples
-        --------
-        >>> post.idata.posterior["b_Subject"].dims  # post: see PosteriorResult
-        ('chain', 'draw', 'Subject', 'Subject_term')
-        """
-        return self._idata
-
-    @property
-    def formula(self) -> str:
-        """The model formula.
-
-        Examples
-        --------
-        >>> post.formula  # post: see PosteriorResult
-        'Reaction ~ Days + (Days | Subject)'
-        """
-        return self._design.spec.formula
-
-    @property
-    def nobs(self) -> int:
-        """Number of observations.
-
-        Examples
-        --------
-        >>> post.nobs  # post: see PosteriorResult
-        180
-        """
-        return self._design.nobs
-
-    @property
-    def ngroups(self) -> dict[str, int]:
-        """Levels per grouping factor.
-
-        Examples
-        --------
-        >>> post.ngroups  # post: see PosteriorResult
-        {'Subject': 18}
-        """
-        return self._design.ngroups
-
-    @property
-    def info(self) -> dict[str, Any]:
-        """How the fit was run (sampler, draws, chains, seed).
-
-        Examples
-        --------
-        >>> {k: post.info[k] for k in ("draws", "tune", "chains")}  # post: see PosteriorResult
-        {'draws': 500, 'tune': 500, 'chains': 2}
-        """
-        return dict(self._info)
-
-    @property
-    def priors(self) -> dict[str, str]:
-        """The priors used, by parameter name.
-
-        Examples
-        --------
-        >>> post.priors["sd_Subject"]  # post: see PosteriorResult
-        "Prior('HalfNormal', sigma=[140.8219,  48.8915])"
-        """
-        return dict(self._priors)
 
     def _mean(self, name: str) -> np.ndarray:
         return self._idata.posterior[name].mean(("chain", "draw")).values
@@ -169,7 +85,8 @@ class PosteriorResult:
         >>> b.shape, b.columns.tolist()
         ((18, 2), ['Intercept', 'Days'])
         """
-        return {t.group: pd.DataFrame(self._mean(f"b_{t.group}"), index=t.levels,
+        return {t.group: pd.DataFrame(self._mean(f"b_{t.group}"),
+                                      index=pd.Index(t.levels, name=t.group),
                                       columns=t.term_names) for t in self._design.terms}
 
     @property
@@ -260,75 +177,8 @@ class PosteriorResult:
             ds[name] = post[name]
         return xr.Dataset(ds)
 
-    def summary(self, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
-        """ArviZ summary of the parameters: mean, sd, HDI, MCSE, ESS, R-hat.
-
-        Examples
-        --------
-        >>> post.summary(hdi_prob=0.9).index.tolist()  # doctest: +NORMALIZE_WHITESPACE
-        ['beta[Intercept]', 'beta[Days]', 'sd_Subject[Intercept]', 'sd_Subject[Days]',
-         'corr_Subject[Intercept, Days]', 'sigma']
-        """
-        if hdi_prob == HDI_PROB and self._summary is not None:
-            return self._summary.copy()
-        out = az.summary(self._params(), hdi_prob=hdi_prob, round_to="none")
-        if hdi_prob == HDI_PROB:
-            self._summary = out
-        return out.copy()
-
-    @property
-    def divergences(self) -> int:
-        """Number of divergent transitions after tuning.
-
-        Examples
-        --------
-        >>> post.divergences  # post: see PosteriorResult
-        0
-        """
-        stats = self._idata.sample_stats
-        return int(stats["diverging"].sum()) if "diverging" in stats else 0
-
-    @property
-    def diagnostics(self) -> dict[str, Any]:
-        """Divergences, max R-hat, min bulk and tail ESS, chains and draws.
-
-        Examples
-        --------
-        >>> d = post.diagnostics  # post: see PosteriorResult
-        >>> d["max_rhat"] < 1.01, d["min_ess_bulk"] > 300, d["draws"]
-        (True, True, 500)
-        """
-        s = self.summary()
-        post = self._idata.posterior
-        return {
-            "divergences": self.divergences,
-            "max_rhat": (float(np.nanmax(s["r_hat"])) if s["r_hat"].notna().any()
-                         else float("nan")),
-            "min_ess_bulk": float(np.nanmin(s["ess_bulk"])),
-            "min_ess_tail": float(np.nanmin(s["ess_tail"])),
-            "chains": int(post.sizes["chain"]),
-            "draws": int(post.sizes["draw"]),
-        }
-
-    @property
-    def warnings(self) -> list[str]:
-        """Sampling problems a user must see (divergences, R-hat > 1.01).
-
-        Examples
-        --------
-        >>> post.warnings  # post: see PosteriorResult
-        []
-        """
-        d = self.diagnostics
-        out = []
-        if d["divergences"]:
-            out.append(f"{d['divergences']} divergent transitions after tuning: increase "
-                       "target_accept (e.g. fit(target_accept=0.99)) or reparameterise; "
-                       "do not trust the results as they are.")
-        if d["chains"] > 1 and d["max_rhat"] > 1.01:
-            out.append(f"max R-hat {d['max_rhat']:.3f} > 1.01: chains have not mixed; "
-                       "sample longer (more tune and draws).")
-        return out
+    def _summarize(self, hdi_prob: float) -> pd.DataFrame:
+        return az.summary(self._params(), hdi_prob=hdi_prob, round_to="none")
 
     # --- predictions and checks --------------------------------------------------
     def predict(
@@ -457,24 +307,6 @@ class PosteriorResult:
                                           pointwise=True)
         return out
 
-    def save(self, path) -> None:
-        """Save to netCDF (posterior, model specification and training data).
-
-        ``bayeslmm.load(path)`` gives back a result that prints, summarises and
-        predicts exactly as this one.
-
-        Examples
-        --------
-        >>> import os, tempfile
-        >>> path = os.path.join(tempfile.mkdtemp(), "post.nc")
-        >>> post.save(path)  # post: see PosteriorResult
-        >>> blm.load(path).fixef.equals(post.fixef)
-        True
-        """
-        from .io import save
-
-        save(self, path)
-
     # --- export ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary with the names of the public contract.
@@ -485,31 +317,14 @@ class PosteriorResult:
         >>> d["kind"], d["nobs"], list(d["fixef_lme4"])
         ('posterior', 180, ['(Intercept)', 'Days'])
         """
-        s = self.summary()
-        fe = self.fixef
-        return {
-            "kind": "posterior",
-            "formula": self.formula,
-            "nobs": self.nobs,
-            "ngroups": self.ngroups,
-            "fixef": {k: float(v) for k, v in fe.items()},
-            "fixef_lme4": {lme4_name(k): float(v) for k, v in fe.items()},
-            "varcorr": records(self.varcorr),
-            "sigma": self.sigma,
+        return jsonable({
+            **self._draws_dict(),
             "residual_params": self.residual_params,
             "ranef": {g: {"levels": list(df.index), **{c: df[c].tolist() for c in df}}
                       for g, df in self.ranef.items()},
-            "summary": {idx: {k: _plain(v) for k, v in row.items()}
-                        for idx, row in s.iterrows()},
-            "diagnostics": self.diagnostics,
-            "priors": self.priors,
-            "info": {k: _plain(v) for k, v in self._info.items()},
-        }
+        })
 
     def __str__(self) -> str:
         from .display import format_posterior
 
         return format_posterior(self)
-
-    def __repr__(self) -> str:
-        return self.__str__()
