@@ -30,7 +30,6 @@ import os
 import time
 import warnings
 
-import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
