@@ -54,7 +54,7 @@ __all__ = ["compile_model", "pick_backend", "structure_key", "memory_key", "mode
 
 #: below this cost hint (q²·groups for the marginal model) one thread calling numba
 #: beats parallel chains under JAX (measured in benchmarks/bench_sampling.py)
-SMALL_MODEL = 2_000
+SMALL_MODEL = 20_000
 
 
 def pick_backend(cost_hint: int, cacheable: bool = True) -> str:
@@ -108,8 +108,9 @@ def compile_model(model: pm.Model, backend: str, *, key: str | None = None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if backend == "jax":
-            return nutpie.compile_pymc_model(model, freeze_model=key is None,
-                                             backend="jax", gradient_backend="jax")
+            # not frozen: PyMC cannot freeze dims that have no coords (chol_<g>_dim_0)
+            return nutpie.compile_pymc_model(model, freeze_model=False, backend="jax",
+                                             gradient_backend="jax")
         # no C compilation at all: its first use in a process loads PyTensor's C
         # cache (1–2 s); the helper functions (shapes, initial point) run in Python
         with pytensor.config.change_flags(cxx=""):

@@ -13,6 +13,7 @@ dense Cholesky of P per draw.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import xarray as xr
 
@@ -32,43 +33,68 @@ def psi_factor(post: xr.Dataset, group: str, q: int) -> np.ndarray:
 
 
 def _one_factor(stats: MarginalStats, L, beta, sigma, rng) -> np.ndarray:
-    """(draws, m, q) exact draws for a single grouping factor, batched over levels.
+    """(draws, m, q) exact draws for a single grouping factor.
 
-    The q×q Cholesky and triangular solves are written entry by entry, each entry an
-    array over all draws and levels: NumPy's batched ``linalg`` pays a per-matrix
-    overhead that dominates for millions of 2×2 blocks.
+    One compiled loop over draws (in parallel) and levels, a q×q Cholesky and two
+    triangular solves per level: NumPy, batched or entry by entry over arrays, spent
+    19 s on 4,000 draws × 20,000 levels, mostly moving temporaries through memory.
+    The noise is NumPy's, drawn in the order of the former NumPy code.
     """
     q = L.shape[-1]
-    zr = stats.Zty[None] - np.einsum("mqp,dp->dmq", stats.ZtX, beta)      # (d, m, q)
-    A = stats.ZtZ
-    AL = [[sum(A[None, :, k, l] * L[:, l, j, None] for l in range(q)) for j in range(q)]
-          for k in range(q)]                                               # (A_j L)[k, j]
-    P = {(i, j): sum(L[:, k, i, None] * AL[k][j] for k in range(q))
-         for i in range(q) for j in range(i + 1)}                          # (Lᵀ A_j L)[i, j]
-    s2 = (sigma**2)[:, None]
-    w = [sum(L[:, k, i, None] * zr[..., k] for k in range(q)) for i in range(q)]
-    C = [[None] * q for _ in range(q)]
-    for i in range(q):
-        for j in range(i + 1):
-            acc = P[i, j] + (s2 if i == j else 0.0)
-            for k in range(j):
-                acc = acc - C[i][k] * C[j][k]
-            C[i][j] = np.sqrt(acc) if i == j else acc / C[j][j]
-    v = []                                   # C v = w
-    for i in range(q):
-        acc = w[i]
-        for k in range(i):
-            acc = acc - C[i][k] * v[k]
-        v.append(acc / C[i][i])
-    # u = P⁻¹w + σ C⁻ᵀε: Cᵀu = v + σε (covariance of the noise part σ²P⁻¹)
-    rhs = [v[i] + sigma[:, None] * rng.standard_normal(v[i].shape) for i in range(q)]
-    u = [None] * q
-    for i in reversed(range(q)):
-        acc = rhs[i]
-        for k in range(i + 1, q):
-            acc = acc - C[k][i] * u[k]
-        u[i] = acc / C[i][i]
-    return np.stack([sum(L[:, i, j, None] * u[j] for j in range(q)) for i in range(q)], -1)
+    eps = rng.standard_normal((q, len(sigma), stats.ZtZ.shape[0]))
+    out = np.empty((len(sigma), stats.ZtZ.shape[0], q))
+    _one_factor_kernel(np.ascontiguousarray(L, dtype=float), np.ascontiguousarray(beta),
+                       np.ascontiguousarray(sigma, dtype=float), stats.ZtZ, stats.ZtX,
+                       stats.Zty, eps, out)
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def _one_factor_kernel(L, beta, sigma, ZtZ, ZtX, Zty, eps, out):  # pragma: no cover
+    nd, q = L.shape[0], L.shape[1]
+    m, p = ZtX.shape[0], ZtX.shape[2]
+    for d in numba.prange(nd):
+        C = np.zeros((q, q))
+        AL = np.empty((q, q))
+        zr, v, u = np.empty(q), np.empty(q), np.empty(q)
+        s2 = sigma[d] ** 2
+        for j in range(m):
+            for k in range(q):                       # Zⱼᵀr = Zⱼᵀy − ZⱼᵀX β
+                acc = Zty[j, k]
+                for c in range(p):
+                    acc -= ZtX[j, k, c] * beta[d, c]
+                zr[k] = acc
+            for k in range(q):                       # Aⱼ L
+                for c in range(q):
+                    acc = 0.0
+                    for t in range(q):
+                        acc += ZtZ[j, k, t] * L[d, t, c]
+                    AL[k, c] = acc
+            for a in range(q):                       # C Cᵀ = Lᵀ Aⱼ L + σ² I
+                for c in range(a + 1):
+                    acc = s2 if a == c else 0.0
+                    for k in range(q):
+                        acc += L[d, k, a] * AL[k, c]
+                    for k in range(c):
+                        acc -= C[a, k] * C[c, k]
+                    C[a, c] = np.sqrt(acc) if a == c else acc / C[c, c]
+            for a in range(q):                       # C v = Lᵀ Zⱼᵀr
+                acc = 0.0
+                for k in range(q):
+                    acc += L[d, k, a] * zr[k]
+                for k in range(a):
+                    acc -= C[a, k] * v[k]
+                v[a] = acc / C[a, a]
+            for a in range(q - 1, -1, -1):           # Cᵀ u = v + σ ε
+                acc = v[a] + sigma[d] * eps[a, d, j]
+                for k in range(a + 1, q):
+                    acc -= C[k, a] * u[k]
+                u[a] = acc / C[a, a]
+            for a in range(q):                       # b = L u
+                acc = 0.0
+                for c in range(q):
+                    acc += L[d, a, c] * u[c]
+                out[d, j, a] = acc
 
 
 def _several(stats: MarginalStats, Ls, beta, sigma, rng) -> np.ndarray:
