@@ -76,7 +76,7 @@ class LMM:
     >>> m.fit_map().fixef.round(2)
     Intercept    251.41
     Days          10.47
-    Name: estimate, dtype: float64
+    Name: fixef, dtype: float64
     """
 
     def __init__(

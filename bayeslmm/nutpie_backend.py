@@ -36,6 +36,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import io
@@ -103,18 +104,50 @@ def _used_dims(model: pm.Model) -> list[str]:
 def compile_model(model: pm.Model, backend: str, *, key: str | None = None):
     """A nutpie model for ``model``. With ``key`` (from :func:`structure_key`) the
     numba functions are read from / written to the disk cache."""
+    # nutpie adds made-up dims (chol_<g>_dim_0) to the dict it is given, which is the
+    # model's own: PyMC then cannot copy the model (compute_log_likelihood fails). The
+    # compiled model gets its own copy; the model's dict is restored.
+    saved = dict(model.named_vars_to_dims)
+    try:
+        compiled = _compile(model, backend, key)
+        return dataclasses.replace(compiled, dims=dict(compiled.dims))
+    finally:
+        model.named_vars_to_dims.clear()
+        model.named_vars_to_dims.update(saved)
+
+
+def _compile(model: pm.Model, backend: str, key: str | None):
     import nutpie
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if backend == "jax":
-            # not frozen: PyMC cannot freeze dims that have no coords (chol_<g>_dim_0)
-            return nutpie.compile_pymc_model(model, freeze_model=False, backend="jax",
-                                             gradient_backend="jax")
-        # no C compilation at all: its first use in a process loads PyTensor's C
-        # cache (1–2 s); the helper functions (shapes, initial point) run in Python
-        with pytensor.config.change_flags(cxx=""):
-            return _numba_pyfunc(model, key)
+            # not frozen: pm.Data stay inputs, so with_data() can swap them
+            compiled = nutpie.compile_pymc_model(model, freeze_model=False, backend="jax",
+                                                 gradient_backend="jax")
+        elif not _has_internals():  # another nutpie: its own numba backend, slow to compile
+            compiled = nutpie.compile_pymc_model(model, freeze_model=False, backend="numba")
+        else:
+            # no C compilation at all: its first use in a process loads PyTensor's C
+            # cache (1–2 s); the helper functions (shapes, initial point) run in Python
+            with pytensor.config.change_flags(cxx=""):
+                compiled = _numba_pyfunc(model, key)
+    return compiled
+
+
+def _has_internals() -> bool:
+    """nutpie's internals that :func:`_numba_pyfunc` reuses (nutpie 0.16)."""
+    try:
+        from nutpie.compile_pymc import (  # noqa: F401
+            _make_functions,
+            _prepare_dims_and_coords,
+            _rv_dict_to_flat_array_wrapper,
+            _wrap_with_lock,
+        )
+        from nutpie.compiled_pyfunc import from_pyfunc  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _cache_dir() -> Path | None:
