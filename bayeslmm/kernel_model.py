@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -187,6 +188,34 @@ class KernelModel:
         if self._model is None:
             self._model = build_kernel_model(self._kd, self._priors)
         return self._model
+
+    def prior_predictive(self, draws: int = 500, *, random_seed: int | None = None):
+        """Prior draws of the parameters and of ``y`` on the data's own rows.
+
+        The model observes the rotated ``U₁ᵀy``; the response is drawn in the original
+        basis instead, as ``y = X_f β + U₁ (sd·√s ⊙ z) + ε`` with z ~ N(0, I) and
+        ε ~ N(0, σ² I), whose covariance is exactly ``sd² K + σ² I``.
+        """
+        import xarray as xr
+
+        with self.pymc_model:
+            idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
+        prior = idata.prior
+        rot, fixed = self._kd.rotation, self._kd.fixed
+        rng = np.random.default_rng(np.random.SeedSequence(random_seed).spawn(1)[0])
+        sd = prior[f"sd_{self._kd.name}"].values.reshape(-1)
+        sigma = prior["sigma"].values.reshape(-1)
+        mu = np.zeros((len(sd), fixed.nobs))
+        if rot.k:
+            mu = prior["beta"].values.reshape(len(sd), -1) @ fixed.X.T
+        g = (rot.U @ (np.sqrt(rot.s)[:, None] * rng.standard_normal((rot.rank, len(sd))))).T
+        y = mu + sd[:, None] * g + sigma[:, None] * rng.standard_normal(mu.shape)
+        obs = np.arange(fixed.nobs)
+        pp = xr.Dataset({"y": (("chain", "draw", "obs"), y.reshape(1, len(sd), -1))},
+                        coords={"chain": prior.chain, "draw": prior.draw, "obs": obs})
+        return az.InferenceData(
+            prior=prior, prior_predictive=pp,
+            observed_data=xr.Dataset({"y": ("obs", fixed.y)}, coords={"obs": obs}))
 
     def fit(self, *, draws: int = 1000, tune: int = 1000, chains: int = 4,
             random_seed: int | None = None, sampler: str = "auto",

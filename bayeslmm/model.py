@@ -364,6 +364,8 @@ class LMM:
         >>> m.prior_predictive(50, random_seed=1).prior_predictive["y"].shape
         (1, 50, 180)
         """
+        if self._kernel is not None:
+            return self._kernel.prior_predictive(draws, random_seed=random_seed)
         with self.pymc_model:
             return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
 

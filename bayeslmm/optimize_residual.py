@@ -189,6 +189,20 @@ def _u_bounds(rd: ResidualDesign) -> list[tuple[float | None, float | None]]:
     return out
 
 
+def _warn_edge(rd: ResidualDesign, u: np.ndarray, p: dict) -> None:
+    """A correlation that ends on its search bound (|Phi| or Rho within ~1e-10 of its
+    limit) is not an estimate: the likelihood still rises toward the edge."""
+    if rd.correlation is None or not len(u):
+        return
+    hi = _u_bounds(rd)[0][1]
+    if abs(u[0]) > hi - 1e-3:
+        name = rd.param_names[0]
+        warnings.warn(f"The residual correlation {name} ended at the edge of its range "
+                      f"({name} = {float(np.ravel(p[name])[0]):.6f}): the likelihood keeps "
+                      "rising toward the limit. The data may not support this structure "
+                      "(try a simpler one, or check the time/group columns).", stacklevel=4)
+
+
 def _strong_start(crit: ResidualCriterion, x0: np.ndarray) -> tuple:
     """With random effects and a correlation: also start at a correlation of 0.6."""
     c = crit.rd.correlation
@@ -294,6 +308,7 @@ def fit_residual(design, rd: ResidualDesign, method: str, *,
         msg = f"{msg} (fitted-value covariate: {rounds} rounds)"
     singular = bool(np.any(theta[crit.layout.is_diag] < SINGULAR_TOL))
     _warn(method, converged, singular, msg)
+    _warn_edge(rd, u, p)
     logd = log_sd_weights(rd, p)
     delta = np.exp(logd[rd.inverse]) if logd is not None else np.ones(rd.n)
     se = None

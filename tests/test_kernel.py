@@ -236,3 +236,22 @@ def test_simulated_genotypes_recover_h2():
     pred = post.predict(df.iloc[:5], new_X=G[:5]).mean(("chain", "draw")).values
     np.testing.assert_allclose(pred, post.predict().mean(("chain", "draw")).values[:5],
                                rtol=1e-4, atol=1e-4)
+
+
+def test_prior_predictive_is_on_the_data_rows_with_covariance_sd2_k_plus_sigma2():
+    W, df = _data(8, 5, seed=3)
+    y, Xf = df["y"].to_numpy(), np.column_stack([np.ones(8), df["x"]])
+    m = blm.LMM("y ~ x", df, random_matrices={"w": W})
+    idata = m.prior_predictive(20_000, random_seed=2)
+    assert idata.prior_predictive["y"].shape == (1, 20_000, 8)
+    np.testing.assert_allclose(idata.observed_data["y"].values, y)
+    prior = idata.prior
+    beta = prior["beta"].values.reshape(-1, 2)
+    resid = idata.prior_predictive["y"].values.reshape(-1, 8) - beta @ Xf.T
+    sd2 = float((prior["sd_w"].values ** 2).mean())
+    s2 = float((prior["sigma"].values ** 2).mean())
+    expected = sd2 * W @ W.T + s2 * np.eye(8)  # E[cov | parameters] averaged over the prior
+    got = np.cov(resid.T)
+    # heavy-tailed scale priors: a loose Monte Carlo check of the structure, which the
+    # rotated basis (U₁ᵀy) would fail outright
+    np.testing.assert_allclose(got, expected, rtol=0.15, atol=0.15 * np.abs(expected).max())

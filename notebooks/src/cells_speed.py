@@ -83,6 +83,12 @@ _, row_big = timed(big, parameterization="marginal", log_likelihood=False)
 pd.DataFrame({f"marginal, {n} rows": row_big}).T
 """),
     ("md", """
+Wall times here include compilation. With nutpie installed, a marginal model is
+compiled once per model *structure* (formula shape and priors' families, not the data)
+and kept on disk in `~/.cache/bayeslmm`: the very first fit of a structure on a machine
+spends 10–20 s compiling, every later one, in any session and on any data, about a
+second. The conditional model has no such cache.
+
 `benchmarks/bench_sampling.py` compares the samplers (PyMC, nutpie, numpyro) and bambi on
 up to a million rows, with compilation and sampling times and peak memory.
 """),
