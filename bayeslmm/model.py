@@ -240,7 +240,8 @@ class LMM:
             Posterior draws and tuning steps per chain, number of chains.
         random_seed : int, optional
         sampler : {"auto", "pymc", "nutpie", "numpyro"}
-            NUTS implementation, through ``pm.sample(nuts_sampler=...)``.
+            NUTS implementation. ``"auto"``: nutpie (when installed) for the marginal
+            model, PyMC's own NUTS for the conditional one.
         parameterization : {"auto", "conditional"}
             ``"conditional"`` samples the random effects explicitly (non-centred).
         target_accept : float, optional
@@ -267,14 +268,17 @@ class LMM:
         """
         if self._kernel is not None:
             return self._kernel.fit(
-                draws=draws, tune=tune, chains=chains, random_seed=random_seed,
-                sampler=sampler, parameterization=parameterization,
-                target_accept=target_accept, cores=cores, progressbar=progressbar,
-                log_likelihood=log_likelihood)
+                draws=draws, tune=tune, chains=chains, random_seed=random_seed, cores=cores,
+                sampler=sampler, parameterization=parameterization, progressbar=progressbar,
+                target_accept=target_accept, log_likelihood=log_likelihood)
         par = self._parameterization(parameterization)
         marginal = par == "marginal"
         if target_accept is None:
             target_accept = 0.8 if marginal else 0.9
+        if sampler == "auto" and not marginal:
+            # the conditional model takes many gradients per draw; nutpie would pay JAX's
+            # dispatch on each (sleepstudy: 57 s against PyMC's 24 s)
+            sampler = "pymc"
         idata = sample(
             self.marginal_model if marginal else self.pymc_model, draws=draws, tune=tune,
             chains=chains, random_seed=random_seed, sampler=sampler,
@@ -290,10 +294,8 @@ class LMM:
                 "draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed}
         result = PosteriorResult(idata, self._design, self._priors.describe(), info=info,
                                  residual=self._residual)
-        want = log_likelihood
-        if want is None:
-            want = draws * chains * self.nobs <= LOGLIK_AUTO_LIMIT
-        if marginal and want:
+        if marginal and (log_likelihood or (log_likelihood is None and
+                                            draws * chains * self.nobs <= LOGLIK_AUTO_LIMIT)):
             result.log_likelihood()
         return result
 
