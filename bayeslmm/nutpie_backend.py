@@ -43,9 +43,10 @@ import io
 import os
 import pickle
 import warnings
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import cloudpickle
 import numpy as np
 import pymc as pm
 import pytensor
@@ -84,9 +85,16 @@ def structure_key(model: pm.Model, backend: str) -> str:
     for dim in _used_dims(model):  # sizes of the variables (not of the data)
         buf.write(f"{dim}:{len(model.coords[dim])}\n")
     for lib in ("pytensor", "pymc", "nutpie", "numba", "bayeslmm"):
-        buf.write(f"{lib}={version(lib)}\n")
+        buf.write(f"{lib}={_version(lib)}\n")
     buf.write(backend)
     return hashlib.sha256(buf.getvalue().encode()).hexdigest()
+
+
+def _version(lib: str) -> str:
+    try:
+        return version(lib)
+    except PackageNotFoundError:
+        return "none"
 
 
 def memory_key(model: pm.Model, backend: str) -> tuple:
@@ -119,20 +127,18 @@ def compile_model(model: pm.Model, backend: str, *, key: str | None = None):
 def _compile(model: pm.Model, backend: str, key: str | None):
     import nutpie
 
+    if backend == "numba" and _has_internals():
+        # no C compilation at all: its first use in a process loads PyTensor's C
+        # cache (1–2 s); the helper functions (shapes, initial point) run in Python
+        with pytensor.config.change_flags(cxx=""):
+            return _numba_pyfunc(model, key)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if backend == "jax":
-            # not frozen: pm.Data stay inputs, so with_data() can swap them
-            compiled = nutpie.compile_pymc_model(model, freeze_model=False, backend="jax",
-                                                 gradient_backend="jax")
-        elif not _has_internals():  # another nutpie: its own numba backend, slow to compile
-            compiled = nutpie.compile_pymc_model(model, freeze_model=False, backend="numba")
-        else:
-            # no C compilation at all: its first use in a process loads PyTensor's C
-            # cache (1–2 s); the helper functions (shapes, initial point) run in Python
-            with pytensor.config.change_flags(cxx=""):
-                compiled = _numba_pyfunc(model, key)
-    return compiled
+        # not frozen: pm.Data stay inputs, so with_data() can swap them. Without the
+        # internals (another nutpie), its own numba backend: slow to compile
+        return nutpie.compile_pymc_model(model, freeze_model=False, backend=backend,
+                                         **({"gradient_backend": "jax"}
+                                            if backend == "jax" else {}))
 
 
 def _has_internals() -> bool:
@@ -178,7 +184,8 @@ def _store(key: str | None, parts: dict) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f"{key}.{os.getpid()}.tmp"
         with open(tmp, "wb") as f:
-            pickle.dump(parts, f)
+            # cloudpickle: some graphs hold OpFromGraph gradients defined in closures
+            cloudpickle.dump(parts, f)
         tmp.replace(folder / f"{key}.pkl")  # atomic: readers never see half a file
     except Exception as err:  # a read-only home must not stop a fit
         warnings.warn(f"bayeslmm could not write its compile cache in {folder}: {err}",
@@ -203,9 +210,11 @@ def _numba_pyfunc(model: pm.Model, key: str | None):
     start_fn(0)  # compiles its inner graphs (OpFromGraph) now, under cxx=""
     parts = _load(key)
     if parts is None:
-        ndim, _, logp_pt, expand_pt, _, shape_info = _make_functions(
-            model, mode="NUMBA", compute_grad=True, join_expanded=False,
-            pymc_initial_point_fn=start_fn)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ndim, _, logp_pt, expand_pt, _, shape_info = _make_functions(
+                model, mode="NUMBA", compute_grad=True, join_expanded=False,
+                pymc_initial_point_fn=start_fn)
         parts = {"ndim": ndim, "logp": logp_pt, "expand": expand_pt,
                  "shape_info": shape_info, "nfree": len(model.free_RVs)}
         _store(key, parts)
