@@ -148,20 +148,25 @@ def _nutpie(model, cacheable, *, draws, tune, chains, cores, seed, progressbar,
     """
     import nutpie
 
-    from .nutpie_backend import compile_model, memory_key, model_data, pick_backend
+    from . import nutpie_backend as nb
 
-    backend = pick_backend(cost_hint, cacheable)
-    key = memory_key(model, backend) if cacheable else None
+    backend = nb.pick_backend(cost_hint, cacheable)
+    skey = nb.structure_key(model, backend) if cacheable else None
+    if (backend == "numba" and skey and _installed("jax") and not nb.is_cached(skey)
+            and not any(k[0] == skey for k in _COMPILED)
+            and nb.warm_in_background(model, skey)):
+        backend, skey = "jax", nb.structure_key(model, "jax")  # numba next time
+    key = nb.memory_key(model, backend, skey) if cacheable else None
     compiled = _COMPILED.get(key) if key is not None else None
     if compiled is None:
-        compiled = compile_model(model, backend, key=key[0] if key else None)
+        compiled = nb.compile_model(model, backend, key=key[0] if key else None)
         if key is not None:
             _COMPILED[key] = compiled
             while len(_COMPILED) > _CACHE_SIZE:
                 _COMPILED.popitem(last=False)
     else:
         _COMPILED.move_to_end(key)
-        compiled = compiled.with_data(**model_data(model))
+        compiled = compiled.with_data(**nb.model_data(model))
     if seed is None:
         import numpy as np
 

@@ -63,3 +63,31 @@ def test_corrupt_cache_entry_is_ignored(tmp_path, monkeypatch):
     assert nb._load("abc") is None
     monkeypatch.setenv("BAYESLMM_CACHE_DIR", "")
     assert nb._load("abc") is None  # cache turned off
+
+
+@pytest.mark.skipif(not (importlib.util.find_spec("nutpie") and importlib.util.find_spec("jax")),
+                    reason="nutpie and jax not installed")
+def test_new_structure_samples_on_jax_while_numba_is_compiled_for_next_time(
+        tmp_path, monkeypatch):
+    from bayeslmm import inference
+
+    monkeypatch.setenv("BAYESLMM_CACHE_DIR", str(tmp_path))
+    started = []
+    monkeypatch.setattr(nb.subprocess, "Popen", lambda args, **kw: started.append(args))
+    inference._COMPILED.clear()
+    m = blm.LMM("y ~ x + (1 | g)", _sim(400, 15, seed=4))
+    kw = dict(draws=50, tune=100, chains=1, random_seed=1, progressbar=False,
+              sampler="nutpie", parameterization="marginal")
+    first = m.fit(**kw)
+    assert first.idata.posterior.attrs["nutpie_backend"] == "jax"
+    (marker, key), = [(a[-2], a[-1]) for a in started]
+    assert a_module(started[0]) == "bayeslmm.nutpie_backend" and not nb.is_cached(key)
+    nb._warm(nb.Path(marker), key)  # what the subprocess runs
+    assert nb.is_cached(key) and not nb.Path(marker).exists()
+    second = blm.LMM("y ~ x + (1 | g)", _sim(700, 25, seed=5)).fit(**kw)
+    assert second.idata.posterior.attrs["nutpie_backend"] == "numba"
+    assert len(started) == 1
+
+
+def a_module(args):
+    return args[args.index("-m") + 1]

@@ -86,7 +86,8 @@ pd.DataFrame({f"marginal, {n} rows": row_big}).T
 Wall times here include compilation. With nutpie installed, a marginal model is
 compiled once per model *structure* (formula shape and priors' families, not the data)
 and kept on disk in `~/.cache/bayeslmm`: the very first fit of a structure on a machine
-spends 10–20 s compiling, every later one, in any session and on any data, about a
+runs on JAX (slower sampling, quick compilation) while the numba version compiles in a
+background process; every later one, in any session and on any data, starts in about a
 second. The conditional model has no such cache.
 
 `benchmarks/bench_sampling.py` compares the samplers (PyMC, nutpie, numpyro) and bambi on
