@@ -275,10 +275,7 @@ class LMM:
         marginal = par == "marginal"
         if target_accept is None:
             target_accept = 0.8 if marginal else 0.9
-        if sampler == "auto" and not marginal:
-            # the conditional model takes many gradients per draw; nutpie would pay JAX's
-            # dispatch on each (sleepstudy: 57 s against PyMC's 24 s)
-            sampler = "pymc"
+        sampler = choose_sampler(sampler, par)
         idata = sample(
             self.marginal_model if marginal else self.pymc_model, draws=draws, tune=tune,
             chains=chains, random_seed=random_seed, sampler=sampler,
@@ -290,7 +287,7 @@ class LMM:
         if marginal:
             stats = self._cross_products if self._design.terms and not self._residual else None
             idata = complete_marginal(idata, self._design, random_seed, self._residual, stats)
-        info = {"sampler": choose_sampler(sampler), "parameterization": par,
+        info = {"sampler": sampler, "parameterization": par,
                 "draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed}
         result = PosteriorResult(idata, self._design, self._priors.describe(), info=info,
                                  residual=self._residual)
