@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .kernel import GremlFit
+from .greml import GremlFit
 from .kernel_design import KernelDesign
 from .kernel_result_base import KernelResultBase
 from .result_base import EstimatesBase, jsonable

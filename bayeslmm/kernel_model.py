@@ -44,8 +44,9 @@ import pytensor.tensor as pt
 import scipy.linalg as sla
 
 from .errors import BayesLMMError
+from .greml import greml
 from .inference import choose_sampler, sample
-from .kernel import Rotation, greml
+from .kernel import Rotation
 from .kernel_design import KernelDesign, build_kernel_design
 from .kernel_result import KernelMapResult, KernelPosteriorResult
 from .priors import _POSITIVE, Prior, ResolvedPriors, resolve_priors

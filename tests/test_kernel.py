@@ -12,7 +12,8 @@ from scipy.stats import multivariate_normal as mvn
 from scipy.stats import norm
 
 import bayeslmm as blm
-from bayeslmm.kernel import greml, loglik, rotate_kernel, rotate_matrix
+from bayeslmm.greml import greml, profiled_deviance
+from bayeslmm.kernel import Rotation, loglik, rotate_kernel, rotate_matrix
 from bayeslmm.kernel_model import whitening
 from bayeslmm.likelihood import gls
 
@@ -94,6 +95,41 @@ def _brute_reml(y, Xf, K):
     o = so.minimize(neg, [np.log(0.1), 0.0], method="Nelder-Mead",
                     options={"xatol": 1e-10, "fatol": 1e-12})
     return -o.fun, o.x
+
+
+@pytest.mark.parametrize("centre", [False, True])
+def test_tridiagonal_basis_equals_dense_and_eigen_basis(centre):
+    n, p = 50, 120
+    W, df = _data(n, p, seed=4)
+    if centre:
+        W = W - W.mean(axis=0)  # rank n − 1: a complement of variance σ²
+    y, Xf = df.y.to_numpy(), np.column_stack([np.ones(n), df.x])
+    K, M = W @ W.T, np.column_stack([Xf, y])
+    scale = np.trace(K) / n
+    tri = rotate_kernel(K, y, Xf)  # Householder T; eigenbasis on demand
+    s, U = np.linalg.eigh(K)
+    eig = Rotation(y, Xf, scale, eigen=(U, s))
+    assert tri.rank == eig.rank == n - centre
+    for h in (0.0, 0.3, 0.9):
+        V0 = (h / scale) * K + (1 - h) * np.eye(n)
+        logdet, A, b, quad = tri.gls(h)
+        assert logdet == pytest.approx(np.linalg.slogdet(V0)[1], rel=1e-10)
+        G = M.T @ np.linalg.solve(V0, M)
+        np.testing.assert_allclose(A, G[:2, :2], rtol=1e-10)
+        np.testing.assert_allclose(b, G[:2, 2], rtol=1e-10)
+        beta = np.array([0.7, -0.2])
+        r = y - Xf @ beta
+        assert quad(beta) == pytest.approx(r @ np.linalg.solve(V0, r), rel=1e-10)
+        for reml in (True, False):
+            d_tri, b_tri = profiled_deviance(tri, h, reml)[:2]
+            d_eig, b_eig = profiled_deviance(eig, h, reml)[:2]
+            assert d_tri == pytest.approx(d_eig, rel=1e-11)
+            np.testing.assert_allclose(b_tri, b_eig, rtol=1e-10)
+    # the eigenbasis computed on demand diagonalises K and carries the data
+    np.testing.assert_allclose((tri.U * tri.s) @ tri.U.T, K, atol=1e-10 * np.abs(K).max())
+    np.testing.assert_allclose(tri.U.T @ y, tri.yt, atol=1e-10 * np.abs(y).max())
+    np.testing.assert_allclose(tri.Mc, M - tri.U @ (tri.U.T @ M), atol=1e-10)
+    assert greml(tri).h2 == pytest.approx(greml(eig).h2, abs=1e-6)  # Brent: ~sqrt(eps)
 
 
 @pytest.mark.parametrize("n,p", [(60, 200), (80, 20)])
