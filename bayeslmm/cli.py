@@ -1,4 +1,6 @@
-"""Command line: ``bayeslmm fit FORMULA --data NAME_OR_CSV`` and ``bayeslmm datasets``.
+"""Command line: ``bayeslmm fit FORMULA --data NAME_OR_CSV`` (with ``--random-matrix
+NAME=FILE`` or ``--covariance GROUP=FILE`` for a genomic LMM), ``bayeslmm predict``
+and ``bayeslmm datasets``.
 
 Examples
 --------
@@ -33,6 +35,29 @@ def _load_data(spec: str) -> pd.DataFrame:
     return datasets.load(spec)
 
 
+def _matrix_file(spec: str, what: str):
+    """``NAME=FILE`` → (name, array or label-indexed DataFrame)."""
+
+    name, sep, file = spec.partition("=")
+    if not sep or not name or not file:
+        raise BayesLMMError(f"{what} takes NAME=FILE (e.g. snps=genotypes.npy), got {spec!r}.")
+    return name, _read_matrix(file)
+
+
+def _read_matrix(file: str):
+    import numpy as np
+
+    path = Path(file)
+    if not path.exists():
+        raise DataError(f"No such file {file!r}.")
+    if path.suffix.lower() == ".npy":
+        return np.load(path)
+    if path.suffix.lower() in (".csv", ".gz"):
+        return pd.read_csv(path, index_col=0)
+    raise DataError(f"{file!r}: give a .npy array or a .csv whose first column holds the "
+                    "row (or level) labels.")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bayeslmm", description="Bayesian linear mixed models.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -43,6 +68,14 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--residual", metavar="SPEC",
                    help="residual structure, e.g. \"AR1(group=Subject)\" or "
                         "\"Residual(VarIdent(by=Sex), CAR1(time=age, group=Subject))\"")
+    f.add_argument("--random-matrix", metavar="NAME=FILE",
+                   help="a wide random-effect matrix (genotypes): .npy with the data's rows "
+                        "in order, or .csv whose first column holds the --id of each row")
+    f.add_argument("--covariance", metavar="GROUP=FILE",
+                   help="known covariance of the levels of GROUP, whose term is (1 | GROUP): "
+                        ".csv with the level labels as first column and header, or .npy")
+    f.add_argument("--id", metavar="COLUMN",
+                   help="data column naming the rows (matched to a --random-matrix CSV)")
     f.add_argument("--chains", type=int, default=4)
     f.add_argument("--draws", type=int, default=1000)
     f.add_argument("--tune", type=int, default=1000)
@@ -55,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("fit", help="a fit saved with 'bayeslmm fit --save FILE'")
     pr.add_argument("--data", required=True, help="CSV of the rows to predict")
     pr.add_argument("--out", required=True, help="CSV to write")
+    pr.add_argument("--new-matrix", metavar="FILE",
+                    help="rows of the random matrix for the new rows (.npy or .csv, in "
+                         "their order), for a fit with --random-matrix")
     pr.add_argument("--kind", choices=["mean", "response"], default="mean")
     pr.add_argument("--new-levels", choices=["sample", "population", "error"],
                     default="sample")
@@ -72,8 +108,17 @@ def _predict(args) -> int:
 
     result = load(args.fit)
     new = _load_data(args.data)
-    draws = result.predict(new, kind=args.kind, include_random=not args.no_random,
-                           new_levels=args.new_levels, random_seed=args.seed)
+    if hasattr(result, "h2"):  # a random matrix or known covariance
+        new_X = None
+        if args.new_matrix:
+            new_X = _read_matrix(args.new_matrix)
+            new_X = new_X.to_numpy() if isinstance(new_X, pd.DataFrame) else new_X
+        draws = result.predict(new, new_X=new_X, include_random=not args.no_random)
+    else:
+        if args.new_matrix:
+            raise BayesLMMError("--new-matrix is for fits with --random-matrix.")
+        draws = result.predict(new, kind=args.kind, include_random=not args.no_random,
+                               new_levels=args.new_levels, random_seed=args.seed)
     hdi = az.hdi(draws, hdi_prob=args.hdi)[draws.name].values
     pct = f"{args.hdi:.0%}".rstrip("%")
     out = new.copy()
@@ -101,7 +146,18 @@ def main(argv: list[str] | None = None) -> int:
         from .residual import parse_residual
 
         residual = parse_residual(args.residual) if args.residual else None
-        model = LMM(args.formula, _load_data(args.data), residual=residual)
+        data = _load_data(args.data)
+        if args.id:
+            if args.id not in data.columns:
+                raise DataError(f"--id: no column {args.id!r} in the data.")
+            data = data.set_index(args.id, drop=False)
+        extra = {}
+        if args.random_matrix:
+            extra["random_matrices"] = dict([_matrix_file(args.random_matrix,
+                                                          "--random-matrix")])
+        if args.covariance:
+            extra["covariances"] = dict([_matrix_file(args.covariance, "--covariance")])
+        model = LMM(args.formula, data, residual=residual, **extra)
         if args.map:
             result = model.fit_map(method=args.map)
         else:

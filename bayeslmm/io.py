@@ -151,6 +151,10 @@ def load(path):
         raise BayesLMMError(f"{str(path)!r} was written by a newer bayeslmm; upgrade to read it.")
     if attrs.get("kind") == "map":
         return _load_map(ds, path)
+    if str(attrs.get("kind", "")).startswith("kernel"):
+        from .kernel_io import load_kernel
+
+        return load_kernel(idata, ds, path)
     try:
         data = _decode(ds, json.loads(attrs["columns"]))
         structure = parse_residual(attrs["residual"]) if attrs.get("residual") else None

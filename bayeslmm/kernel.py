@@ -29,6 +29,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 
 import numpy as np
@@ -45,11 +46,12 @@ _LOG2PI = np.log(2.0 * np.pi)
 class Rotation:
     """The data in the eigenbasis of K: everything the likelihood needs.
 
-    Built by :func:`rotate_matrix` or :func:`rotate_kernel`. When K came as an n × n
-    matrix it is held as its Householder tridiagonalisation ``K = Q T Qᵀ``; the
-    eigendecomposition ``T = Z S Zᵀ`` (for sampling) and the eigenvectors ``U = Q Z``
-    of K (for random effects and predictions) are computed when first asked for. ML
-    and REML (:func:`greml`) need neither: they work with ``T``.
+    Built by :func:`rotate_matrix` or :func:`rotate_kernel`. When K is an n × n matrix,
+    each stage is computed when first asked for: its Householder tridiagonalisation
+    ``K = Q T Qᵀ`` (all ML/REML needs, see :func:`bayeslmm.greml.greml`), the
+    eigendecomposition ``T = Z S Zᵀ`` (NUTS) and the eigenvectors ``U = Q Z`` of K
+    (random effects and predictions). Building a model therefore costs nothing until
+    it is fitted.
 
     Attributes
     ----------
@@ -71,16 +73,28 @@ class Rotation:
 
     def __init__(self, y: np.ndarray, Xf: np.ndarray, scale: float, *,
                  eigen: tuple[np.ndarray, np.ndarray] | None = None,
-                 householder: Householder | None = None):
-        M = np.column_stack([np.asarray(Xf, float), np.asarray(y, float)])
-        self.n, self.k, self.scale = M.shape[0], M.shape[1] - 1, float(scale)
-        self._hh = householder
-        if householder is None:
+                 kernel: Callable[[], np.ndarray] | None = None):
+        if (eigen is None) == (kernel is None):
+            raise ValueError("Give either eigen=(U, s) or kernel=<function returning K>.")
+        self._data = np.column_stack([np.asarray(Xf, float), np.asarray(y, float)])
+        self.n, self.k, self.scale = self._data.shape[0], self._data.shape[1] - 1, float(scale)
+        self._kernel = kernel
+        if eigen is not None:
             U, s = eigen
-            self._values, self._M = np.clip(s, 0.0, None), M
-            self._vectors = U
-        else:  # the data in the basis of T: Qᵀ[X_f y]
-            self._M = householder.qt(M)
+            self._values, self._vectors = np.clip(s, 0.0, None), U
+
+    @cached_property
+    def _hh(self) -> Householder | None:
+        """The tridiagonal form, computed on first use (K itself is then released)."""
+        if self._kernel is None:
+            return None
+        hh, self._kernel = tridiagonalize(self._kernel()), None
+        return hh
+
+    @cached_property
+    def _M(self) -> np.ndarray:
+        """``[X_f y]`` in the working basis: as given, or ``Qᵀ[X_f y]`` for T."""
+        return self._data if self._hh is None else self._hh.qt(self._data)
 
     @cached_property
     def _all_values(self) -> np.ndarray:
@@ -225,16 +239,15 @@ def rotate_matrix(W: np.ndarray, y: np.ndarray, Xf: np.ndarray) -> Rotation:
     n, p = W.shape
     scale = float(np.einsum("ij,ij->", W, W, dtype=np.float64)) / n
     if p >= n:
-        return Rotation(y, Xf, scale, householder=tridiagonalize(gram(W)))
+        return Rotation(y, Xf, scale, kernel=lambda: gram(W))
     U, sv, _ = sla.svd(np.asarray(W, dtype=float), full_matrices=False, check_finite=False)
     return Rotation(y, Xf, scale, eigen=(U, sv**2))
 
 
 def rotate_kernel(K: np.ndarray, y: np.ndarray, Xf: np.ndarray) -> Rotation:
-    """Rotation for an n×n positive semi-definite K (its tridiagonalisation)."""
-    K = np.array(K, dtype=float, copy=True)
-    scale = float(np.trace(K)) / len(y)
-    return Rotation(y, Xf, scale, householder=tridiagonalize(K))
+    """Rotation for an n×n positive semi-definite K (its tridiagonalisation, on first use)."""
+    K = np.asarray(K, dtype=float)
+    return Rotation(y, Xf, float(np.trace(K)) / len(y), kernel=lambda: K.copy())
 
 
 def loglik(rot: Rotation, beta, sd: float, sigma: float) -> float:

@@ -181,7 +181,8 @@ def build_kernel_design(formula: str, data: pd.DataFrame, *,
                         random_matrices: Mapping[str, Any] | None = None,
                         covariances: Mapping[str, Any] | None = None,
                         na_action: str = "drop") -> KernelDesign:
-    """Check the combination, match rows and levels, and rotate once.
+    """Check the combination and match rows and levels; the rotation is computed on
+    first use (see :class:`~bayeslmm.kernel.Rotation`).
 
     Parameters
     ----------

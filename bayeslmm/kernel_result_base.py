@@ -39,6 +39,26 @@ class KernelResultBase(ResultBase):
 
     _kd: KernelDesign
 
+    def save(self, path) -> None:
+        """Save to netCDF: formula, training rows, random matrix or covariance, draws.
+
+        ``bayeslmm.load(path)`` gives back a result that prints, summarises and predicts
+        as this one (a posterior's draws as stored; an ML/REML fit is refitted). A
+        float32 random matrix is stored as float32 (n × p × 4 bytes).
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "kmap.nc")
+        >>> kmap.save(path)  # kmap: see KernelMapResult
+        >>> back = blm.load(path)
+        >>> bool(abs(back.h2 - kmap.h2) < 1e-9), back.design.W.shape
+        (True, (40, 100))
+        """
+        from .kernel_io import save_kernel
+
+        save_kernel(self, path)
+
     # -- per-kind parameter draws (S draws; one for a MAP fit) ------------------------
     def _theta(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         raise NotImplementedError

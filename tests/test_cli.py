@@ -38,3 +38,49 @@ def test_fit_csv_and_errors(tmp_path, capsys, sleepstudy):
 def test_usage_error():
     with pytest.raises(SystemExit):
         main(["fit"])
+
+
+def test_fit_with_random_matrix_and_covariance_files(tmp_path, capsys):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    n, p = 60, 80
+    W = rng.normal(size=(n, p))
+    ids = [f"id{i:03d}" for i in range(n)]
+    df = pd.DataFrame({"id": ids, "x": rng.normal(size=n)})
+    df["y"] = 1 + df.x + W @ rng.normal(scale=0.1, size=p) + rng.normal(size=n)
+    df.iloc[::-1].to_csv(tmp_path / "pheno.csv", index=False)  # rows in another order
+    pd.DataFrame(W, index=ids).to_csv(tmp_path / "geno.csv")
+    out = tmp_path / "k.json"
+    assert main(["fit", "y ~ x", "--data", str(tmp_path / "pheno.csv"), "--id", "id",
+                 "--random-matrix", f"snps={tmp_path / 'geno.csv'}", "--map", "REML",
+                 "--json", str(out)]) == 0
+    import bayeslmm as blm
+
+    want = blm.LMM("y ~ x", df, random_matrices={"snps": W}).fit_map("REML")
+    assert json.loads(out.read_text())["h2"] == pytest.approx(want.h2, abs=1e-6)  # rows reordered
+    assert "snps" in capsys.readouterr().out
+    # NUTS, --save, then predict new rows from their genotypes
+    saved, new, pred = tmp_path / "fit.nc", tmp_path / "new.csv", tmp_path / "pred.csv"
+    np.save(tmp_path / "geno.npy", W)
+    assert main(["fit", "y ~ x", "--data", str(tmp_path / "pheno.csv"),
+                 "--random-matrix", f"snps={tmp_path / 'geno.npy'}", "--chains", "1",
+                 "--draws", "50", "--tune", "50", "--seed", "1", "--no-progress",
+                 "--save", str(saved)]) == 0
+    pd.DataFrame({"x": [0.0, 1.0]}).to_csv(new, index=False)
+    np.save(tmp_path / "new.npy", W[:2])
+    assert main(["predict", str(saved), "--data", str(new), "--new-matrix",
+                 str(tmp_path / "new.npy"), "--out", str(pred)]) == 0
+    assert len(pd.read_csv(pred)) == 2
+    assert main(["fit", "y ~ x", "--data", str(tmp_path / "pheno.csv"),
+                 "--random-matrix", "snps"]) == 2
+    assert "NAME=FILE" in capsys.readouterr().err
+    # known covariance from a CSV with level labels
+    K = np.corrcoef(rng.normal(size=(6, 20)))
+    levels = [f"L{i}" for i in range(6)]
+    pd.DataFrame(K, index=levels, columns=levels).to_csv(tmp_path / "K.csv")
+    df["line"] = np.array(levels)[np.arange(n) % 6]
+    df.to_csv(tmp_path / "lines.csv", index=False)
+    assert main(["fit", "y ~ x + (1 | line)", "--data", str(tmp_path / "lines.csv"),
+                 "--covariance", f"line={tmp_path / 'K.csv'}", "--map", "ML"]) == 0

@@ -291,3 +291,50 @@ def test_prior_predictive_is_on_the_data_rows_with_covariance_sd2_k_plus_sigma2(
     # heavy-tailed scale priors: a loose Monte Carlo check of the structure, which the
     # rotated basis (U₁ᵀy) would fail outright
     np.testing.assert_allclose(got, expected, rtol=0.15, atol=0.15 * np.abs(expected).max())
+
+
+def test_save_load_random_matrix_posterior_and_map(tmp_path):
+    n, p = 40, 60
+    W, df = _data(n, p, seed=11)
+    df.index = np.arange(100, 100 + n)
+    df.loc[103, "x"] = np.nan  # a dropped row: W's rows are matched by the index
+    snps = pd.DataFrame(W.astype(np.float32), index=df.index,
+                        columns=[f"rs{j}" for j in range(p)])
+    with pytest.warns(UserWarning, match="Dropped 1 of 40"):
+        model = blm.LMM("y ~ x", df, random_matrices={"snps": snps})
+    post = model.fit(draws=100, tune=100, chains=2, random_seed=3, progressbar=False)
+    post.save(tmp_path / "post.nc")
+    back = blm.load(tmp_path / "post.nc")
+    assert type(back) is type(post) and back.nobs == n - 1
+    assert back.design.W.dtype == np.float32
+    assert back.design.effect_names == [f"rs{j}" for j in range(p)]
+    np.testing.assert_array_equal(back.design.W, post.design.W)
+    np.testing.assert_array_equal(back.fixef, post.fixef)
+    assert back.h2 == post.h2
+    new = np.random.default_rng(0).normal(size=(3, p)).astype(np.float32)
+    new_df = pd.DataFrame({"x": [0.0, 1.0, 2.0]})
+    np.testing.assert_allclose(back.predict(new_df, new_X=new),
+                               post.predict(new_df, new_X=new), rtol=1e-10)
+    mapfit = model.fit_map("ML")
+    mapfit.save(tmp_path / "map.nc")
+    again = blm.load(tmp_path / "map.nc")
+    assert again.method == "ML" and again.loglik == pytest.approx(mapfit.loglik, abs=1e-10)
+    np.testing.assert_allclose(again.ranef["snps"]["effect"].loc[["rs0", "rs59"]],
+                               mapfit.ranef["snps"]["effect"].loc[["rs0", "rs59"]])
+
+
+def test_save_load_known_covariance_map(tmp_path):
+    levels = ["a", "b", "c", "d"]
+    K = np.array([[1.0, 0.8, 0.0, 0.0], [0.8, 1.0, 0.0, 0.0],
+                  [0.0, 0.0, 1.0, 0.5], [0.0, 0.0, 0.5, 1.0]])
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame({"g": np.repeat(["a", "c", "d"], 10), "x": rng.normal(size=30)})
+    df["y"] = np.where(df.g == "a", 2.0, 0.0) + df.x + rng.normal(scale=0.3, size=30)
+    fit = blm.LMM("y ~ x + (1 | g)", df,
+                  covariances={"g": pd.DataFrame(K, index=levels, columns=levels)}).fit_map()
+    fit.save(tmp_path / "k.nc")
+    back = blm.load(tmp_path / "k.nc")
+    assert back.h2 == pytest.approx(fit.h2, abs=1e-12)
+    new = pd.DataFrame({"g": ["b", "d"], "x": [0.5, 0.0]})
+    np.testing.assert_allclose(back.predict(new), fit.predict(new), rtol=1e-10)
+    np.testing.assert_array_equal(back.design.K, K)
