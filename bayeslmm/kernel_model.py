@@ -23,7 +23,8 @@ Examples
 >>> rng = np.random.default_rng(0)
 >>> df = pd.DataFrame({"y": rng.normal(size=30), "x": rng.normal(size=30)})
 >>> km = KernelModel("y ~ x", df, random_matrices={"snps": rng.normal(size=(30, 80))})
->>> sorted(km.pymc_model.named_vars)
+>>> model = km.pymc_model
+>>> sorted(v.name for v in model.free_RVs + model.deterministics + model.observed_RVs)
 ['beta', 'beta_whitened', 'h2', 'sd_snps', 'sigma', 'y_rot']
 >>> fit = km.fit_map("REML")
 >>> 0.0 <= fit.h2 <= 1.0, list(fit.fixef.index)
@@ -49,7 +50,7 @@ from .inference import choose_sampler, sample
 from .kernel import Rotation
 from .kernel_design import KernelDesign, build_kernel_design
 from .kernel_result import KernelMapResult, KernelPosteriorResult
-from .priors import _POSITIVE, Prior, ResolvedPriors, resolve_priors
+from .priors import _POSITIVE, Prior, ResolvedPriors, _as_data, resolve_priors
 
 __all__ = ["KernelModel", "KernelPriors", "build_kernel_model", "whitening"]
 
@@ -97,40 +98,53 @@ def whitening(rot: Rotation) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _beta(rot: Rotation, prior: Prior):
-    """``beta`` and the mean ``X̃β`` of the rotated data: whitened under a Normal prior."""
-    Xt = pt.as_tensor(rot.Xt)
+    """``beta`` and the mean ``X̃β`` of the rotated data: whitened under a Normal prior.
+
+    Every number taken from the data is a ``pm.Data`` container (see
+    :func:`build_kernel_model`).
+    """
     if prior.name != "Normal" or set(prior.params) - {"mu", "sigma"}:
-        beta = prior.rv("beta", dims="fixef")
-        return beta, pt.dot(Xt, beta)
+        beta = _as_data(prior, "beta").rv("beta", dims="fixef")
+        return beta, pt.dot(pm.Data("rot_Xt", rot.Xt, dims=("rot", "fixef")), beta)
     bhat, T = whitening(rot)
     Tinv = np.linalg.inv(T)
     mu = np.broadcast_to(np.asarray(prior.params.get("mu", 0.0), float), (rot.k,))
     sd = np.broadcast_to(np.asarray(prior.params.get("sigma", 1.0), float), (rot.k,))
     # θ = T⁻¹(β − β̂) ~ N(T⁻¹(μ − β̂), T⁻¹ diag(sd²) T⁻ᵀ): the same prior on β
-    theta = pm.MvNormal("beta_whitened", mu=Tinv @ (mu - bhat),
-                        cov=Tinv @ np.diag(sd**2) @ Tinv.T, dims="fixef")
-    beta = pm.Deterministic("beta", bhat + pt.dot(pt.as_tensor(T), theta), dims="fixef")
-    return beta, pt.as_tensor(rot.Xt @ bhat) + pt.dot(pt.as_tensor(rot.Xt @ T), theta)
+    theta = pm.MvNormal("beta_whitened", mu=pm.Data("white_mu", Tinv @ (mu - bhat)),
+                        cov=pm.Data("white_cov", Tinv @ np.diag(sd**2) @ Tinv.T),
+                        dims="fixef")
+    T_d = pm.Data("white_T", T)
+    beta = pm.Deterministic("beta", pm.Data("white_bhat", bhat) + pt.dot(T_d, theta),
+                            dims="fixef")
+    return beta, (pm.Data("rot_Xt_bhat", rot.Xt @ bhat, dims="rot")
+                  + pt.dot(pm.Data("rot_Xt_T", rot.Xt @ T, dims=("rot", "fixef")), theta))
 
 
 def build_kernel_model(kd: KernelDesign, priors: KernelPriors) -> pm.Model:
-    """The rotated PyMC model (module doc)."""
+    """The rotated PyMC model (module doc).
+
+    The data enter only through ``pm.Data`` containers (eigenvalues, rotated data,
+    whitening, data-scaled prior parameters), so one compiled model serves every
+    dataset of the same shape: nutpie's compile cache reuses it.
+    """
     rot = kd.rotation
     coords = {"fixef": list(kd.fixed.fixef_names), "rot": np.arange(rot.rank)}
     with pm.Model(coords=coords) as model:
-        beta, mu = _beta(rot, priors.base.beta) if rot.k else (pt.zeros(0),
-                                                              pt.zeros(rot.rank))
-        sd = priors.sd.rv(f"sd_{kd.name}")
-        sigma = priors.base.sigma.rv("sigma")
-        v_g = sd**2 * rot.scale
+        beta, mu = (_beta(rot, priors.base.beta) if rot.k  # own containers for beta
+                    else (pt.zeros(0), pt.zeros(rot.rank)))
+        sd = _as_data(priors.sd, f"sd_{kd.name}").rv(f"sd_{kd.name}")
+        sigma = _as_data(priors.base.sigma, "sigma").rv("sigma")
+        v_g = sd**2 * pm.Data("rot_scale", rot.scale)
         pm.Deterministic("h2", v_g / (v_g + sigma**2))
-        pm.Normal("y_rot", mu=mu, sigma=pt.sqrt(sd**2 * rot.s + sigma**2),
-                  observed=rot.yt, dims="rot")
+        s = pm.Data("rot_s", rot.s, dims="rot")
+        pm.Normal("y_rot", mu=mu, sigma=pt.sqrt(sd**2 * s + sigma**2),
+                  observed=pm.Data("rot_y", rot.yt, dims="rot"), dims="rot")
         if rot.n_c:
             v = pt.concatenate([-beta, pt.ones(1)])
-            rss = pt.dot(v, pt.dot(pt.as_tensor(rot.C), v))
-            pm.Potential("complement", -0.5 * (rot.n_c * (np.log(2 * np.pi)
-                                                          + pt.log(sigma**2))
+            rss = pt.dot(v, pt.dot(pm.Data("rot_C", rot.C), v))
+            n_c = pm.Data("rot_n_c", float(rot.n_c))
+            pm.Potential("complement", -0.5 * (n_c * (np.log(2 * np.pi) + pt.log(sigma**2))
                                                + rss / sigma**2))
     return model
 
@@ -240,7 +254,7 @@ class KernelModel:
                        random_seed=random_seed, sampler=sampler,
                        target_accept=0.8 if target_accept is None else target_accept,
                        cores=cores, progressbar=progressbar, log_likelihood=False,
-                       nobs=self._kd.nobs, cost_hint=self._kd.nobs)
+                       nobs=self._kd.nobs, cacheable=True, cost_hint=self._kd.nobs)
         info = {"sampler": choose_sampler(sampler), "parameterization": "rotated marginal",
                 "draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed}
         return KernelPosteriorResult(idata, self._kd, self._priors.describe(), info=info)
