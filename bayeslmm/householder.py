@@ -113,4 +113,17 @@ def tridiagonalize(K: np.ndarray) -> Householder:
     c, d, e, tau, info = lapack.dsytrd(A, lower=1, lwork=max(lwork, n), overwrite_a=1)
     if info != 0:  # pragma: no cover - LAPACK argument errors only
         raise RuntimeError(f"dsytrd failed (info={info}).")
-    return Householder(d=d, e=e, reflectors=np.asfortranarray(c[1:, :n - 1]), tau=tau)
+    return Householder(d=d, e=e, reflectors=_compact(c), tau=tau)
+
+
+def _compact(c: np.ndarray) -> np.ndarray:
+    """``c[1:, :n−1]`` as a Fortran-ordered array in ``c``'s own memory (LAPACK needs it
+    contiguous; a copy of n² values costs more than moving them, mostly page faults)."""
+    n = c.shape[0]
+    if not c.flags.f_contiguous or n < 2:
+        return np.asfortranarray(c[1:, :n - 1])
+    flat = c.reshape(-1, order="F")
+    m = n - 1
+    for j in range(m):  # column j moves to j·m: never past data not yet moved
+        flat[j * m:(j + 1) * m] = flat[j * n + 1:(j + 1) * n]
+    return flat[:m * m].reshape((m, m), order="F")

@@ -73,12 +73,13 @@ class Rotation:
 
     def __init__(self, y: np.ndarray, Xf: np.ndarray, scale: float, *,
                  eigen: tuple[np.ndarray, np.ndarray] | None = None,
-                 kernel: Callable[[], np.ndarray] | None = None):
+                 kernel: Callable[[], np.ndarray] | None = None,
+                 on_values: Callable[[np.ndarray], None] | None = None):
         if (eigen is None) == (kernel is None):
             raise ValueError("Give either eigen=(U, s) or kernel=<function returning K>.")
         self._data = np.column_stack([np.asarray(Xf, float), np.asarray(y, float)])
         self.n, self.k, self.scale = self._data.shape[0], self._data.shape[1] - 1, float(scale)
-        self._kernel = kernel
+        self._kernel, self._on_values = kernel, on_values
         if eigen is not None:
             U, s = eigen
             self._values, self._vectors = np.clip(s, 0.0, None), U
@@ -100,8 +101,10 @@ class Rotation:
     def _all_values(self) -> np.ndarray:
         if self._hh is None:
             return self._values
-        return np.clip(sla.eigvalsh_tridiagonal(self._hh.d, self._hh.e,
-                                                check_finite=False), 0.0, None)
+        lam = sla.eigvalsh_tridiagonal(self._hh.d, self._hh.e, check_finite=False)
+        if self._on_values is not None:  # e.g. a positive semi-definiteness check
+            self._on_values(lam)
+        return np.clip(lam, 0.0, None)
 
     @cached_property
     def _keep(self) -> np.ndarray:
@@ -244,10 +247,17 @@ def rotate_matrix(W: np.ndarray, y: np.ndarray, Xf: np.ndarray) -> Rotation:
     return Rotation(y, Xf, scale, eigen=(U, sv**2))
 
 
-def rotate_kernel(K: np.ndarray, y: np.ndarray, Xf: np.ndarray) -> Rotation:
-    """Rotation for an n×n positive semi-definite K (its tridiagonalisation, on first use)."""
+def rotate_kernel(K: np.ndarray, y: np.ndarray, Xf: np.ndarray, *, copy: bool = True,
+                  on_values: Callable[[np.ndarray], None] | None = None) -> Rotation:
+    """Rotation for an n×n positive semi-definite K (its tridiagonalisation, on first use).
+
+    With ``copy=False`` K's memory is reused for the tridiagonal form; ``on_values`` is
+    called with K's eigenvalues when they are first computed (before clipping at 0).
+    """
     K = np.asarray(K, dtype=float)
-    return Rotation(y, Xf, float(np.trace(K)) / len(y), kernel=lambda: K.copy())
+    scale = float(np.trace(K)) / len(y)
+    return Rotation(y, Xf, scale, kernel=(lambda: K.copy()) if copy else (lambda: K),
+                    on_values=on_values)
 
 
 def loglik(rot: Rotation, beta, sd: float, sigma: float) -> float:

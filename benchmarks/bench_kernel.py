@@ -10,7 +10,9 @@ Timed: building the model (``LMM(...)``: matching rows; the rotation is deferred
 (``fit_map``: the Gram matrix GGᵀ in float32 blocks summed in float64, its Householder
 tridiagonalisation, the search on the tridiagonal form), and NUTS (``fit``: the
 eigendecomposition of the tridiagonal form, compilation, chains × draws after as many
-tuning steps). The plain model
+tuning steps). Also timed: REML from a precomputed GRM ``K = GGᵀ/p`` passed as
+``covariances={"id": K}`` (GCTA's ``--make-grm`` then ``--reml``: the GRM made once,
+then REML for each trait). The plain model
 (``y ~ N(X_f β + G (σ_b z), σ)``, z ~ N(0, I_p), G as float32 data) runs in a
 subprocess with the same NUTS settings and is stopped after ``--budget`` seconds from
 the start of its model building; the table reports how far it got.
@@ -131,6 +133,18 @@ def run_plain(args) -> dict:
             "first_draw_s": first}
 
 
+def _wait_for_background_compilation(limit: float = 300.0) -> None:
+    """A first nutpie fit of a new shape samples on JAX while a background process
+    compiles the numba version; wait for it (untimed) so that the next fit is timed
+    as a user's second fit is, and the two do not share the cores."""
+    from bayeslmm.nutpie_backend import _cache_dir
+
+    folder, t = _cache_dir(), time.perf_counter()
+    while folder is not None and any(folder.glob("*.warming")) \
+            and time.perf_counter() - t < limit:
+        time.sleep(1.0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=5000)
@@ -140,8 +154,9 @@ def main() -> None:
     ap.add_argument("--tune", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--cores", type=int, default=2)
-    ap.add_argument("--samplers", default="auto,pymc",
-                    help="comma-separated samplers for the rotated model")
+    ap.add_argument("--samplers", default="auto,auto,pymc",
+                    help="comma-separated samplers for the rotated model (auto twice: "
+                         "the first fit of a shape, then the cached one)")
     ap.add_argument("--skip-plain", action="store_true")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -179,7 +194,17 @@ def main() -> None:
           f"[{fit.h2_interval[0]:.3f}, {fit.h2_interval[1]:.3f}] (95% profile)")
     print(f"{'':34s} {'  of which GGᵀ (float32 blocks)':30s} {t_gram:8.1f}")
     print(f"{'':34s} {'MAP total (build + REML)':30s} {t_build + t_map:8.1f}", flush=True)
+    # GCTA's workflow: the GRM K = GGᵀ/p made once (--make-grm), then REML per trait
+    K = gram(G) / args.p
+    ids = df.assign(id=np.arange(args.n))
+    t = time.perf_counter()
+    fit_k = blm.LMM("y ~ age + sex + (1 | id)", ids, covariances={"id": K}).fit_map("REML")
+    t_k = time.perf_counter() - t
+    del K
+    print(f"{'rotated, precomputed K = GGᵀ/p':34s} {'build + REML (covariances=)':30s} "
+          f"{t_k:8.1f}  h² = {fit_k.h2:.3f}", flush=True)
     for sampler in args.samplers.split(","):
+        _wait_for_background_compilation()
         t = time.perf_counter()
         post = m.fit(draws=args.draws, tune=args.tune, chains=args.chains, cores=args.cores,
                      random_seed=1, progressbar=False, sampler=sampler)

@@ -238,6 +238,26 @@ def test_unsupported_combinations_raise():
         blm.LMM("y ~ x + (1 | g)", df, covariances={"g": K})
 
 
+def test_covariance_not_psd_is_caught_on_every_path():
+    rng = np.random.default_rng(8)
+    L = 12
+    A = rng.normal(size=(L, L))
+    K = A @ A.T / L
+    K[0, 1] = K[1, 0] = 5.0  # breaks positive semi-definiteness
+    labels = [f"i{j}" for j in range(L)]
+    Kdf = pd.DataFrame(K, index=labels, columns=labels)
+    one_each = pd.DataFrame({"id": labels, "y": rng.normal(size=L)})
+    model = blm.LMM("y ~ 1 + (1 | id)", one_each, covariances={"id": Kdf})
+    with pytest.raises(blm.DataError, match="'id' is not positive semi-definite"):
+        model.fit_map()  # one row per level: checked from the rotation's eigenvalues
+    some = one_each.iloc[:8]  # levels without data: checked when the model is built
+    with pytest.raises(blm.DataError, match="not positive semi-definite"):
+        blm.LMM("y ~ 1 + (1 | id)", some, covariances={"id": Kdf})
+    K[0, 1] = 5.0 + 1e-3  # and asymmetry
+    with pytest.raises(blm.DataError, match="must be symmetric"):
+        blm.LMM("y ~ 1 + (1 | id)", one_each, covariances={"id": K})
+
+
 def test_full_rank_kernel_rotation():
     rng = np.random.default_rng(4)
     n = 25
