@@ -256,22 +256,30 @@ def build_kernel_design(formula: str, data: pd.DataFrame, *,
                         _rotate_levels(K, codes, y, Xf, group), labels, K=K, codes=codes)
 
 
+#: relative tolerance on negative eigenvalues: float32 rounding (GRMs are often computed
+#: and stored in float32, e.g. by GCTA and PLINK), as scipy.stats's multivariate normal
+#: allows for float32 covariances
+PSD_TOL = 1e3 * float(np.finfo(np.float32).eps)
+
+
 def check_psd(K: np.ndarray, name: str, lam: np.ndarray | None = None) -> None:
-    """Raise unless K is positive semi-definite up to rounding (smallest eigenvalue
-    ≥ −1e-8 × the largest): from its eigenvalues ``lam`` if given, else by a Cholesky
-    factor of ``K + εI`` (a fifth of the cost of the eigenvalues)."""
+    """Raise unless K is positive semi-definite up to float32 rounding (smallest
+    eigenvalue ≥ −:data:`PSD_TOL` × the largest; the rotation treats the rest as 0):
+    from its eigenvalues ``lam`` if given, else by a Cholesky factor of ``K + εI``
+    (a fifth of the cost of the eigenvalues, computed only to word the error)."""
     if lam is None:
-        jitter = 1e-8 * max(float(np.abs(np.diag(K)).max(initial=0.0)), 1e-300)
         A = np.array(K, dtype=float, copy=True)
-        A.flat[::len(A) + 1] += jitter
+        A.flat[::len(A) + 1] += PSD_TOL * max(float(np.abs(np.diag(K)).max(initial=0.0)),
+                                              1e-300)
         try:
             np.linalg.cholesky(A)
             return
         except np.linalg.LinAlgError:
             lam = np.linalg.eigvalsh(K)
-    if len(lam) and lam.min() < -1e-8 * max(abs(float(lam.max())), 1.0):
+    if len(lam) and lam.min() < -PSD_TOL * max(abs(float(lam.max())), 1e-300):
         raise DataError(f"Covariance of {name!r} is not positive semi-definite "
-                        f"(smallest eigenvalue {float(lam.min()):.3g}).")
+                        f"(smallest eigenvalue {float(lam.min()):.3g}, largest "
+                        f"{float(lam.max()):.3g}).")
 
 
 def _rotate_levels(K: np.ndarray, codes: np.ndarray, y: np.ndarray, Xf: np.ndarray,

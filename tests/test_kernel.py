@@ -253,6 +253,14 @@ def test_covariance_not_psd_is_caught_on_every_path():
     some = one_each.iloc[:8]  # levels without data: checked when the model is built
     with pytest.raises(blm.DataError, match="not positive semi-definite"):
         blm.LMM("y ~ 1 + (1 | id)", some, covariances={"id": Kdf})
+    # float32 rounding (a GRM made in float32): a zero eigenvalue at -1e-6 is accepted
+    Q = np.linalg.qr(rng.normal(size=(L, L)))[0]
+    lam = np.linspace(-1e-6, 2.0, L)
+    K32 = (Q * lam) @ Q.T
+    fit = blm.LMM("y ~ 1 + (1 | id)", one_each,
+                  covariances={"id": pd.DataFrame(K32, index=labels, columns=labels)}
+                  ).fit_map()
+    assert fit.design.rotation.rank == L - 1
     K[0, 1] = 5.0 + 1e-3  # and asymmetry
     with pytest.raises(blm.DataError, match="must be symmetric"):
         blm.LMM("y ~ 1 + (1 | id)", one_each, covariances={"id": K})
