@@ -153,7 +153,7 @@ class Rotation:
         """``U₁ᵀX_f``."""
         return self._eigen[2][:, :-1]
 
-    @property
+    @cached_property
     def C(self) -> np.ndarray:
         """Cross-products of the complement's part of ``[X_f y]``."""
         rest = self._eigen[3]
@@ -186,6 +186,8 @@ class Rotation:
             ``β ↦ (y − X_f β)ᵀ V₀⁻¹ (y − X_f β)``.
         """
         k, a, c = self.k, h2 / self.scale, 1.0 - h2
+        if self.n_c and c <= 0.0:  # no residual variance left for K's null space
+            return np.inf, None, None, None
         if self._hh is not None:  # tridiagonal Cholesky, O(n k)
             dd, ee, info = lapack.dpttrf(a * self._hh.d + c, a * self._hh.e)
             if info != 0:
@@ -197,8 +199,6 @@ class Rotation:
                 return float((self._M[:, k] - self._M[:, :k] @ beta)
                              @ (S[:, k] - S[:, :k] @ beta))
             return float(np.sum(np.log(dd))), G[:, :k], G[:, k], quad
-        if self.n_c and c <= 0.0:
-            return np.inf, None, None, None
         d = a * self.s + c
         A = self.Xt.T @ (self.Xt / d[:, None])
         b = self.Xt.T @ (self.yt / d)
