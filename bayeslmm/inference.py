@@ -96,6 +96,7 @@ def sample(
     nobs: int,
     cacheable: bool = False,
     cost_hint: int = 0,
+    low_rank_mass: bool = False,
 ) -> az.InferenceData:
     """Sample ``model`` with NUTS and return InferenceData.
 
@@ -104,6 +105,8 @@ def sample(
     ``cacheable`` model (one whose graph depends on the data only through its
     ``pm.Data``) is compiled once per structure and reused with new data;
     ``cost_hint`` (roughly the work of one gradient) picks its backend.
+    ``low_rank_mass`` lets nutpie adapt a diagonal-plus-low-rank mass matrix (for
+    posteriors with strongly correlated parameters; PyMC's sampler ignores it).
     """
     for name, val in (("draws", draws), ("chains", chains)):
         if not isinstance(val, int) or val < 1:
@@ -116,7 +119,8 @@ def sample(
     if nuts == "nutpie":
         idata = _nutpie(model, cacheable, draws=draws, tune=tune, chains=chains,
                         cores=cores, seed=random_seed, progressbar=progressbar,
-                        target_accept=target_accept, cost_hint=cost_hint)
+                        target_accept=target_accept, cost_hint=cost_hint,
+                        low_rank_mass=low_rank_mass)
     else:
         idata = _pymc(model, nuts, draws=draws, tune=tune, chains=chains, cores=cores,
                       seed=random_seed, progressbar=progressbar, target_accept=target_accept)
@@ -144,7 +148,7 @@ def _pymc(model, nuts, *, draws, tune, chains, cores, seed, progressbar,
 
 
 def _nutpie(model, cacheable, *, draws, tune, chains, cores, seed, progressbar,
-            target_accept, cost_hint) -> az.InferenceData:
+            target_accept, cost_hint, low_rank_mass=False) -> az.InferenceData:
     """nutpie directly (not through pm.sample), so that its compiled model is cached.
 
     A cheap model runs on PyTensor's numba backend with its chains in one thread; a
@@ -180,7 +184,8 @@ def _nutpie(model, cacheable, *, draws, tune, chains, cores, seed, progressbar,
     start = time.perf_counter()
     idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
                           cores=cores, seed=int(seed), progress_bar=progressbar,
-                          target_accept=target_accept, save_warmup=False)
+                          target_accept=target_accept, save_warmup=False,
+                          low_rank_modified_mass_matrix=low_rank_mass)
     # nutpie also stores the unconstrained values (sigma_log__ ...); PyMC does not
     post = idata.posterior
     post = post.drop_vars([v for v in post.data_vars if str(v).endswith("__")])
