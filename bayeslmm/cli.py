@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -134,6 +135,9 @@ def _predict(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bayeslmm`` command; returns the exit status."""
     args = _parser().parse_args(argv)
+    # a pip-installed PyTensor warns at its first compilation that it found no BLAS to
+    # link; the models here do their dense algebra in NumPy/SciPy: noise on a terminal
+    warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
     try:
         if args.command == "datasets":
             from .datasets import describe
