@@ -38,7 +38,6 @@ def _load_data(spec: str) -> pd.DataFrame:
 
 def _matrix_file(spec: str, what: str):
     """``NAME=FILE`` → (name, array or label-indexed DataFrame)."""
-
     name, sep, file = spec.partition("=")
     if not sep or not name or not file:
         raise BayesLMMError(f"{what} takes NAME=FILE (e.g. snps=genotypes.npy), got {spec!r}.")
@@ -106,10 +105,11 @@ def _predict(args) -> int:
     import arviz as az
 
     from .io import load
+    from .kernel_result_base import KernelResultBase
 
     result = load(args.fit)
     new = _load_data(args.data)
-    if hasattr(result, "h2"):  # a random matrix or known covariance
+    if isinstance(result, KernelResultBase):  # a random matrix or known covariance
         new_X = None
         if args.new_matrix:
             new_X = _read_matrix(args.new_matrix)

@@ -110,8 +110,7 @@ class Rotation:
     def _keep(self) -> np.ndarray:
         """Eigenvalues kept; the rest joins the σ²-only complement."""
         s = self._all_values
-        return s > max(float(s.max(initial=0.0)), 0.0) * max(self.n, 1) * \
-            np.finfo(float).eps * 10
+        return s > float(s.max(initial=0.0)) * max(self.n, 1) * np.finfo(float).eps * 10
 
     @property
     def rank(self) -> int:

@@ -64,9 +64,10 @@ def save_kernel(result, path) -> None:
 
 def load_kernel(idata: az.InferenceData, ds: xr.Dataset, path):
     """Rebuild a result written by :func:`save_kernel` (called by ``bayeslmm.load``)."""
+    from .greml import greml
     from .io import GROUP, _decode
     from .kernel_design import build_kernel_design
-    from .kernel_result import KernelPosteriorResult
+    from .kernel_result import KernelMapResult, KernelPosteriorResult
 
     attrs = ds.attrs
     try:
@@ -78,34 +79,25 @@ def load_kernel(idata: az.InferenceData, ds: xr.Dataset, path):
             labels = [str(v) for v in ds["level"].values]
             entry = {"covariances": {name: pd.DataFrame(ds["__covariance__"].values,
                                                         index=labels, columns=labels)}}
-        if attrs["kind"] == "kernel-map":
-            return _refit(attrs, data, entry, ds, path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             kd = build_kernel_design(attrs["formula"], data, **entry)
+        if term == "matrix":  # the stored column names (an array gets generic ones)
+            kd = dataclasses.replace(kd, effect_names=[str(v) for v in ds["effect"].values])
+        if attrs["kind"] == "kernel-map":
+            result = KernelMapResult(greml(kd.rotation, attrs["method"]), kd)
+            _check_refit(result, json.loads(attrs["estimates"]), path)
+            return result
         priors, info = json.loads(attrs["priors"]), json.loads(attrs["info"])
     except (KeyError, ValueError) as exc:
         raise BayesLMMError(f"{str(path)!r} has a damaged bayeslmm group: {exc}") from exc
-    if term == "matrix":
-        kd = dataclasses.replace(kd, effect_names=[str(v) for v in ds["effect"].values])
     del idata[GROUP]
     return KernelPosteriorResult(idata, kd, priors, info)
 
 
-def _refit(attrs, data, entry, ds, path):
-    from .kernel_model import KernelModel
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        model = KernelModel(attrs["formula"], data, **entry)
-    if attrs["term"] == "matrix":
-        model._kd = dataclasses.replace(
-            model._kd, effect_names=[str(v) for v in ds["effect"].values])
-    result = model.fit_map(attrs["method"])
-    stored = json.loads(attrs["estimates"])
+def _check_refit(result, stored: dict, path) -> None:
     for key, value in stored.items():
         if not np.isclose(result.fixef[key], value, rtol=1e-6, atol=1e-9):
             warnings.warn(f"Refitting {str(path)!r} gave {key} = {result.fixef[key]!r}, the "
                           f"file holds {value!r} (a different bayeslmm version?).",
                           UserWarning, stacklevel=4)
-    return result
