@@ -5,13 +5,14 @@ stay fast (no NUTS run per docstring). The class docstrings say how each is made
 
 ============  ==============================================================================
 ``blm``       ``import bayeslmm as blm``
-``post``      :class:`~bayeslmm.results.PosteriorResult`: sleepstudy,
+``post``      :class:`~bayeslmm.PosteriorResult`: sleepstudy,
               ``Reaction ~ Days + (Days | Subject)``, NUTS, 2 chains × 500 draws
 ``post_int``  the same with random intercepts only, ``(1 | Subject)``
-``mapfit``    :class:`~bayeslmm.map_result.MapResult`: the model of ``post`` by REML
-``kmap``      :class:`~bayeslmm.kernel_result.KernelMapResult`: a genomic LMM (40 rows,
-              100 markers) by REML
-``kpost``     :class:`~bayeslmm.kernel_result.KernelPosteriorResult`: the same, NUTS
+``mapfit``    :class:`~bayeslmm.MapResult`: the model of ``post`` by REML
+``kmodel``    :class:`~bayeslmm.kernel_model.KernelModel`: a genomic LMM (40 rows,
+              100 markers)
+``kmap``      :class:`~bayeslmm.KernelMapResult`: ``kmodel`` fitted by REML
+``kpost``     :class:`~bayeslmm.KernelPosteriorResult`: the same, NUTS
 ============  ==============================================================================
 """
 
@@ -45,6 +46,7 @@ _BUILD = {
     "post": lambda: sleepstudy_model().fit(**NUTS),
     "post_int": lambda: sleepstudy_model("1 | Subject").fit(**NUTS),
     "mapfit": lambda: sleepstudy_model().fit_map(),
+    "kmodel": genomic_model,
     "kmap": lambda: genomic_model().fit_map(),
     "kpost": lambda: genomic_model().fit(**NUTS),
 }

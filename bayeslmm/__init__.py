@@ -10,23 +10,28 @@ Examples
 >>> m.nobs, m.ngroups
 (180, {'Subject': 18})
 """
-# ruff: noqa: E402  (ArviZ's refactor notice is silenced before anything imports it)
+# ruff: noqa: E402, I001  (ArviZ is imported first, its refactor notice held back)
 
 import warnings as _warnings
 
-_warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
+with _warnings.catch_warnings():  # the user's own filters are left as they were
+    _warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
+    import arviz as _arviz  # noqa: F401
 
 from . import datasets, plots
 from .compare import compare
 from .errors import BayesLMMError, DataError, FitError, FormulaError
 from .io import load
+from .kernel_model import KernelModel
 from .model import LMM
-from .priors import Prior
+from .pymc.priors import Prior
 from .residual import AR1, CAR1, CompSymm, Residual, VarExp, VarIdent, VarPower
+from .results import KernelMapResult, KernelPosteriorResult, MapResult, PosteriorResult
 
 __version__ = "0.1.0"
 __all__ = [
-    "LMM", "Prior", "compare", "load", "datasets", "plots",
+    "LMM", "KernelModel", "Prior", "compare", "load", "datasets", "plots",
+    "PosteriorResult", "MapResult", "KernelMapResult", "KernelPosteriorResult",
     "BayesLMMError", "DataError", "FitError", "FormulaError",
     "AR1", "CAR1", "CompSymm", "VarIdent", "VarPower", "VarExp", "Residual",
 ]

@@ -105,7 +105,7 @@ def _predict(args) -> int:
     import arviz as az
 
     from .io import load
-    from .kernel_result_base import KernelResultBase
+    from .results.kernel_base import KernelResultBase
 
     result = load(args.fit)
     new = _load_data(args.data)
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "predict":
             return _predict(args)
         from .model import LMM
-        from .residual import parse_residual
+        from .residual.structures import parse_residual
 
         residual = parse_residual(args.residual) if args.residual else None
         data = _load_data(args.data)

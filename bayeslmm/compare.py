@@ -10,7 +10,7 @@ Examples
 --------
 ``post`` and ``post_int`` are sleepstudy fits with random slopes, ``(Days | Subject)``,
 and with random intercepts only, ``(1 | Subject)`` (2 chains × 500 draws each; see the
-examples of :class:`~bayeslmm.results.PosteriorResult`). The slopes predict better:
+examples of :class:`~bayeslmm.results.posterior.PosteriorResult`). The slopes predict better:
 
 >>> table = compare({"intercepts": post_int, "slopes": post})
 >>> table.index.tolist(), bool(table.loc["intercepts", "elpd_diff"] > 0)

@@ -15,6 +15,8 @@ bayeslmm.errors.DataError: No bundled dataset 'sleepstudie'. Did you mean 'sleep
 from __future__ import annotations
 
 import difflib
+import inspect
+import os
 
 
 class BayesLMMError(ValueError):
@@ -80,3 +82,28 @@ def suggest(name: str, candidates) -> str:
         if name.lower() in lower:
             close = [lower[name.lower()]]
     return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside bayeslmm.
+
+    Call it as ``warnings.warn(msg, stacklevel=user_stacklevel())``: the warning then
+    names the user's line, however deep in the package it was raised (pandas'
+    ``find_stack_level`` does the same).
+
+    Examples
+    --------
+    >>> user_stacklevel() >= 1
+    True
+    """
+    frame = inspect.currentframe()
+    caller = frame.f_back if frame is not None else None  # the function that warns
+    level = 1
+    while caller is not None and os.path.abspath(caller.f_code.co_filename).startswith(
+            _PACKAGE_DIR + os.sep):
+        caller = caller.f_back
+        level += 1
+    return level

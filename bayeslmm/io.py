@@ -1,21 +1,24 @@
-"""Saving and loading fitted results (netCDF through ArviZ).
+"""Loading saved results: ``bayeslmm.load(path)`` for every kind ``result.save`` writes.
 
-The file holds the InferenceData groups plus a ``bayeslmm`` group with the formula,
-the priors, how the fit was run, and the training rows the model used, so that a
-reloaded result rebuilds the same design and predicts exactly as before.
+The file format is :mod:`bayeslmm.results.codec`'s. Loading rebuilds the design from the
+stored training rows; a posterior keeps its stored draws; an ML/REML fit is rebuilt at
+its stored parameters (θ and the residual parameters, or h²) without searching again,
+and its stored log-likelihood is checked (:mod:`bayeslmm.mle.restore`). Files written
+before parameters were stored are refitted, their estimates compared.
 
 Examples
 --------
 >>> import tempfile, os, bayeslmm as blm
 >>> path = os.path.join(tempfile.mkdtemp(), "fit.nc")
->>> post.save(path)  # post: the sleepstudy posterior of the PosteriorResult examples
+>>> mapfit.save(path)  # mapfit: the REML fit of the MapResult examples
 >>> back = blm.load(path)
->>> bool((back.fixef == post.fixef).all()), back.formula
-(True, 'Reaction ~ Days + (Days | Subject)')
+>>> back.method, bool(back.fixef.equals(mapfit.fixef)), back.formula
+('REML', True, 'Reaction ~ Days + (Days | Subject)')
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -25,92 +28,20 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .design import build_design
-from .errors import BayesLMMError
-from .residual import parse_residual, residual_columns
-from .residual_design import bind
-from .spec import identifiers
+from .errors import BayesLMMError, user_stacklevel
+from .formula.design import build_design
+from .formula.kernel_design import build_kernel_design
+from .mle.fit import fit_map
+from .mle.greml import greml, greml_at
+from .mle.restore import restore_map
+from .residual.bind import bind
+from .residual.structures import parse_residual, residual_columns
+from .results.codec import FORMAT, GROUP, decode_frame
+from .results.kernel_map import KernelMapResult
+from .results.kernel_posterior import KernelPosteriorResult
+from .results.posterior import PosteriorResult
 
-__all__ = ["save", "load"]
-
-GROUP = "bayeslmm"
-FORMAT = 1
-
-
-def _columns(design, residual) -> list[str]:
-    resp = [n for n, called in identifiers(design.spec.response)
-            if not called and n in design.data.columns]
-    return list(dict.fromkeys(design.predictors + resp + residual_columns(residual)))
-
-
-def _encode(df: pd.DataFrame) -> tuple[xr.Dataset, dict]:
-    data, meta = {}, {}
-    for c in df.columns:
-        s = df[c]
-        if isinstance(s.dtype, pd.CategoricalDtype):
-            data[c] = ("row", s.cat.codes.to_numpy().astype(np.int32))
-            meta[c] = {"kind": "category", "categories": [str(v) for v in s.cat.categories],
-                       "ordered": bool(s.cat.ordered),
-                       "numeric": bool(pd.api.types.is_numeric_dtype(s.cat.categories))}
-        elif pd.api.types.is_numeric_dtype(s):
-            data[c] = ("row", s.to_numpy())
-            meta[c] = {"kind": "numeric"}
-        else:
-            data[c] = ("row", s.astype(str).to_numpy().astype(object))
-            meta[c] = {"kind": "string"}
-    index = df.index.to_numpy()
-    meta["__index__"] = {"kind": "numeric" if np.issubdtype(index.dtype, np.number)
-                         else "string"}
-    data["__index__"] = ("row", index if meta["__index__"]["kind"] == "numeric"
-                         else index.astype(str).astype(object))
-    return xr.Dataset(data), meta
-
-
-def _decode(ds: xr.Dataset, meta: dict) -> pd.DataFrame:
-    cols = {}
-    for c, m in meta.items():
-        if c == "__index__":
-            continue
-        v = ds[c].values
-        if m["kind"] == "category":
-            cats = m["categories"]
-            if m.get("numeric"):
-                cats = pd.to_numeric(pd.Series(cats)).tolist()
-            cols[c] = pd.Categorical.from_codes(v, categories=cats, ordered=m["ordered"])
-        else:
-            cols[c] = v
-    return pd.DataFrame(cols, index=pd.Index(ds["__index__"].values))
-
-
-def _group(design, structure, kind: str, **attrs) -> xr.Dataset:
-    ds, meta = _encode(design.data[_columns(design, structure)])
-    ds.attrs = {"bayeslmm_format": FORMAT, "kind": kind, "formula": design.spec.formula,
-                "residual": "" if structure is None else str(structure),
-                "columns": json.dumps(meta), **attrs}
-    return ds
-
-
-def save(result, path) -> None:
-    """Write a posterior or ML/REML result to a netCDF file.
-
-    A posterior result keeps its InferenceData; an ML/REML result keeps its data and
-    specification and is refitted on loading (a deterministic fit of milliseconds to
-    seconds), its stored estimates checked against the refit.
-    """
-    if hasattr(result, "idata"):
-        design = result._design
-        ds = _group(design, result.residual, "posterior", priors=json.dumps(result.priors),
-                    info=json.dumps(result.info, default=str))
-        idata = result.idata.copy()
-    else:
-        design = result._design
-        if design is None:
-            raise BayesLMMError("This result holds no design to save; refit it with fit_map.")
-        ds = _group(design, result.residual, "map", method=result.method,
-                    estimates=json.dumps(result.to_dict()["fixef"]))
-        idata = az.InferenceData()
-    idata.add_groups({GROUP: ds}, warn_on_custom_groups=False)
-    idata.to_netcdf(str(path))
+__all__ = ["load"]
 
 
 def load(path):
@@ -119,21 +50,19 @@ def load(path):
     Raises
     ------
     BayesLMMError
-        If the file is missing, not netCDF, or not written by bayeslmm.
+        If the file is missing, not netCDF, not written by bayeslmm, or damaged.
 
     Examples
     --------
-    An ML/REML result is refitted from the data and specification it stored:
+    A posterior keeps its draws:
 
     >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "reml.nc")
-    >>> mapfit.save(path)  # mapfit: the REML fit of the MapResult examples
+    >>> path = os.path.join(tempfile.mkdtemp(), "post.nc")
+    >>> post.save(path)  # post: the posterior of the PosteriorResult examples
     >>> back = blm.load(path)
-    >>> back.method, back.fixef.round(2).tolist()
-    ('REML', [251.41, 10.47])
+    >>> bool(back.fixef.equals(post.fixef)), back.idata.posterior.sizes["draw"]
+    (True, 500)
     """
-    from .results import PosteriorResult
-
     path = Path(path)
     if not path.exists():
         raise BayesLMMError(f"No such file {str(path)!r}.")
@@ -149,47 +78,77 @@ def load(path):
     attrs = ds.attrs
     if int(attrs.get("bayeslmm_format", 0)) > FORMAT:
         raise BayesLMMError(f"{str(path)!r} was written by a newer bayeslmm; upgrade to read it.")
-    if attrs.get("kind") == "map":
-        return _load_map(ds, path)
-    if str(attrs.get("kind", "")).startswith("kernel"):
-        from .kernel_io import load_kernel
-
-        return load_kernel(idata, ds, path)
+    kind = str(attrs.get("kind", ""))
     try:
-        data = _decode(ds, json.loads(attrs["columns"]))
-        structure = parse_residual(attrs["residual"]) if attrs.get("residual") else None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            design = build_design(attrs["formula"], data,
-                                  extra_columns=residual_columns(structure))
-        rd = None if structure is None else bind(structure, design)
-        priors, info = json.loads(attrs["priors"]), json.loads(attrs["info"])
+        data = decode_frame(ds, json.loads(attrs["columns"]))
+        if kind.startswith("kernel"):
+            return _kernel(kind, idata, ds, data, path)
+        return _formula(kind, idata, ds, data, path)
     except (KeyError, ValueError) as exc:
         raise BayesLMMError(f"{str(path)!r} has a damaged bayeslmm group: {exc}") from exc
+
+
+def _formula(kind: str, idata: az.InferenceData, ds: xr.Dataset, data: pd.DataFrame, path):
+    attrs = ds.attrs
+    structure = parse_residual(attrs["residual"]) if attrs.get("residual") else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the warnings of the original fit
+        design = build_design(attrs["formula"], data, extra_columns=residual_columns(structure))
+    rd = None if structure is None else bind(structure, design)
+    if kind == "map":
+        if "theta" not in attrs:  # written before parameters were stored: refit
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                result = fit_map(design, attrs["method"], residual=rd)
+            _check_refit(result, json.loads(attrs["estimates"]), path)
+            return result
+        cov = ds["__covariate__"].values if "__covariate__" in ds else None
+        return restore_map(design, attrs["method"], json.loads(attrs["theta"]), residual=rd,
+                           u=json.loads(attrs["u"]), covariate=cov,
+                           loglik=float(attrs["loglik"]), converged=bool(attrs["converged"]),
+                           nfev=int(attrs["nfev"]), message=str(attrs["message"]))
     if "observed_data" in idata.groups() and idata.observed_data["y"].size != design.nobs:
         raise BayesLMMError(f"{str(path)!r}: stored data do not match the stored posterior.")
     del idata[GROUP]
-    return PosteriorResult(idata, design, priors, info, residual=rd)
+    return PosteriorResult(idata, design, json.loads(attrs["priors"]),
+                           json.loads(attrs["info"]), residual=rd)
 
 
-def _load_map(ds: xr.Dataset, path) -> object:
-    """Refit an ML/REML result from its stored data and check the estimates."""
-    from .model import LMM
-
+def _kernel(kind: str, idata: az.InferenceData, ds: xr.Dataset, data: pd.DataFrame, path):
     attrs = ds.attrs
-    try:
-        data = _decode(ds, json.loads(attrs["columns"]))
-        structure = parse_residual(attrs["residual"]) if attrs.get("residual") else None
-        stored = json.loads(attrs["estimates"])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            result = LMM(attrs["formula"], data, residual=structure).fit_map(attrs["method"])
-    except (KeyError, ValueError) as exc:
-        raise BayesLMMError(f"{str(path)!r} has a damaged bayeslmm group: {exc}") from exc
+    name, term = attrs["name"], attrs["term"]
+    if term == "matrix":
+        entry = {"random_matrices": {name: ds["__matrix__"].values}}
+    else:
+        labels = [str(v) for v in ds["level"].values]
+        entry = {"covariances": {name: pd.DataFrame(ds["__covariance__"].values,
+                                                    index=labels, columns=labels)}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        kd = build_kernel_design(attrs["formula"], data, **entry)
+    if term == "matrix":  # the stored column names (an array gets generic ones)
+        kd = dataclasses.replace(kd, effect_names=[str(v) for v in ds["effect"].values])
+    if kind == "kernel-map":
+        if "h2" not in attrs:  # written before h² was stored: refit
+            result = KernelMapResult(greml(kd.rotation, attrs["method"]), kd)
+            _check_refit(result, json.loads(attrs["estimates"]), path)
+            return result
+        fit = greml_at(kd.rotation, attrs["method"], float(attrs["h2"]),
+                       converged=bool(attrs["converged"]))
+        if not np.isclose(fit.loglik, float(attrs["loglik"]), rtol=1e-8, atol=1e-8):
+            raise BayesLMMError(f"{str(path)!r} does not reproduce: log-likelihood "
+                                f"{fit.loglik!r} at the stored h², the file holds "
+                                f"{attrs['loglik']!r}.")
+        return KernelMapResult(fit, kd)
+    del idata[GROUP]
+    return KernelPosteriorResult(idata, kd, json.loads(attrs["priors"]),
+                                 json.loads(attrs["info"]))
+
+
+def _check_refit(result, stored: dict, path) -> None:
     refit = result.fixef
-    for name, value in stored.items():
-        if not np.isclose(refit[name], value, rtol=1e-6, atol=1e-9):
-            warnings.warn(f"Refitting {str(path)!r} gave {name} = {refit[name]!r}, the file "
+    for key, value in stored.items():
+        if not np.isclose(refit[key], value, rtol=1e-6, atol=1e-9):
+            warnings.warn(f"Refitting {str(path)!r} gave {key} = {refit[key]!r}, the file "
                           f"holds {value!r} (a different bayeslmm version?).", UserWarning,
-                          stacklevel=3)
-    return result
+                          stacklevel=user_stacklevel())

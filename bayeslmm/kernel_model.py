@@ -1,31 +1,19 @@
-"""The PyMC model of a high-dimensional LMM in its rotated basis, its priors, and the
-model object behind ``LMM(..., random_matrices=...)`` / ``LMM(..., covariances=...)``.
+"""The model object of a high-dimensional LMM: ``LMM(..., random_matrices=...)`` or
+``LMM(..., covariances=...)`` returns a :class:`KernelModel`.
 
-PyMC variables: ``beta`` (dims ``fixef``; under a Normal prior sampled as
-``beta_whitened``, a fixed linear map of it that is uncorrelated a posteriori),
-``sd_<name>`` (σ_b, the sd of one random coefficient), ``sigma`` (residual sd), ``h2``
-(deterministic), and the observed ``y_rot`` = ``U₁ᵀy`` (dims ``rot``) with sd
-``sqrt(σ_b² s + σ²)``; when K has rank
-r < n the complement of the eigenvectors adds a ``complement`` potential (the residual
-sum of squares there, from k+1 cross-products). Each gradient is O(n k).
-
-Priors: ``beta`` and ``sigma`` as for every model (:mod:`bayeslmm.priors`:
-``Exponential(1/s_y)`` for ``sigma``); ``sd_<name> ~ HalfNormal(s_y / sqrt(c))`` with
-``c = tr(K)/n``, i.e. the sd of the genetic values ``σ_g = σ_b sqrt(c)`` is
-``HalfNormal(s_y)``. Together they put a broad prior on
-``h² = σ_g²/(σ_g² + σ²)``: its 5%, 25%, 50%, 75%, 95% quantiles are about 0.004,
-0.11, 0.46, 0.87, 0.996 (the data, not the prior, decide where h² lies).
-Override with ``priors={"sd_<name>": Prior(...)}`` (on σ_b's scale).
+The random effects (a wide matrix's coefficients, or a known-covariance factor's
+levels) are integrated out in the eigenbasis of K: ML/REML by GREML
+(:mod:`bayeslmm.mle.greml`), NUTS on the rotated PyMC model
+(:mod:`bayeslmm.pymc.rotated`), each gradient O(n).
 
 Examples
 --------
->>> import numpy as np, pandas as pd
+>>> import numpy as np, pandas as pd, bayeslmm as blm
 >>> rng = np.random.default_rng(0)
 >>> df = pd.DataFrame({"y": rng.normal(size=30), "x": rng.normal(size=30)})
->>> km = KernelModel("y ~ x", df, random_matrices={"snps": rng.normal(size=(30, 80))})
->>> model = km.pymc_model
->>> sorted(v.name for v in model.free_RVs + model.deterministics + model.observed_RVs)
-['beta', 'beta_whitened', 'h2', 'sd_snps', 'sigma', 'y_rot']
+>>> km = blm.LMM("y ~ x", df, random_matrices={"snps": rng.normal(size=(30, 80))})
+>>> type(km).__name__, isinstance(km, blm.LMM)
+('KernelModel', True)
 >>> fit = km.fit_map("REML")
 >>> 0.0 <= fit.h2 <= 1.0, list(fit.fixef.index)
 (True, ['Intercept', 'x'])
@@ -35,126 +23,41 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import arviz as az
 import numpy as np
 import pandas as pd
 import pymc as pm
-import pytensor.tensor as pt
-import scipy.linalg as sla
+import xarray as xr
 
 from .errors import BayesLMMError
-from .greml import greml
-from .inference import choose_sampler, sample
-from .kernel import Rotation
-from .kernel_design import KernelDesign, build_kernel_design
-from .kernel_result import KernelMapResult, KernelPosteriorResult
-from .priors import _POSITIVE, Prior, ResolvedPriors, _as_data, resolve_priors
+from .formula.kernel_design import KernelDesign, build_kernel_design
+from .mle.greml import greml
+from .pymc.rotated import KernelPriors, build_kernel_model, resolve_kernel_priors
+from .results.kernel_map import KernelMapResult
+from .results.kernel_posterior import KernelPosteriorResult
+from .sampling.nuts import choose_sampler, sample
 
-__all__ = ["KernelModel", "KernelPriors", "build_kernel_model", "whitening"]
-
-
-@dataclass(frozen=True)
-class KernelPriors:
-    """Priors of the fixed effects, residual sd and the random term's sd."""
-
-    base: ResolvedPriors
-    sd: Prior
-    name: str
-
-    def describe(self) -> dict[str, str]:
-        """Human-readable table: parameter → prior."""
-        return {"beta": repr(self.base.beta), "sigma": repr(self.base.sigma),
-                f"sd_{self.name}": repr(self.sd)}
-
-
-def resolve_kernel_priors(kd: KernelDesign,
-                          priors: Mapping[str, Any] | None) -> KernelPriors:
-    """Data-scaled defaults (module doc) with the user's overrides."""
-    priors = dict(priors or {})
-    key = f"sd_{kd.name}"
-    y = kd.fixed.y
-    sy = float(np.std(y, ddof=1)) if len(y) > 1 else 1.0
-    sd = priors.pop(key, Prior("HalfNormal",
-                               sigma=(sy or 1.0) / np.sqrt(kd.rotation.scale)))
-    if not isinstance(sd, Prior) or sd.name not in _POSITIVE:
-        raise BayesLMMError(f"Prior for {key!r} must be a bayeslmm.Prior on positive values "
-                            f"(e.g. HalfNormal), got {sd!r}.")
-    return KernelPriors(base=resolve_priors(kd.fixed, priors), sd=sd, name=kd.name)
-
-
-def whitening(rot: Rotation) -> tuple[np.ndarray, np.ndarray]:
-    """``(β̂, T)`` with ``β = β̂ + T θ`` making θ about N(0, I) a posteriori.
-
-    ``T = L⁻ᵀ`` for ``L Lᵀ`` the precision of the GLS estimate at the REML estimates
-    (one cheap GREML fit): sampling θ removes the posterior correlations of the fixed
-    effects (an uncentred covariate and the intercept), which a diagonal mass matrix
-    cannot, at no change to the model.
-    """
-    fit = greml(rot, "REML", grid=21)
-    L = np.linalg.cholesky(np.linalg.inv(fit.vcov))
-    return fit.beta, sla.solve_triangular(L.T, np.eye(rot.k), lower=False)
-
-
-def _beta(rot: Rotation, prior: Prior):
-    """``beta`` and the mean ``X̃β`` of the rotated data: whitened under a Normal prior.
-
-    Every number taken from the data is a ``pm.Data`` container (see
-    :func:`build_kernel_model`).
-    """
-    if prior.name != "Normal" or set(prior.params) - {"mu", "sigma"}:
-        beta = _as_data(prior, "beta").rv("beta", dims="fixef")
-        return beta, pt.dot(pm.Data("rot_Xt", rot.Xt, dims=("rot", "fixef")), beta)
-    bhat, T = whitening(rot)
-    Tinv = np.linalg.inv(T)
-    mu = np.broadcast_to(np.asarray(prior.params.get("mu", 0.0), float), (rot.k,))
-    sd = np.broadcast_to(np.asarray(prior.params.get("sigma", 1.0), float), (rot.k,))
-    # θ = T⁻¹(β − β̂) ~ N(T⁻¹(μ − β̂), T⁻¹ diag(sd²) T⁻ᵀ): the same prior on β
-    theta = pm.MvNormal("beta_whitened", mu=pm.Data("white_mu", Tinv @ (mu - bhat)),
-                        cov=pm.Data("white_cov", Tinv @ np.diag(sd**2) @ Tinv.T),
-                        dims="fixef")
-    T_d = pm.Data("white_T", T)
-    beta = pm.Deterministic("beta", pm.Data("white_bhat", bhat) + pt.dot(T_d, theta),
-                            dims="fixef")
-    return beta, (pm.Data("rot_Xt_bhat", rot.Xt @ bhat, dims="rot")
-                  + pt.dot(pm.Data("rot_Xt_T", rot.Xt @ T, dims=("rot", "fixef")), theta))
-
-
-def build_kernel_model(kd: KernelDesign, priors: KernelPriors) -> pm.Model:
-    """The rotated PyMC model (module doc).
-
-    The data enter only through ``pm.Data`` containers (eigenvalues, rotated data,
-    whitening, data-scaled prior parameters), so one compiled model serves every
-    dataset of the same shape: nutpie's compile cache reuses it.
-    """
-    rot = kd.rotation
-    coords = {"fixef": list(kd.fixed.fixef_names), "rot": np.arange(rot.rank)}
-    with pm.Model(coords=coords) as model:
-        beta, mu = (_beta(rot, priors.base.beta) if rot.k  # own containers for beta
-                    else (pt.zeros(0), pt.zeros(rot.rank)))
-        sd = _as_data(priors.sd, f"sd_{kd.name}").rv(f"sd_{kd.name}")
-        sigma = _as_data(priors.base.sigma, "sigma").rv("sigma")
-        v_g = sd**2 * pm.Data("rot_scale", rot.scale)
-        pm.Deterministic("h2", v_g / (v_g + sigma**2))
-        s = pm.Data("rot_s", rot.s, dims="rot")
-        pm.Normal("y_rot", mu=mu, sigma=pt.sqrt(sd**2 * s + sigma**2),
-                  observed=pm.Data("rot_y", rot.yt, dims="rot"), dims="rot")
-        if rot.n_c:
-            v = pt.concatenate([-beta, pt.ones(1)])
-            rss = pt.dot(v, pt.dot(pm.Data("rot_C", rot.C), v))
-            n_c = pm.Data("rot_n_c", float(rot.n_c))
-            pm.Potential("complement", -0.5 * (n_c * (np.log(2 * np.pi) + pt.log(sigma**2))
-                                               + rss / sigma**2))
-    return model
+__all__ = ["KernelModel"]
 
 
 class KernelModel:
     """A Gaussian LMM with one wide random-effect matrix or one known-covariance factor.
 
     Built by :class:`bayeslmm.LMM` when ``random_matrices`` or ``covariances`` is given;
-    see :mod:`bayeslmm.kernel_design` for what may be combined.
+    see :mod:`bayeslmm.formula.kernel_design` for what may be combined.
+
+    Examples
+    --------
+    The examples of this class use ``kmodel`` (40 rows, 100 markers):
+
+    >>> rng = np.random.default_rng(0)
+    >>> W = rng.normal(size=(40, 100))
+    >>> df = pd.DataFrame({"y": W @ rng.normal(scale=0.1, size=100) + rng.normal(size=40)})
+    >>> kmodel = blm.LMM("y ~ 1", df, random_matrices={"snps": W})
+    >>> kmodel
+    LMM('y ~ 1', nobs=40, matrix='snps', effects=100)
 
     Parameters
     ----------
@@ -183,24 +86,108 @@ class KernelModel:
         self._priors = resolve_kernel_priors(self._kd, priors)
         self._model: pm.Model | None = None
 
+    def __repr__(self) -> str:
+        kd = self._kd
+        return (f"LMM({kd.formula!r}, nobs={kd.nobs}, {kd.kind}={kd.name!r}, "
+                f"effects={len(kd.effect_names)})")
+
+    @property
+    def formula(self) -> str:
+        """The formula as given.
+
+        Examples
+        --------
+        >>> kmodel.formula  # kmodel: see KernelModel
+        'y ~ 1'
+        """
+        return self._kd.formula
+
     @property
     def design(self) -> KernelDesign:
-        """The design: fixed part, matched rows, rotation."""
+        """The design: fixed part, matched rows, random matrix or covariance, rotation.
+
+        Examples
+        --------
+        >>> kmodel.design.kind, kmodel.design.W.shape  # kmodel: see KernelModel
+        ('matrix', (40, 100))
+        """
         return self._kd
 
     @property
-    def resolved_priors(self) -> KernelPriors:
-        """The priors in use."""
-        return self._priors
+    def residual(self) -> None:
+        """Always None: these models have iid residuals.
+
+        Examples
+        --------
+        >>> kmodel.residual is None  # kmodel: see KernelModel
+        True
+        """
+        return None
+
+    @property
+    def nobs(self) -> int:
+        """Number of observations used.
+
+        Examples
+        --------
+        >>> kmodel.nobs  # kmodel: see KernelModel
+        40
+        """
+        return self._kd.nobs
 
     @property
     def ngroups(self) -> dict[str, int]:
-        """Levels of the known-covariance factor with data (empty for a matrix)."""
+        """Levels of the known-covariance factor with data (empty for a matrix).
+
+        Examples
+        --------
+        >>> kmodel.ngroups  # kmodel: see KernelModel
+        {}
+        """
         return self._kd.ngroups
 
     @property
+    def fixef_names(self) -> list[str]:
+        """Names of the fixed-effect coefficients (formulae naming).
+
+        Examples
+        --------
+        >>> kmodel.fixef_names  # kmodel: see KernelModel
+        ['Intercept']
+        """
+        return list(self._kd.fixed.fixef_names)
+
+    @property
+    def priors(self) -> dict[str, str]:
+        """The priors in use, by parameter name.
+
+        Examples
+        --------
+        >>> sorted(kmodel.priors)  # kmodel: see KernelModel
+        ['beta', 'sd_snps', 'sigma']
+        """
+        return self._priors.describe()
+
+    @property
+    def resolved_priors(self) -> KernelPriors:
+        """The priors in use, as objects (the defaults with the user's overrides).
+
+        Examples
+        --------
+        >>> kmodel.resolved_priors.sd  # doctest: +ELLIPSIS
+        Prior('HalfNormal', sigma=...)
+        """
+        return self._priors
+
+    @property
     def pymc_model(self) -> pm.Model:
-        """The rotated PyMC model, built on first access."""
+        """The rotated PyMC model (:mod:`bayeslmm.pymc.rotated`), built on first access.
+
+        Examples
+        --------
+        >>> [v.name for v in kmodel.pymc_model.free_RVs]  # kmodel: see KernelModel
+        ['beta_whitened', 'sd_snps', 'sigma']
+        """
         if self._model is None:
             self._model = build_kernel_model(self._kd, self._priors)
         return self._model
@@ -211,9 +198,12 @@ class KernelModel:
         The model observes the rotated ``U₁ᵀy``; the response is drawn in the original
         basis instead, as ``y = X_f β + U₁ (sd·√s ⊙ z) + ε`` with z ~ N(0, I) and
         ε ~ N(0, σ² I), whose covariance is exactly ``sd² K + σ² I``.
-        """
-        import xarray as xr
 
+        Examples
+        --------
+        >>> kmodel.prior_predictive(20, random_seed=1).prior_predictive["y"].shape  # kmodel
+        (1, 20, 40)
+        """
         with self.pymc_model, warnings.catch_warnings():
             # only the parameters' prior draws are used: y is drawn below, exactly
             warnings.filterwarnings("ignore", message="The effect of Potentials")
@@ -247,6 +237,11 @@ class KernelModel:
         pointwise log-likelihood is not stored (rotated values are not observations).
         ``target_accept`` defaults to 0.9; with nutpie the mass matrix is adapted
         diagonal plus low rank (σ_b and σ are strongly correlated a posteriori).
+
+        Examples
+        --------
+        >>> kpost.info["parameterization"]  # kpost: kmodel.fit(draws=500, tune=500, chains=2)
+        'rotated marginal'
         """
         if parameterization not in ("auto", "marginal"):
             raise BayesLMMError(f"parameterization {parameterization!r} is not available "
@@ -270,5 +265,12 @@ class KernelModel:
         return KernelPosteriorResult(idata, self._kd, self._priors.describe(), info=info)
 
     def fit_map(self, method: str = "REML") -> KernelMapResult:
-        """ML or REML (GREML) estimates: a 1-D search over h², the rest in closed form."""
+        """ML or REML (GREML) estimates: a 1-D search over h², the rest in closed form.
+
+        Examples
+        --------
+        >>> round(kmodel.fit_map("ML").h2, 3)  # kmodel: see KernelModel
+        0.335
+        """
         return KernelMapResult(greml(self._kd.rotation, method), self._kd)
+

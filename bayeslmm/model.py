@@ -12,31 +12,39 @@ LMM('Reaction ~ Days + (Days | Subject)', nobs=180, groups={'Subject': 18})
 
 from __future__ import annotations
 
+from abc import ABCMeta
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 import pymc as pm
 
-from .conditional import build_conditional
-from .design import Design, build_design
 from .errors import BayesLMMError
-from .inference import LOGLIK_AUTO_LIMIT, choose_sampler, complete_marginal, sample
-from .marginal import MarginalStats
-from .marginal_model import MAX_DENSE_RE, build_marginal, marginal_supports
-from .priors import ResolvedPriors, resolve_priors
-from .residual import as_residual, residual_columns
-from .residual_design import ResidualDesign, bind
-from .results import PosteriorResult
-from .spec import ModelSpec, parse_formula
+from .formula.design import Design, build_design
+from .formula.spec import ModelSpec, parse_formula
+from .kernel_model import KernelModel
+from .linalg.crossprod import CrossProducts
+from .mle.fit import fit_map
+from .pymc.conditional import build_conditional
+from .pymc.marginal import MAX_DENSE_RE, build_marginal, marginal_supports
+from .pymc.priors import ResolvedPriors, resolve_priors
+from .residual.bind import ResidualDesign, bind
+from .residual.structures import as_residual, residual_columns
+from .results.loglik import with_log_likelihood
+from .results.map import MapResult
+from .results.posterior import PosteriorResult
+from .sampling.nuts import LOGLIK_AUTO_LIMIT, choose_sampler, complete_marginal, sample
 
 __all__ = ["LMM"]
 
 
-class LMM:
+class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registration)
     """A Bayesian linear mixed model ``y = Xβ + Zb + ε``.
 
-    Fitting does not change the model: every fit returns a new result.
+    Fitting does not change the model: every fit returns a new result. With
+    ``random_matrices`` or ``covariances`` the model is a
+    :class:`~bayeslmm.kernel_model.KernelModel` (the genomic LMM, fitted in a rotated
+    basis), which has the same methods and is an ``LMM`` too (``isinstance`` holds).
 
     Parameters
     ----------
@@ -49,14 +57,14 @@ class LMM:
         Factors as pandas categoricals keep their level order (first = baseline);
         numeric grouping columns are treated as categorical.
     residual : optional
-        Residual structure ``ε ~ N(0, σ²Λ)`` as in nlme (see :mod:`bayeslmm.residual`):
+        Residual structure ``ε ~ N(0, σ²Λ)`` as in nlme (see :mod:`bayeslmm.residual.structures`):
         a correlation (``blm.AR1``, ``blm.CAR1``, ``blm.CompSymm``), a variance function
         (``blm.VarIdent``, ``blm.VarPower``, ``blm.VarExp``) or both in ``blm.Residual``.
         None: iid residuals. Its columns' missing values drop rows like the formula's.
     priors : mapping, optional
         Overrides of the data-scaled defaults, e.g.
         ``{"sigma": blm.Prior("HalfNormal", sigma=10), "eta_Subject": 4}``; see
-        :mod:`bayeslmm.priors` for the defaults and names.
+        :mod:`bayeslmm.pymc.priors` for the defaults and names.
     na_action : {"drop", "raise"}
         Rows with missing values in the columns used are dropped (with a warning
         giving the count) or raise.
@@ -79,6 +87,14 @@ class LMM:
     Name: fixef, dtype: float64
     """
 
+    def __new__(cls, formula: str, data: pd.DataFrame, *,
+                random_matrices: Mapping[str, Any] | None = None,
+                covariances: Mapping[str, Any] | None = None, **options: Any):
+        if cls is LMM and (random_matrices is not None or covariances is not None):
+            return KernelModel(formula, data, random_matrices=random_matrices,
+                               covariances=covariances, **options)
+        return super().__new__(cls)
+
     def __init__(
         self,
         formula: str,
@@ -90,18 +106,6 @@ class LMM:
         random_matrices: Mapping[str, Any] | None = None,
         covariances: Mapping[str, Any] | None = None,
     ) -> None:
-        self._kernel = None
-        if random_matrices is not None or covariances is not None:
-            from .kernel_model import KernelModel
-
-            self._kernel = KernelModel(formula, data, random_matrices=random_matrices,
-                                       covariances=covariances, priors=priors,
-                                       residual=residual, na_action=na_action)
-            self._spec = parse_formula(formula)
-            self._design = self._kernel.design.fixed
-            self._residual, self._model, self._marginal, self._stats = None, None, None, None
-            self._priors = self._kernel.resolved_priors
-            return
         structure = as_residual(residual)
         self._spec: ModelSpec = parse_formula(formula)
         self._design: Design = build_design(self._spec, data, na_action=na_action,
@@ -111,7 +115,7 @@ class LMM:
         self._priors: ResolvedPriors = resolve_priors(self._design, priors, self._residual)
         self._model: pm.Model | None = None
         self._marginal: pm.Model | None = None
-        self._stats: MarginalStats | None = None
+        self._cp: CrossProducts | None = None
 
     def __repr__(self) -> str:
         return f"LMM({self._spec.formula!r}, nobs={self.nobs}, groups={self.ngroups})"
@@ -172,8 +176,6 @@ class LMM:
         >>> blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff")).ngroups
         {'Batch': 6}
         """
-        if self._kernel is not None:
-            return self._kernel.ngroups
         return self._design.ngroups
 
     @property
@@ -212,8 +214,6 @@ class LMM:
         >>> [v.name for v in m.pymc_model.free_RVs]
         ['beta', 'chol_Subject', 'z_Subject', 'sigma']
         """
-        if self._kernel is not None:
-            return self._kernel.pymc_model
         if self._model is None:
             self._model = build_conditional(self._design, self._priors, self._residual)
         return self._model
@@ -266,11 +266,6 @@ class LMM:
         >>> post.idata.posterior["beta"].shape, post.info["parameterization"]
         ((2, 100, 2), 'marginal')
         """
-        if self._kernel is not None:
-            return self._kernel.fit(
-                draws=draws, tune=tune, chains=chains, random_seed=random_seed, cores=cores,
-                sampler=sampler, parameterization=parameterization, progressbar=progressbar,
-                target_accept=target_accept, log_likelihood=log_likelihood)
         par = self._parameterization(parameterization)
         marginal = par == "marginal"
         if target_accept is None:
@@ -285,16 +280,16 @@ class LMM:
             cost_hint=self._gradient_cost(marginal),
         )
         if marginal:
-            stats = self._cross_products if self._design.terms and not self._residual else None
-            idata = complete_marginal(idata, self._design, random_seed, self._residual, stats)
+            cp = self._cross_products if self._design.terms and not self._residual else None
+            idata = complete_marginal(idata, self._design, random_seed, self._residual, cp)
+        want = log_likelihood or (log_likelihood is None
+                                  and draws * chains * self.nobs <= LOGLIK_AUTO_LIMIT)
+        if want or "log_likelihood" in idata.groups():  # grouped per correlation group
+            idata = with_log_likelihood(idata, self._design, self._residual)
         info = {"sampler": sampler, "parameterization": par,
                 "draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed}
-        result = PosteriorResult(idata, self._design, self._priors.describe(), info=info,
-                                 residual=self._residual)
-        if marginal and (log_likelihood or (log_likelihood is None and
-                                            draws * chains * self.nobs <= LOGLIK_AUTO_LIMIT)):
-            result.log_likelihood()
-        return result
+        return PosteriorResult(idata, self._design, self._priors.describe(), info=info,
+                               residual=self._residual)
 
     def _gradient_cost(self, marginal: bool) -> int:
         """Roughly the work of one gradient: q²·groups for the marginal model on
@@ -325,12 +320,12 @@ class LMM:
         return "conditional"
 
     @property
-    def _cross_products(self) -> MarginalStats:
+    def _cross_products(self) -> CrossProducts:
         """[Z X y]ᵀ[Z X y] of the design, computed once (an O(n) pass over the rows)
-        and shared by the marginal model, its cache key and the random-effect draws."""
-        if self._stats is None:
-            self._stats = MarginalStats.from_design(self._design)
-        return self._stats
+        and shared by the marginal model and the random-effect draws."""
+        if self._cp is None:
+            self._cp = CrossProducts.from_design(self._design)
+        return self._cp
 
     @property
     def marginal_model(self) -> pm.Model:
@@ -343,8 +338,8 @@ class LMM:
         ['beta', 'chol_Subject', 'sigma']
         """
         if self._marginal is None:
-            stats = None if self._residual is not None else self._cross_products
-            self._marginal = build_marginal(self._design, self._priors, self._residual, stats)
+            cp = None if self._residual is not None else self._cross_products
+            self._marginal = build_marginal(self._design, self._priors, self._residual, cp)
         return self._marginal
 
     def prior_predictive(self, draws: int = 500, *, random_seed: int | None = None):
@@ -363,19 +358,17 @@ class LMM:
         >>> m.prior_predictive(50, random_seed=1).prior_predictive["y"].shape
         (1, 50, 180)
         """
-        if self._kernel is not None:
-            return self._kernel.prior_predictive(draws, random_seed=random_seed)
         with self.pymc_model:
             return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
 
-    def fit_map(self, method: str = "REML"):
+    def fit_map(self, method: str = "REML") -> MapResult:
         """Maximum likelihood (``"ML"``) or REML estimates, as lme4 and nlme compute them.
 
         Flat priors: the random effects and (for REML) the fixed effects are
         integrated out exactly, and the profiled criterion is optimised over the
         covariance parameters. With a residual structure the fit is nlme's (``lme``, or
         ``gls`` without random effects): σ, ``residual_params``, standard errors and
-        BIC as nlme reports them (see :mod:`bayeslmm.optimize_residual`).
+        BIC as nlme reports them (see :mod:`bayeslmm.mle.lme`).
 
         Returns
         -------
@@ -387,8 +380,8 @@ class LMM:
         >>> round(m.fit_map("ML").loglik, 2), round(m.fit_map("REML").loglik, 2)
         (-875.97, -871.81)
         """
-        from .optimize import fit_map
-
-        if self._kernel is not None:
-            return self._kernel.fit_map(method)
         return fit_map(self._design, method, residual=self._residual)
+
+
+# a KernelModel is an LMM for isinstance (it has the same methods; LMM(...) makes it)
+LMM.register(KernelModel)

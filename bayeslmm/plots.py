@@ -2,7 +2,7 @@
 
 Every function takes a posterior result, returns the matplotlib ``Axes`` it drew on and
 accepts ``ax=``. The examples use ``post``, the sleepstudy posterior of the examples of
-:class:`~bayeslmm.results.PosteriorResult`.
+:class:`~bayeslmm.results.posterior.PosteriorResult`.
 
 Examples
 --------
@@ -179,7 +179,7 @@ def ppc(result, *, num_pp_samples: int = 100, random_seed: int | None = None, ax
     >>> [t.get_text() for t in ax.get_legend().get_texts()]
     ['Posterior predictive', 'Observed', 'Posterior predictive mean']
     """
-    if "posterior_predictive" not in result.idata.groups():
-        result.posterior_predictive(random_seed=random_seed)
-    return az.plot_ppc(result.idata, num_pp_samples=num_pp_samples, ax=ax,
-                       random_seed=random_seed)
+    idata = result.idata
+    if "posterior_predictive" not in idata.groups():
+        idata = result.posterior_predictive(random_seed=random_seed)
+    return az.plot_ppc(idata, num_pp_samples=num_pp_samples, ax=ax, random_seed=random_seed)

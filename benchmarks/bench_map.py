@@ -20,10 +20,10 @@ import warnings
 from pathlib import Path
 
 import bayeslmm as blm
-from bayeslmm.design import build_design
-from bayeslmm.optimize import fit_map
-from bayeslmm.residual import parse_residual
-from bayeslmm.residual_design import bind
+from bayeslmm.formula.design import build_design
+from bayeslmm.mle.lmer import fit_map
+from bayeslmm.residual.bind import bind
+from bayeslmm.residual.structures import parse_residual
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 

@@ -135,7 +135,7 @@ def main() -> None:
     if args.child:
         print("RESULT " + json.dumps(run_bayeslmm(json.loads(args.child))))
         return
-    from bayeslmm.inference import available_samplers
+    from bayeslmm.sampling.nuts import available_samplers
 
     samplers = args.samplers or available_samplers()
     rows = []

@@ -14,9 +14,9 @@ import warnings
 from pathlib import Path
 
 import bayeslmm as blm
-from bayeslmm.design import build_design
-from bayeslmm.map_result import lme4_name
-from bayeslmm.residual import parse_residual
+from bayeslmm.formula.design import build_design
+from bayeslmm.residual.structures import parse_residual
+from bayeslmm.results.map import lme4_name
 
 HERE = Path(__file__).resolve().parent
 #: Residual parameters: |Δ| ≤ RESIDUAL_ABS · max(1, |reference|): absolute for
@@ -71,7 +71,7 @@ def _form(formula: str) -> tuple[str, str | None]:
 
 
 def nlme_residual(params: dict) -> str:
-    """bayeslmm's residual text (for :func:`bayeslmm.residual.parse_residual`) of nlme's
+    """bayeslmm's residual text (for :func:`bayeslmm.residual.structures.parse_residual`) of nlme's
     ``residual_structure_parameters``.
 
     >>> nlme_residual({"correlation": {"class": "corCAR1", "formula": "~age | Subject"},

@@ -1,43 +1,38 @@
-"""Write the notebooks from their cell sources and execute them, storing outputs.
+"""Execute the notebooks from their sources and store them with their outputs.
 
-    python notebooks/build.py            # all notebooks, full draws
+Each notebook's source of truth is its jupytext percent-format file ``<name>.py``
+(readable, diffable, linted); ``<name>.ipynb`` is that file executed, outputs included.
+
+    python notebooks/build.py            # every notebook
     python notebooks/build.py quickstart # one
 
-Each notebook reads ``BAYESLMM_NB_FAST=1`` (set by the tests) to use few draws.
+``tests/test_notebooks.py`` checks that the two agree and runs each notebook with few
+draws (it overrides the ``parameters`` cell, as papermill does).
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 
-import nbformat
+import jupytext
 from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
 NOTEBOOKS = ["quickstart", "pooling", "from_lme4", "longitudinal", "speed", "genomic"]
 
 
-def make(name: str) -> nbformat.NotebookNode:
-    cells = importlib.import_module(f"cells_{name}").CELLS
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    for kind, src in cells:
-        src = src.strip("\n")
-        nb.cells.append(nbformat.v4.new_markdown_cell(src) if kind == "md"
-                        else nbformat.v4.new_code_cell(src))
+def execute(nb, *, timeout: int = 1200):
+    """Run every cell of ``nb`` in a fresh kernel started in notebooks/ (in place)."""
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(HERE)}}).execute()
     return nb
 
 
 def main(names: list[str]) -> None:
-    sys.path.insert(0, str(HERE / "src"))
     for name in names or NOTEBOOKS:
-        nb = make(name)
-        NotebookClient(nb, timeout=1200, kernel_name="python3",
-                       resources={"metadata": {"path": str(HERE)}}).execute()
-        nbformat.write(nb, HERE / f"{name}.ipynb")
+        nb = execute(jupytext.read(HERE / f"{name}.py"))
+        jupytext.write(nb, HERE / f"{name}.ipynb")
         print(f"wrote {name}.ipynb")
 
 

@@ -1,9 +1,8 @@
-"""Shared fixtures: bundled datasets and the reference fits in ../shared/reference."""
+"""Shared fixtures: bundled datasets and the reference fits of models/ (lme4 and nlme)."""
 
 from __future__ import annotations
 
-import json
-import os
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -11,16 +10,18 @@ import pytest
 import bayeslmm as blm
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("BAYESLMM_SHARED", ROOT.parent / "shared"))
-REFERENCE = SHARED / "reference"
 
 
 def reference(case: str) -> dict:
-    """A reference fit from ../shared/reference (skip if shared/ is absent)."""
-    path = REFERENCE / f"{case}.json"
-    if not path.exists():
-        pytest.skip(f"reference file {path} not available")
-    return json.loads(path.read_text())
+    """The ``reference`` table of models/<case>.toml: lme4's or nlme's estimates
+    (``fixef``, ``se``, ``sd``, ``corr``, ``sigma``, ``loglik``, ``ranef``,
+    ``residual_params``), in bayeslmm's names."""
+    return tomllib.loads((ROOT / "models" / f"{case}.toml").read_text())["reference"]
+
+
+def ref_sd(ref: dict, group: str, term: str) -> float:
+    """One standard deviation of a reference fit."""
+    return next(x["value"] for x in ref["sd"] if x["group"] == group and x["term"] == term)
 
 
 @pytest.fixture(scope="session")

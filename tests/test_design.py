@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 
 import bayeslmm as blm
-from bayeslmm.design import build_design
 from bayeslmm.errors import DataError, FormulaError
+from bayeslmm.formula.design import build_design
 
 
 def dense_Z(design):

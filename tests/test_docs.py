@@ -30,14 +30,26 @@ def small_fits(monkeypatch):
     monkeypatch.setattr(blm.LMM, "fit", quick)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[p.stem for p in PAGES])
+CODE_PAGES = [p for p in PAGES if BLOCK.search(p.read_text())]
+
+
+def test_pages_have_code():
+    assert {p.stem for p in CODE_PAGES} >= {"index", "formula", "priors", "residuals", "lme4"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", CODE_PAGES, ids=[p.stem for p in CODE_PAGES])
 def test_page_code_runs(page, small_fits, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    for block in BLOCK.findall(page.read_text()):
-        exec(compile(block, f"{page.name}", "exec"), namespace)
+    blocks = BLOCK.findall(page.read_text())
+    for k, block in enumerate(blocks):
+        exec(compile(block, f"{page.name}, block {k + 1}", "exec"), namespace)
+    made = [v for v in namespace.values() if type(v).__module__.startswith("bayeslmm")]
+    assert made, f"{page.name}: its code made no bayeslmm object"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("mkdocs") is None, reason="mkdocs not installed")
 def test_site_builds_strict(tmp_path):
     out = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q",

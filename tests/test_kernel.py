@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.optimize as so
+from oracle import gls
 from scipy.stats import multivariate_normal as mvn
 from scipy.stats import norm
 
 import bayeslmm as blm
-from bayeslmm.greml import greml, profiled_deviance
-from bayeslmm.kernel import Rotation, loglik, rotate_kernel, rotate_matrix
-from bayeslmm.kernel_model import whitening
-from bayeslmm.likelihood import gls
+from bayeslmm.linalg.rotation import Rotation, loglik, rotate_kernel, rotate_matrix
+from bayeslmm.mle.greml import greml, profiled_deviance
+from bayeslmm.pymc.rotated import whitening
 
 
 def _data(n, p, seed=0, h2=0.5):
@@ -48,13 +48,13 @@ def test_pymc_model_loglik_equals_dense_normal():
     W, df = _data(n, p, seed=3)
     m = blm.LMM("y ~ x", df, random_matrices={"snps": W})
     model = m.pymc_model
-    bhat, T = whitening(m._kernel.design.rotation)
+    bhat, T = whitening(m.design.rotation)
     f = model.compile_fn([model.logp(vars=model.observed_RVs + model.potentials),
                           model.logp(vars=[model["beta_whitened"]]),
                           *model.replace_rvs_by_values([model["beta"]])],
                          inputs=model.value_vars)
     Xf = np.column_stack([np.ones(n), df.x])
-    prior = m._kernel.resolved_priors.base.beta.params
+    prior = m.resolved_priors.base.beta.params
     out = []
     for beta in (np.array([0.9, 0.4]), np.array([-0.3, 1.2])):
         point = {"beta_whitened": np.linalg.solve(T, beta - bhat),

@@ -6,10 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.linalg as sla
-from scipy.stats import multivariate_normal
-
-from bayeslmm.design import build_design
-from bayeslmm.likelihood import (
+from oracle import (
     dense_psi,
     dense_z,
     gls,
@@ -17,7 +14,10 @@ from bayeslmm.likelihood import (
     profiled_criterion,
     reml_loglik,
 )
-from bayeslmm.theta import ThetaLayout
+from scipy.stats import multivariate_normal
+
+from bayeslmm.formula.design import build_design
+from bayeslmm.linalg.theta import ThetaLayout
 
 FORMULAS = {
     "one factor q=1": "y ~ x + (1 | g)",

@@ -10,15 +10,15 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from oracle import dense_psi, dense_z, gls
 from scipy import optimize, stats
 
 import bayeslmm as blm
-from bayeslmm.covariance import varcorr_frame
 from bayeslmm.errors import FitError
-from bayeslmm.likelihood import dense_psi, dense_z, gls
-from bayeslmm.map_result import MapResult
-from bayeslmm.optimize_residual import ResidualCriterion
-from bayeslmm.residual_logp import dense_lambda
+from bayeslmm.mle.lme import ResidualCriterion
+from oracle import dense_lambda
+from bayeslmm.results.map import MapResult
+from bayeslmm.results.varcorr import varcorr_frame
 
 
 def _data(seed: int = 0, groups: int = 8, per: int = 5) -> pd.DataFrame:
@@ -172,14 +172,13 @@ def test_method_and_result_fields():
     np.testing.assert_allclose(fit.scaled_residuals, fit.residuals / (fit.sigma * delta))
 
 
-def test_small_ar1_fit_is_fast():
-    import time
-
+def test_small_ar1_fit_takes_few_evaluations():
+    # the search's cost, counted (its time is benchmarks/bench_map.py's): 19 criterion
+    # and gradient evaluations for nlme's Orthodont AR(1) model
     m = blm.LMM("distance ~ age + Sex + (1 | Subject)", blm.datasets.load("Orthodont"),
                 residual=blm.AR1(group="Subject"))
-    t0 = time.perf_counter()
-    m.fit_map("REML")
-    assert time.perf_counter() - t0 < 3.0  # typically ~0.1 s; loose for a busy machine
+    fit = m.fit_map("REML")
+    assert fit.converged and fit.optimizer["nfev"] <= 40
 
 
 def _fixed(structure, params, groups=True) -> MapResult:
@@ -245,7 +244,7 @@ def test_no_warnings_on_regular_fit():
 
 
 def test_correlation_at_the_edge_of_its_range_warns():
-    from bayeslmm.optimize_residual import _warn_edge
+    from bayeslmm.mle.lme import _warn_edge
 
     m = blm.LMM("distance ~ age + (1 | Subject)", blm.datasets.load("Orthodont"),
                 residual=blm.AR1(group="Subject"))

@@ -4,12 +4,12 @@ the conditional model."""
 import numpy as np
 import pytest
 import xarray as xr
+from oracle import dense_psi, dense_z
 
 import bayeslmm as blm
-from bayeslmm.design import build_design
-from bayeslmm.likelihood import dense_psi, dense_z
-from bayeslmm.marginal import MarginalStats
-from bayeslmm.ranef_draws import draw_random_effects
+from bayeslmm.formula.design import build_design
+from bayeslmm.linalg.crossprod import CrossProducts
+from bayeslmm.sampling.ranef_draws import draw_random_effects
 
 KW = dict(draws=500, tune=500, chains=2, random_seed=3, progressbar=False, cores=1)
 
@@ -39,7 +39,7 @@ def test_random_effect_draws_match_dense_conditional(ds, formula, sds, corrs):
     sigma = 2.0 if ds == "Penicillin" else 25.0
     copies = 20000
     post = _one_draw_posterior(d, beta, sigma, sds, corrs, copies)
-    draws = draw_random_effects(d, MarginalStats.from_design(d), post, random_seed=1)
+    draws = draw_random_effects(d, CrossProducts.from_design(d), post, random_seed=1)
     flat = np.concatenate([draws[f"b_{t.group}"].values[0].reshape(copies, -1)
                            for t in d.terms], axis=1)
     covs = [np.outer(sd, sd) * (c if c is not None else 1.0) for sd, c in zip(sds, corrs,
@@ -112,7 +112,7 @@ def test_simulated_truth_is_covered():
 def test_marginal_with_residual_structure_equals_dense_normal(structure):
     from scipy import stats
 
-    from bayeslmm.residual_logp import dense_lambda
+    from oracle import dense_lambda
 
     m = blm.LMM("distance ~ age + Sex + (age | Subject)", blm.datasets.load("Orthodont"),
                 residual=structure)
@@ -145,25 +145,25 @@ def test_marginal_refuses_fitted_variance_and_auto_falls_back():
 @pytest.mark.skipif(not __import__("importlib").util.find_spec("nutpie"),
                     reason="nutpie not installed")
 def test_second_fit_of_same_shape_reuses_compiled_nutpie_model(sleepstudy):
-    from bayeslmm import inference
+    from bayeslmm.sampling.compiled import COMPILED
 
-    inference._COMPILED.clear()
+    COMPILED.clear()
     kw = dict(draws=100, tune=200, chains=2, random_seed=1, progressbar=False,
               sampler="nutpie", parameterization="marginal")
     first = blm.LMM("Reaction ~ Days + (Days | Subject)", sleepstudy).fit(**kw)
-    assert len(inference._COMPILED) == 1
-    compiled = next(iter(inference._COMPILED.values()))
+    assert len(COMPILED) == 1
+    compiled = COMPILED.get(COMPILED.keys()[0])
     shifted = sleepstudy.assign(Reaction=sleepstudy["Reaction"] + 1000.0)
     second = blm.LMM("Reaction ~ Days + (Days | Subject)", shifted).fit(**kw)
-    assert len(inference._COMPILED) == 1  # no new compilation, though priors moved too
-    assert next(iter(inference._COMPILED.values())) is compiled
+    assert len(COMPILED) == 1  # no new compilation, though priors moved too
+    assert COMPILED.get(COMPILED.keys()[0]) is compiled
     # ... and the new data were used
     diff = second.fixef["Intercept"] - first.fixef["Intercept"]
     assert 980 < diff < 1020
 
 
 def test_random_effect_draws_with_residual_structure_match_dense_conditional():
-    from bayeslmm.residual_logp import dense_lambda
+    from oracle import dense_lambda
 
     structure = blm.Residual(variance=blm.VarIdent(by="Sex"),
                              correlation=blm.AR1(group="Subject"))
@@ -175,7 +175,7 @@ def test_random_effect_draws_with_residual_structure_match_dense_conditional():
     post = _one_draw_posterior(d, beta, sigma, [sd], [corr], copies)
     post["Phi"] = (("chain", "draw"), np.full((1, copies), 0.4))
     post["varident_ratio"] = (("chain", "draw", "lev"), np.full((1, copies, 1), 0.5))
-    draws = draw_random_effects(d, MarginalStats.from_design(d), post, random_seed=2,
+    draws = draw_random_effects(d, CrossProducts.from_design(d), post, random_seed=2,
                                 residual=rd)
     flat = draws["b_Subject"].values[0].reshape(copies, -1)
     lam = dense_lambda(rd, {"Phi": 0.4, "varident_ratio": np.array([0.5])})

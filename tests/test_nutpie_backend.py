@@ -1,4 +1,4 @@
-"""The compile cache of bayeslmm.nutpie_backend: what its key depends on, and that a
+"""The compile cache of bayeslmm.sampling.nutpie_backend: what its key depends on, and that a
 stored entry is what a second compilation loads."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import bayeslmm as blm
-from bayeslmm import nutpie_backend as nb
+from bayeslmm.sampling import nutpie_backend as nb
 
 
 def _sim(n, groups, scale=1.0, seed=0):
@@ -69,19 +69,19 @@ def test_corrupt_cache_entry_is_ignored(tmp_path, monkeypatch):
                     reason="nutpie and jax not installed")
 def test_new_structure_samples_on_jax_while_numba_is_compiled_for_next_time(
         tmp_path, monkeypatch):
-    from bayeslmm import inference
+    from bayeslmm.sampling.compiled import COMPILED
 
     monkeypatch.setenv("BAYESLMM_CACHE_DIR", str(tmp_path))
     started = []
     monkeypatch.setattr(nb.subprocess, "Popen", lambda args, **kw: started.append(args))
-    inference._COMPILED.clear()
+    COMPILED.clear()
     m = blm.LMM("y ~ x + (1 | g)", _sim(400, 15, seed=4))
     kw = dict(draws=50, tune=100, chains=1, random_seed=1, progressbar=False,
               sampler="nutpie", parameterization="marginal")
     first = m.fit(**kw)
     assert first.idata.posterior.attrs["nutpie_backend"] == "jax"
     (marker, key), = [(a[-2], a[-1]) for a in started]
-    assert a_module(started[0]) == "bayeslmm.nutpie_backend" and not nb.is_cached(key)
+    assert a_module(started[0]) == "bayeslmm.sampling.nutpie_backend" and not nb.is_cached(key)
     nb._warm(nb.Path(marker), key)  # what the subprocess runs
     assert nb.is_cached(key) and not nb.Path(marker).exists()
     second = blm.LMM("y ~ x + (1 | g)", _sim(700, 25, seed=5)).fit(**kw)

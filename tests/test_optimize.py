@@ -9,14 +9,15 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from oracle import profiled_criterion
 
 import bayeslmm as blm
-from bayeslmm.covariance import varcorr_frame
-from bayeslmm.design import build_design
 from bayeslmm.errors import DataError, FitError
-from bayeslmm.likelihood import profiled_criterion
-from bayeslmm.map_result import MapResult, lme4_name
-from bayeslmm.optimize import fit_map
+from bayeslmm.formula.design import build_design
+from bayeslmm.mle.fit import fit_map
+from bayeslmm.results.base import lme4_name
+from bayeslmm.results.map import MapResult
+from bayeslmm.results.varcorr import varcorr_frame
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +203,7 @@ def test_no_false_boundary_fit(formula, dataset):
     """L-BFGS-B's first step can land on θ = 0 (a stationary point); the fit must leave it."""
     from scipy.optimize import minimize
 
-    from bayeslmm.pls import PLS
+    from bayeslmm.linalg.pls import PLS
 
     d = build_design(formula, blm.datasets.load(dataset))
     fit = fit_map(d, "ML")

@@ -54,8 +54,9 @@ def test_new_levels_population_sample_error(fit):
     # rows of one new level share its drawn effect; the seen level is untouched
     np.testing.assert_allclose(s1[..., 1], s1[..., 2])
     np.testing.assert_allclose(s1[..., 0], pop[..., 0])
-    # the drawn intercepts have the posterior's sd(Intercept) on average
-    spread = (s1[..., 3] - 9 * (s1[..., 3] - s1[..., 3]) - pop[..., 3])
+    # row 3, a new level at Days = 9: its drawn effect b0 + 9 b1 has the variance
+    # sd0² + 81 sd1² + 18 ρ sd0 sd1 that the posterior's Ψ gives, on average
+    spread = s1[..., 3] - pop[..., 3]
     sd_int = post["sd_Subject"].sel(Subject_term="Intercept").values
     sd_days = post["sd_Subject"].sel(Subject_term="Days").values
     corr = post["corr_Subject"].values[..., 0, 1]
@@ -199,17 +200,17 @@ def test_map_predictions_match_lme4_fitted_values(sleepstudy):
 
     ref = reference("sleepstudy_rslope_reml")
     est = blm.LMM("Reaction ~ Days + (Days | Subject)", sleepstudy).fit_map()
-    fe = ref["fixed_effects"]["estimate"]
+    fe = ref["fixef"]
     modes = ref["ranef"]["Subject"]
     level = {lev: k for k, lev in enumerate(modes["levels"])}
     k = sleepstudy["Subject"].astype(str).map(level).to_numpy()
     days = sleepstudy["Days"].to_numpy()
-    lme4_fitted = (fe["(Intercept)"] + np.array(modes["(Intercept)"]["mode"])[k]
+    lme4_fitted = (fe["Intercept"] + np.array(modes["Intercept"]["mode"])[k]
                    + (fe["Days"] + np.array(modes["Days"]["mode"])[k]) * days)
     np.testing.assert_allclose(est.predict().to_numpy(), lme4_fitted, rtol=1e-5)
     np.testing.assert_allclose(est.predict(sleepstudy).to_numpy(), lme4_fitted, rtol=1e-5)
     pop = est.predict(NEW, include_random=False)
-    np.testing.assert_allclose(pop, fe["(Intercept)"] + fe["Days"] * NEW["Days"], rtol=1e-5)
+    np.testing.assert_allclose(pop, fe["Intercept"] + fe["Days"] * NEW["Days"], rtol=1e-5)
     out = est.predict(NEW, se_fit=True, new_levels="sample")
     assert out["fit"].iloc[1] == pytest.approx(pop.iloc[1])  # new level: b = 0
     # seen level: se from Var(β̂) and the conditional sds; new level: adds z'Ψz

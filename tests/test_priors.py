@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 import bayeslmm as blm
-from bayeslmm.design import build_design
 from bayeslmm.errors import BayesLMMError
-from bayeslmm.priors import Prior, default_priors, resolve_priors
+from bayeslmm.formula.design import build_design
+from bayeslmm.pymc.priors import Prior, default_priors, resolve_priors
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import bayeslmm as blm
-from bayeslmm.design import build_design
-from bayeslmm.optimize import fit_map
-from bayeslmm.residual import parse_residual
-from bayeslmm.residual_design import bind
+from bayeslmm.formula.design import build_design
+from bayeslmm.mle.fit import fit_map
+from bayeslmm.residual.bind import bind
+from bayeslmm.residual.structures import parse_residual
 
 MODELS = sorted((Path(__file__).resolve().parents[1] / "models").glob("*.toml"))
 

@@ -1,4 +1,4 @@
-"""The four results name and type the accessors they share alike (bayeslmm.result_base)."""
+"""The four results name and type the accessors they share alike (bayeslmm.results.base)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import bayeslmm as blm
-from bayeslmm.result_base import EstimatesBase, PosteriorBase, ResultBase
+from bayeslmm.results.base import MapBase, PosteriorBase, ResultBase
 
 FAST = {"draws": 100, "tune": 100, "chains": 1, "random_seed": 1, "progressbar": False}
 
@@ -29,8 +29,8 @@ def results() -> dict:
 
 def test_bases(results):
     assert all(isinstance(r, ResultBase) for r in results.values())
-    assert isinstance(results["map"], EstimatesBase)
-    assert isinstance(results["kernel_map"], EstimatesBase)
+    assert isinstance(results["map"], MapBase)
+    assert isinstance(results["kernel_map"], MapBase)
     assert isinstance(results["posterior"], PosteriorBase)
     assert isinstance(results["kernel_posterior"], PosteriorBase)
 

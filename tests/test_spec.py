@@ -1,7 +1,7 @@
 import pytest
 
 from bayeslmm.errors import FormulaError
-from bayeslmm.spec import Bar, parse_formula
+from bayeslmm.formula.spec import Bar, parse_formula
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,53 @@
+"""``fit_map``: ML or REML for any formula model, lme4's fit (iid residuals) or nlme's
+(a residual structure).
+
+Examples
+--------
+>>> import bayeslmm as blm
+>>> from bayeslmm.formula.design import build_design
+>>> d = build_design("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
+>>> fit = fit_map(d, method="ML")
+>>> round(float(fit.varcorr.sdcor[0]), 3), round(fit.sigma, 3), round(fit.loglik, 3)
+(37.26, 49.51, -163.664)
+"""
+
+from __future__ import annotations
+
+from ..results.map import MapResult
+from .lme import fit_lme
+from .lmer import check_method, fit_lmer
+
+__all__ = ["fit_map"]
+
+
+def fit_map(design, method: str = "REML", *, residual=None,
+            maxiter: int | None = None) -> MapResult:
+    """Maximum-likelihood or REML estimates, as lme4's ``lmer`` or, with a residual
+    structure, nlme's ``lme`` (``gls`` without random effects).
+
+    Parameters
+    ----------
+    design : Design
+        From :func:`bayeslmm.formula.design.build_design`.
+    method : {"REML", "ML"}
+    residual : ResidualDesign, optional
+        A residual structure bound to the design's rows (:func:`bayeslmm.residual.bind`).
+    maxiter : int, optional
+        Iteration limit of the optimiser (default: effectively none).
+
+    Returns
+    -------
+    MapResult
+
+    Examples
+    --------
+    >>> import bayeslmm as blm
+    >>> m = blm.LMM("distance ~ age + Sex + (1 | Subject)", blm.datasets.load("Orthodont"),
+    ...             residual=blm.AR1(group="Subject"))
+    >>> round(fit_map(m.design, "ML", residual=m.residual).loglik, 3)  # nlme: -217.395
+    -217.395
+    """
+    m = check_method(design, method)
+    if residual is None:
+        return fit_lmer(design, m, maxiter=maxiter)
+    return fit_lme(design, residual, m, maxiter=maxiter)

@@ -1,0 +1,343 @@
+"""ML and REML with a residual structure ``ε ~ N(0, σ²Λ)``: nlme's ``lme`` and ``gls``.
+
+For residual parameters p (unconstrained u, :func:`~bayeslmm.residual.algebra.to_params`),
+whitening y, X and Z by ``L⁻¹`` (``Λ = LLᵀ``) leaves a model with iid residuals, so
+
+    −2ℓ(θ, p) = lme4's criterion at θ on the whitened design + log|Λ(p)|
+
+for ML and REML alike (:func:`~bayeslmm.residual.algebra.whiten_design`). β and σ stay
+profiled out; (θ, u) are searched jointly by L-BFGS-B (:func:`bayeslmm.mle.lmer.search`):
+the θ part of the gradient is analytic, the u part central differences, each an O(n)
+whitening plus a cross-product build. A second start with a strong correlation guards
+against the ridge between a random intercept and a within-group correlation.
+
+Variance functions of the fitted values (``VarPower()``, ``VarExp()``) are estimated as
+nlme does: the covariate is held at the current fitted values ``Xβ̂ + Zb̂`` during a
+search, then recomputed from its estimates, until the parameters and the fitted values
+change by less than ``FIXED_POINT_TOL`` (relative) between rounds; the likelihood
+reported is the one at the last covariate.
+
+Examples
+--------
+>>> import bayeslmm as blm
+>>> m = blm.LMM("distance ~ age + Sex + (1 | Subject)", blm.datasets.load("Orthodont"),
+...             residual=blm.AR1(group="Subject"))
+>>> fit = fit_lme(m.design, m.residual, "ML")
+>>> round(fit.loglik, 3), round(fit.residual_params["Phi"], 4)   # nlme: -217.395, 0.0438
+(-217.395, 0.0438)
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+from dataclasses import replace
+
+import numpy as np
+
+from ..errors import BayesLMMError, FitError, user_stacklevel
+from ..linalg.pls import PLS
+from ..linalg.theta import ThetaLayout
+from ..residual.algebra import (
+    initial_unconstrained,
+    log_sd_weights,
+    logdet_lambda,
+    nlme_params,
+    to_params,
+    whiten_design,
+)
+from ..residual.bind import ResidualDesign
+from ..residual.structures import AR1, CAR1, CompSymm, VarIdent
+from ..results.map import MapResult
+from .assemble import assemble, warn_fit
+from .lmer import fit_lmer
+from .search import SINGULAR_TOL, one_blas_thread, search
+
+__all__ = ["ResidualCriterion", "fit_lme", "FIXED_POINT_TOL"]
+
+#: Relative change of the parameters (nlme's ``tolerance``) and of the fitted values
+#: between rounds that ends the fitted-value iteration.
+FIXED_POINT_TOL = 1e-6
+_MAX_ROUNDS = 100
+_H = 1e-5  # central-difference step in u
+
+
+class ResidualCriterion:
+    """−2 × (REML) log-likelihood as a function of ``x = (θ, u)``.
+
+    Parameters
+    ----------
+    design : Design
+    rd : ResidualDesign
+    reml : bool
+    fitted : ndarray, optional
+        The covariate of a variance function of the fitted values (data order).
+
+    Examples
+    --------
+    >>> import bayeslmm as blm
+    >>> m = blm.LMM("distance ~ age + Sex", blm.datasets.load("Orthodont"),
+    ...             residual=blm.CompSymm(group="Subject"))
+    >>> c = ResidualCriterion(m.design, m.residual, reml=False)
+    >>> round(c.value(c.start()), 3)   # Rho = 0: the ordinary least-squares deviance
+    480.684
+    """
+
+    def __init__(self, design, rd: ResidualDesign, reml: bool,
+                 fitted: np.ndarray | None = None):
+        self.design, self.rd, self.reml, self.fitted = design, rd, reml, fitted
+        self.layout = ThetaLayout.from_terms(design.terms)
+        self.n_theta = self.layout.size
+        self.n_u = len(initial_unconstrained(rd))
+        self._cache: OrderedDict[bytes, tuple[PLS | None, float]] = OrderedDict()
+        # raises FitError for correlation groups that cross random-effect levels
+        whiten_design(rd, design, self.params(initial_unconstrained(rd)))
+
+    def start(self) -> np.ndarray:
+        """lme4's θ start (Λ = I) and iid residuals."""
+        return np.concatenate([self.layout.start(), initial_unconstrained(self.rd)])
+
+    def params(self, u) -> dict:
+        """Residual parameters at u (with the fitted-value covariate if any)."""
+        p = to_params(self.rd, u)
+        if self.fitted is not None:
+            p["fitted"] = self.fitted
+        return p
+
+    def centred(self, u) -> tuple[dict, float]:
+        """Parameters whose variance function is divided by its geometric mean, and
+        the log of that mean (0 without a variance function).
+
+        The profiled criterion does not change (σ absorbs a constant factor), but θ
+        (relative to σ) then no longer trades off against ``power`` along a ridge:
+        with ``VarPower()`` on fitted values near 25, σ alone moves by 25^Δpower.
+        """
+        p = self.params(u)
+        logd = log_sd_weights(self.rd, p)
+        if logd is None:
+            return p, 0.0
+        m = float(np.mean(logd))
+        p["log_sd"] = (logd - m)[self.rd.inverse]
+        return p, m
+
+    def at(self, u) -> tuple[PLS | None, float]:
+        """The PLS of the whitened design and log|Λ| at u (None, inf if not defined)."""
+        u = np.asarray(u, dtype=float)
+        key = u.tobytes()
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        try:
+            with np.errstate(all="ignore"):
+                p, _ = self.centred(u)
+                ld = float(logdet_lambda(self.rd, p))
+                pls = PLS.from_design(whiten_design(self.rd, self.design, p))
+        except (BayesLMMError, ValueError, np.linalg.LinAlgError):  # outside the domain
+            pls, ld = None, np.inf
+        if not np.isfinite(ld):
+            pls, ld = None, np.inf
+        self._cache[key] = (pls, ld)
+        if len(self._cache) > 2 * self.n_u + 3:
+            self._cache.popitem(last=False)
+        return pls, ld
+
+    def value(self, x) -> float:
+        """The criterion at ``x``."""
+        x = np.asarray(x, dtype=float)
+        pls, ld = self.at(x[self.n_theta:])
+        if pls is None:
+            return np.inf
+        with np.errstate(all="ignore"):
+            return float(pls.objective(x[:self.n_theta], self.reml) + ld)
+
+    def value_and_grad(self, x) -> tuple[float, np.ndarray]:
+        """The criterion and its gradient (analytic in θ, central differences in u)."""
+        x = np.asarray(x, dtype=float)
+        k = self.n_theta
+        pls, ld = self.at(x[k:])
+        grad = np.zeros(len(x))
+        if pls is None:
+            return np.inf, grad
+        with np.errstate(all="ignore"):
+            f, grad[:k] = pls.objective_and_gradient(x[:k], self.reml)
+        f = float(f + ld)
+        if not np.isfinite(f):
+            return np.inf, grad
+        for i in range(k, len(x)):
+            h = _H * max(1.0, abs(x[i]))
+            up, dn = x.copy(), x.copy()
+            up[i] += h
+            dn[i] -= h
+            fu, fd = self.value(up), self.value(dn)
+            if np.isfinite(fu) and np.isfinite(fd):
+                grad[i] = (fu - fd) / (2 * h)
+            elif np.isfinite(fu):
+                grad[i] = (fu - f) / h
+            elif np.isfinite(fd):
+                grad[i] = (f - fd) / h
+        return f, grad
+
+
+def _u_bounds(rd: ResidualDesign) -> list[tuple[float | None, float | None]]:
+    """Keep Phi and Rho off ±1 and the varIdent ratios finite."""
+    out: list[tuple[float | None, float | None]] = []
+    c = rd.correlation
+    if c is not None:
+        out.append((-12.0, 12.0) if isinstance(c, AR1) else (-25.0, 25.0))
+    if isinstance(rd.variance, VarIdent):
+        out += [(-25.0, 25.0)] * (len(rd.by_levels) - 1)
+    elif rd.variance is not None:
+        out.append((None, None))
+    return out
+
+
+def _warn_edge(rd: ResidualDesign, u: np.ndarray, p: dict) -> None:
+    """A correlation that ends on its search bound (|Phi| or Rho within ~1e-10 of its
+    limit) is not an estimate: the likelihood still rises toward the edge."""
+    if rd.correlation is None or not len(u):
+        return
+    hi = _u_bounds(rd)[0][1]
+    if abs(u[0]) > hi - 1e-3:
+        name = rd.param_names[0]
+        warnings.warn(f"The residual correlation {name} ended at the edge of its range "
+                      f"({name} = {float(np.ravel(p[name])[0]):.6f}): the likelihood keeps "
+                      "rising toward the limit. The data may not support this structure "
+                      "(try a simpler one, or check the time/group columns).",
+                      stacklevel=user_stacklevel())
+
+
+def _strong_start(crit: ResidualCriterion, x0: np.ndarray) -> tuple:
+    """With random effects and a correlation: also start at a correlation of 0.6."""
+    c = crit.rd.correlation
+    if c is None or crit.n_theta == 0:
+        return ()
+    x = x0.copy()
+    k = crit.n_theta
+    if isinstance(c, AR1):
+        x[k] = np.arctanh(0.6)
+    elif isinstance(c, CAR1):
+        x[k] = np.log(0.2 / 0.8)  # Phi = 0.2 per time unit (the first start: 0.5)
+    elif isinstance(c, CompSymm):
+        lo = -1.0 / (crit.rd.max_group_size - 1)
+        x[k] = -np.log((1 - lo) / (0.6 - lo) - 1)
+    return (x,)
+
+
+def _fitted(design, sol) -> np.ndarray:
+    out = design.X @ sol.beta
+    for t, b in zip(design.terms, sol.b, strict=True):
+        out = out + np.einsum("iq,iq->i", t.Z, b[t.codes])
+    return out
+
+
+def _iid_fitted(design, method: str) -> np.ndarray:
+    """Fitted values of the iid-residual fit: the first covariate of VarPower()/VarExp()."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fit_lmer(design, method).predict().to_numpy()
+
+
+def fit_lme(design, rd: ResidualDesign, method: str, *,
+                 maxiter: int | None = None) -> MapResult:
+    """ML or REML fit with a residual structure (nlme's ``lme``, or ``gls`` without random effects).
+
+    Parameters
+    ----------
+    design : Design
+    rd : ResidualDesign
+        The structure bound to the design's rows.
+    method : {"ML", "REML"}
+    maxiter : int, optional
+
+    Returns
+    -------
+    MapResult
+        With ``residual_params`` named as nlme names them and nlme's σ. For ML, ``se``
+        is nlme's summary's, from σ̂² N/(N − p) (XᵀV̂₀⁻¹X)⁻¹ (p fixed effects; lme4 has
+        no N/(N − p)); ``vcov`` is nlme's ``vcov()``: with that factor for ``gls``
+        (no random effects), without it for ``lme``.
+
+    Raises
+    ------
+    FitError
+        Correlation groups that cross random-effect levels, or a criterion that cannot
+        be evaluated at the start.
+    """
+    reml = method == "REML"
+    fitted = _iid_fitted(design, method) if rd.fitted_covariate else None
+    crit = ResidualCriterion(design, rd, reml, fitted)
+    x = crit.start()
+    if not np.isfinite(crit.value(x)):
+        raise FitError("The likelihood cannot be evaluated at the starting values (iid "
+                       "residuals, Λ = I): check for a response that the fixed effects fit "
+                       "exactly.")
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in crit.layout.lower]
+    bounds += _u_bounds(rd)
+    is_diag = np.concatenate([crit.layout.is_diag, np.zeros(crit.n_u, dtype=bool)])
+    extra = _strong_start(crit, x)
+    nfev, rounds = 0, 0
+    with one_blas_thread(crit.n_theta + design.X.shape[1] + 1):
+        while True:
+            x_new, converged, msg, n = search(crit.value, crit.value_and_grad, x, bounds,
+                                              is_diag, maxiter, extra)
+            nfev, rounds, extra = nfev + n, rounds + 1, ()
+            pls, ld = crit.at(x_new[crit.n_theta:])
+            sol = pls.solution(x_new[:crit.n_theta], reml)
+            if fitted is None:
+                break
+            change = np.abs(x_new - x) / np.maximum(np.abs(x_new), 1e-3)
+            x = x_new
+            new = _fitted(design, sol)
+            moved = np.max(np.abs(new - fitted)) / np.max(np.abs(new))
+            if rounds > 1 and np.max(change, initial=0.0) <= FIXED_POINT_TOL \
+                    and moved <= FIXED_POINT_TOL:
+                break
+            if rounds >= _MAX_ROUNDS:
+                converged = False
+                msg = f"{msg}; fitted-value iteration did not settle in {rounds} rounds"
+                break
+            fitted = new
+            crit = ResidualCriterion(design, rd, reml, fitted)
+    if fitted is not None:
+        msg = f"{msg} (fitted-value covariate: {rounds} rounds)"
+    return lme_result(design, rd, crit, x_new, method, converged, nfev, msg)
+
+
+def lme_result(design, rd: ResidualDesign, crit: ResidualCriterion, x: np.ndarray,
+               method: str, converged: bool, nfev: int, msg: str, *,
+               warn: bool = True) -> MapResult:
+    """The :class:`MapResult` at ``x = (θ, u)`` of ``crit`` (θ on the scale of its
+    centred variance function): what :func:`fit_lme` returns at its end point, and what
+    restoring a saved fit rebuilds without searching again."""
+    reml = method == "REML"
+    theta, u = x[:crit.n_theta], x[crit.n_theta:]
+    pls, ld = crit.at(u)
+    if pls is None:
+        raise FitError("The residual parameters of this fit are outside their domain.")
+    sol = pls.solution(theta, reml)
+    p = crit.params(u)
+    _, m = crit.centred(u)
+    # back to nlme's scale (variance function 1 at its reference): σ·e^-m, θ·e^m
+    sol = replace(sol, sigma=sol.sigma * np.exp(-m))
+    theta_nlme = theta * np.exp(m)
+    singular = bool(np.any(theta[crit.layout.is_diag] < SINGULAR_TOL))
+    if warn:
+        warn_fit(method, converged, singular, msg)
+        _warn_edge(rd, u, p)
+    logd = log_sd_weights(rd, p)
+    delta = np.exp(logd[rd.inverse]) if logd is not None else np.ones(rd.n)
+    se = None
+    if not reml:
+        # nlme's summary (adjustSigma) reports ML standard errors with σ̂² N/(N − p); gls's
+        # vcov() has that factor too, lme's vcov() has not
+        n, k = design.X.shape
+        if design.terms:
+            se = np.sqrt(np.diag(sol.vcov) * n / (n - k))
+        else:
+            sol = replace(sol, vcov=sol.vcov * n / (n - k))
+    named = nlme_params(rd, {k: p[k] for k in rd.param_names})
+    residual = {"logdet": ld, "n_params": crit.n_u, "structure": rd.structure,
+                "params": named, "scale": sol.sigma * delta, "u": u, "se": se,
+                "covariate": crit.fitted}
+    return assemble(design, method, pls, theta_nlme, sol, converged, singular, nfev, msg,
+                   residual=residual)

@@ -1,0 +1,143 @@
+"""Design → PyMC model with the random effects integrated out (the marginal model).
+
+Same parameters and priors as the conditional model (``beta``, ``sigma``, ``sd_<g>``,
+``corr_<g>``, ``chol_<g>``), so both target the same posterior of the
+hyper-parameters; the likelihood is the exact marginal ``N(y | Xβ, ZΨ̃Zᵀ + σ²I)``
+computed from cross-products (:mod:`bayeslmm.pymc.marginal_logp`): its cost per gradient does
+not depend on the number of rows. The random effects are drawn afterwards from their
+exact Gaussian conditional (:mod:`bayeslmm.sampling.ranef_draws`).
+
+The cross-products, the number of rows and the data-scaled prior parameters are
+``pm.Data`` containers: the graph depends on the data only through them, so one
+compiled model serves every dataset with the same formula structure (the nutpie
+backend caches it, in memory and on disk).
+
+Examples
+--------
+>>> import bayeslmm as blm
+>>> from bayeslmm.formula.design import build_design
+>>> from bayeslmm.pymc.priors import resolve_priors
+>>> d = build_design("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
+>>> m = build_marginal(d, resolve_priors(d))
+>>> sorted(v.name for v in m.free_RVs)
+['beta', 'chol_Subject', 'sigma']
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from ..errors import BayesLMMError
+from ..formula.design import Design
+from ..linalg.crossprod import CrossProducts
+from ..residual.algebra import crossing_factors, logdet_lambda, whiten
+from ..residual.bind import ResidualDesign
+from ..residual.structures import VarIdent
+from .marginal_logp import marginal_logp
+from .priors import ResolvedPriors, priors_as_data
+from .terms import coords_of, residual_params, residual_sigma, term_scale
+
+__all__ = ["build_marginal", "marginal_supports", "MAX_DENSE_RE"]
+
+#: Above this many random effects in a model with several grouping factors, the dense
+#: (Σq·levels)² factorisation per gradient costs more than sampling b explicitly.
+MAX_DENSE_RE = 400
+
+def marginal_supports(design: Design, residual: ResidualDesign | None) -> str | None:
+    """Why the marginal model cannot take this residual structure, or None if it can."""
+    if residual is None:
+        return None
+    if residual.fitted_covariate:
+        return ("a variance function of the fitted values depends on the random effects; "
+                "use parameterization='conditional'")
+    if len(design.terms) > 1:
+        return "residual structures with several grouping factors need the conditional model"
+    if residual.correlation is not None and crossing_factors(residual, design):
+        return "the correlation groups are not nested within the random-effect levels"
+    return None
+
+
+def _whitened_arrays(design: Design, rd: ResidualDesign, params) -> dict:
+    """:meth:`~bayeslmm.linalg.crossprod.CrossProducts.marginal_arrays` of the whitened
+    [Z X y] as PyTensor expressions: O(n) per evaluation, since whitening depends on the
+    residual parameters (one grouping factor at most)."""
+    p = design.X.shape[1]
+    cols = [design.X, design.y[:, None]] + [t.Z for t in design.terms]
+    W = whiten(rd, np.column_stack(cols), params)
+    xy = W[:, :p + 1]
+    out = {"xy_xy": pt.dot(xy.T, xy)}
+    if design.terms:
+        t = design.terms[0]
+        Z, codes = W[:, p + 1:], t.codes
+        out["zz"] = pt.inc_subtensor(pt.zeros((t.n_levels, t.q, t.q))[codes],
+                                     Z[:, :, None] * Z[:, None, :])
+        out["z_xy"] = pt.inc_subtensor(pt.zeros((t.n_levels, t.q, p + 1))[codes],
+                                       Z[:, :, None] * xy[:, None, :])
+    return out
+
+
+def build_marginal(design: Design, priors: ResolvedPriors,
+                   residual: ResidualDesign | None = None,
+                   cross_products: CrossProducts | None = None) -> pm.Model:
+    """Build the marginal PyMC model (random effects integrated out).
+
+    With a residual structure the data are whitened by Λ^{-1/2} inside the model
+    (``log N(y | Xβ, ZΨZᵀ + σ²Λ) = log N(L⁻¹y | L⁻¹Xβ, L⁻¹ZΨZᵀL⁻ᵀ + σ²I) − ½ log|Λ|``),
+    which costs O(n) per gradient.
+
+    ``cross_products`` passes those already computed for ``design``.
+
+    Returns
+    -------
+    pymc.Model
+        Free variables: ``beta``, ``sigma``, the covariance and residual parameters;
+        the log-likelihood is a ``pm.Potential`` named ``marginal_loglik``.
+
+    Examples
+    --------
+    >>> import bayeslmm as blm
+    >>> from bayeslmm.formula.design import build_design
+    >>> from bayeslmm.pymc.priors import resolve_priors
+    >>> d = build_design("diameter ~ 1 + (1 | plate) + (1 | sample)",
+    ...                  blm.datasets.load("Penicillin"))
+    >>> [v.name for v in build_marginal(d, resolve_priors(d)).free_RVs]
+    ['beta', 'sd_plate', 'sd_sample', 'sigma']
+    """
+    why = marginal_supports(design, residual)
+    if why:
+        raise BayesLMMError(f"The marginal model is not available here: {why}.")
+    if residual is not None:
+        return _build_whitened(design, priors, residual)
+    cp = cross_products if cross_products is not None else CrossProducts.from_design(design)
+    coords = coords_of(design)
+    coords.pop("obs")
+    with pm.Model(coords=coords) as model:
+        arrays = {k: pm.Data(f"stat_{k}", v) for k, v in cp.marginal_arrays().items()}
+        n = pm.Data("stat_n", float(cp.n))
+        priors = priors_as_data(priors)
+        beta = priors.beta.rv("beta", dims="fixef")
+        chols = [term_scale(t, priors)[0] for t in design.terms]
+        sigma = priors.sigma.rv("sigma")
+        pm.Potential("marginal_loglik", marginal_logp(
+            arrays, beta, sigma, [chols[k] for k in cp.order], n=n, q=cp.q, m=cp.m))
+    return model
+
+
+def _build_whitened(design: Design, priors: ResolvedPriors, rd: ResidualDesign) -> pm.Model:
+    coords = coords_of(design)
+    coords.pop("obs")
+    if isinstance(rd.variance, VarIdent):
+        coords["varident_level"] = list(rd.by_levels[1:])
+    with pm.Model(coords=coords) as model:
+        beta = priors.beta.rv("beta", dims="fixef")
+        chols = [term_scale(t, priors)[0] for t in design.terms]
+        params = residual_params(rd, priors)
+        sigma = residual_sigma(design, rd, priors, params)
+        arrays = _whitened_arrays(design, rd, params)
+        q, m = [t.q for t in design.terms], [t.n_levels for t in design.terms]
+        pm.Potential("marginal_loglik",
+                     marginal_logp(arrays, beta, sigma, chols, n=design.nobs, q=q, m=m)
+                     - 0.5 * logdet_lambda(rd, params))
+    return model

@@ -1,0 +1,199 @@
+"""The printed form of an ML/REML fit, laid out like lme4's ``summary(lmer(...))``.
+
+Numbers are formatted as R's ``format`` does: each column gets the decimals needed to
+show every entry to ``digits`` significant digits (trailing zeros not counted).
+
+Examples
+--------
+>>> fmt_column([251.405104, 10.467286], 5)
+['251.405', ' 10.467']
+>>> fmt_column([-3.95361, 0.02312, 5.1793], 4)
+['-3.95361', ' 0.02312', ' 5.17930']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..residual.structures import AR1, CAR1, CompSymm, VarExp, VarIdent, VarPower
+
+__all__ = ["format_map", "fmt_column", "nlme_formula"]
+
+
+def _decimals(v: float, digits: int) -> int:
+    if not math.isfinite(v) or v == 0.0:
+        return 0
+    dec = max(0, digits - 1 - math.floor(math.log10(abs(v))))
+    while dec > 0 and f"{v:.{dec - 1}f}" + "0" == f"{v:.{dec}f}":
+        dec -= 1
+    return min(dec, 15)
+
+
+def fmt_column(values: Sequence[float], digits: int = 4) -> list[str]:
+    """Format numbers with common decimals, right-aligned, R-style."""
+    dec = max((_decimals(float(v), digits) for v in values), default=0)
+    out = [f"{float(v):.{dec}f}" if math.isfinite(float(v)) else "NaN" for v in values]
+    w = max((len(s) for s in out), default=0)
+    return [s.rjust(w) for s in out]
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1,
+           indent: str = "") -> list[str]:
+    """Columns padded to a common width; the first ``left`` columns left-aligned."""
+    cols = list(zip(header, *rows, strict=True))
+    widths = [max(len(c) for c in col) for col in cols]
+    def line(cells):
+        parts = [c.ljust(w) if i < left else c.rjust(w)
+                 for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return (indent + " ".join(parts)).rstrip()
+    return [line(header)] + [line(r) for r in rows]
+
+
+def _random_effects(fit) -> list[str]:
+    vc = fit.varcorr
+    sd_rows = vc[vc["var2"].isna()]
+    var = fmt_column(sd_rows["vcov"].to_numpy(), 4)
+    sdv = fmt_column(sd_rows["sdcor"].to_numpy(), 4)
+    corr = {(r.grp, r.var1, r.var2): r.sdcor for r in vc[vc["var2"].notna()].itertuples()}
+    has_corr = bool(corr)
+    rows, prev = [], None
+    for k, r in enumerate(sd_rows.itertuples()):
+        name = "" if r.var1 is None or (isinstance(r.var1, float) and np.isnan(r.var1)) \
+            else str(r.var1)
+        cells = [r.grp if r.grp != prev else "", name, var[k], sdv[k]]
+        if has_corr:
+            earlier = [str(x.var1) for x in sd_rows.iloc[:k].itertuples() if x.grp == r.grp]
+            cs = [corr.get((r.grp, e, name)) for e in earlier]
+            cells.append(" ".join("     " if c is None else f"{c:5.2f}" for c in cs))
+        rows.append(cells)
+        prev = r.grp
+    header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if has_corr else [])
+    return _table(header, rows, left=2, indent=" ")
+
+
+def _fixed_effects(fit) -> list[str]:
+    s = fit.summary()
+    p = len(s)
+    both = fmt_column(np.concatenate([s["estimate"].to_numpy(), s["se"].to_numpy()]), 4)
+    est, se = [v.strip() for v in both[:p]], [v.strip() for v in both[p:]]
+    t = fmt_column(s["t"].to_numpy(), 4)
+    rows = [[str(n), e, a, b] for n, e, a, b in zip(s.index, est, se, t, strict=True)]
+    return _table(["", "Estimate", "Std. Error", "t value"], rows)
+
+
+def _fixef_corr(fit) -> list[str]:
+    v = fit.vcov.to_numpy()
+    p = v.shape[0]
+    if p < 2 or p > 12:
+        return []
+    sd = np.sqrt(np.diag(v))
+    c = v / np.outer(sd, sd)
+    names = [str(n) for n in fit.fixef.index]
+    abbrev = [n[:6] for n in names]
+    c = np.round(c, 3) + 0.0  # no "-0.000"
+    rows = [[names[i]] + [f"{c[i, j]:.3f}" for j in range(i)] + [""] * (p - 1 - i)
+            for i in range(1, p)]
+    return ["", "Correlation of Fixed Effects:"] + _table([""] + abbrev[:-1], rows)
+
+
+def _group_part(group: str | None) -> str:
+    return f" | {group}" if group else ""
+
+
+def nlme_formula(part) -> str:
+    """nlme's ``form`` of one residual structure (correlation or variance function).
+
+    >>> from bayeslmm.residual.structures import AR1, CAR1, VarIdent, VarPower
+    >>> [nlme_formula(s) for s in (AR1(group="Subject"), CAR1(time="age", group="Subject"),
+    ...                            VarIdent(by="Sex"), VarPower())]
+    ['~1 | Subject', '~age | Subject', '~1 | Sex', '~fitted(.)']
+    """
+    if isinstance(part, VarIdent):
+        return f"~1 | {part.by}"
+    if isinstance(part, VarPower | VarExp):
+        return "~fitted(.)" if part.covariate == "fitted" else f"~{part.covariate}"
+    return f"~{getattr(part, 'time', None) or 1}{_group_part(part.group)}"
+
+
+_NLME_NAMES = {AR1: "AR(1)", CAR1: "Continuous AR(1)", CompSymm: "Compound symmetry",
+               VarIdent: "Different standard deviations per stratum",
+               VarPower: "Power of variance covariate",
+               VarExp: "Exponential of variance covariate"}
+
+
+def _named_values(params: dict[str, float], indent: str) -> list[str]:
+    """nlme's printed named vector: names over values, right-aligned (7 digits)."""
+    vals = [v.strip() for v in fmt_column(list(params.values()), 7)]
+    w = [max(len(k), len(v)) for k, v in zip(params, vals, strict=True)]
+    return [indent + " ".join(k.rjust(n) for k, n in zip(params, w, strict=True)),
+            indent + " ".join(v.rjust(n) for v, n in zip(vals, w, strict=True))]
+
+
+def _residual_structure(fit) -> list[str]:
+    """nlme's ``Correlation Structure:`` and ``Variance function:`` sections."""
+    r, params = fit.residual, fit.residual_params
+    out = []
+    if r.correlation is not None:
+        c = r.correlation
+        name = "Rho" if isinstance(c, CompSymm) else "Phi"
+        out += [f"Correlation Structure: {_NLME_NAMES[type(c)]}",
+                f" Formula: {nlme_formula(c)}", " Parameter estimate(s):",
+                *_named_values({name: params[name]}, " ")]
+    if r.variance is not None:
+        v = r.variance
+        shown = {k: x for k, x in params.items() if k not in ("Phi", "Rho")}
+        out += ["Variance function:", f" Structure: {_NLME_NAMES[type(v)]}",
+                f" Formula: {nlme_formula(v)}", " Parameter estimates:",
+                *_named_values(shown, " ")]
+    return out
+
+
+def format_map(fit) -> str:
+    """lme4-style summary text of a :class:`~bayeslmm.results.map.MapResult` (with a
+    residual structure: nlme's header and residual-structure sections)."""
+    reml = fit.method == "REML"
+    how = "REML" if reml else "maximum likelihood"
+    nlme = fit.residual is not None
+    gls = nlme and not fit.ngroups
+    if not nlme:
+        head = f"Linear mixed model fit by {how} ['lmerMod']"
+    else:
+        kind = "Generalized least squares" if gls else "Linear mixed model"
+        head = f"{kind} fit by {how} (as nlme's {'gls' if gls else 'lme'})"
+    lines = [head, f"Formula: {fit.formula}", ""]
+    dev = -2.0 * fit.loglik
+    if reml:
+        lines.append(f"REML criterion at convergence: {dev:.1f}")
+    if reml and nlme:  # nlme's header line
+        vals = fmt_column([fit.aic, fit.bic, fit.loglik], 5)
+        lines += _table(["AIC", "BIC", "logLik"], [vals], left=0, indent=" ")
+    elif not reml:
+        vals = fmt_column([fit.aic, fit.bic, fit.loglik, dev], 5)
+        lines += _table(["AIC", "BIC", "logLik", "deviance", "df.resid"],
+                        [[*vals, str(fit.nobs - fit.df)]], left=0, indent=" ")
+    q = np.quantile(fit.scaled_residuals.to_numpy(), [0, 0.25, 0.5, 0.75, 1])
+    lines += ["", "Scaled residuals:" if not nlme else
+              "Scaled residuals (standardized within-group, (y - fitted) / (sigma delta)):"]
+    lines += _table(["Min", "1Q", "Median", "3Q", "Max"], [fmt_column(q, 4)], left=0)
+    if gls:
+        lines += ["", f"Residual standard error: {fmt_column([fit.sigma], 5)[0]}",
+                  f"Number of obs: {fit.nobs}"]
+    else:
+        lines += ["", "Random effects:"] + _random_effects(fit)
+        groups = ", ".join(f"{g}, {n}" for g, n in fit.ngroups.items())
+        lines.append(f"Number of obs: {fit.nobs}" + (f", groups:  {groups}" if groups else ""))
+    if nlme:
+        lines += [""] + _residual_structure(fit)
+    if len(fit.fixef):
+        lines += ["", "Fixed effects:"] + _fixed_effects(fit) + _fixef_corr(fit)
+    notes = []
+    if fit.singular:
+        notes.append("boundary (singular) fit: a variance is 0 or a correlation ±1")
+    if not fit.converged:
+        notes.append(f"optimizer did not converge: {fit.optimizer.get('message', '')}")
+    if notes:
+        lines += [""] + notes
+    return "\n".join(lines)

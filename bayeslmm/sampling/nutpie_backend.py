@@ -1,0 +1,315 @@
+"""Compiling a PyMC model for nutpie, quickly, and keeping what was compiled.
+
+nutpie offers two ways in: its numba backend wraps the log-density in a C callback
+that numba compiles afresh in every process (15–30 s for a small mixed model), and
+its JAX backend, which pays JAX's dispatch (~0.5 ms) on every gradient. The marginal
+LMM's gradient costs ~20 µs, so both dwarf it. The way used here for such models
+compiles the log-density and its gradient with PyTensor's numba linker and hands
+nutpie a Python function that calls it; the chains run in one thread (the numba
+function holds the GIL, so more threads only contend).
+
+Two caches make a repeated model cheap:
+
+* in memory, by the structure of the model's graph: a second fit of the same formula
+  on other data (any size) swaps the data in (``with_data``) and compiles nothing;
+* on disk (``~/.cache/bayeslmm``, or ``$BAYESLMM_CACHE_DIR``), the rewritten PyTensor
+  functions, pickled. PyTensor's rewrites are not deterministic across processes
+  (they iterate over hashed sets), so without this each new process would rewrite
+  the graph into a slightly different one and miss numba's own on-disk cache, paying
+  ~10 s of compilation again. Loading the pickled graph gives numba the same graph,
+  hence a cache hit. Set ``BAYESLMM_CACHE_DIR=""`` to turn the disk cache off.
+
+The graph depends on the data only through ``pm.Data`` containers (see
+:mod:`bayeslmm.pymc.marginal`), which is what makes both caches valid across datasets.
+A model whose gradient is costly (many groups, or every row) goes to JAX instead,
+where chains run in parallel threads; see :func:`pick_backend`.
+
+Examples
+--------
+>>> import bayeslmm as blm
+>>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
+>>> pick_backend(cost_hint=18 * 2 * 2)
+'numba'
+>>> len(structure_key(m.marginal_model, "numba"))
+64
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import io
+import os
+import pickle
+import subprocess
+import sys
+import time
+import warnings
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import cloudpickle
+import numpy as np
+import pymc as pm
+import pytensor
+
+from ..errors import user_stacklevel
+
+__all__ = ["compile_model", "pick_backend", "structure_key", "memory_key", "model_data",
+           "is_cached", "warm_in_background", "cache_dir", "SMALL_MODEL"]
+
+#: below this cost hint (q²·groups for the marginal model) one thread calling numba
+#: beats parallel chains under JAX (measured in benchmarks/bench_sampling.py)
+SMALL_MODEL = 20_000
+
+
+def pick_backend(cost_hint: int, cacheable: bool = True) -> str:
+    """``"numba"`` for a cheap gradient (one thread, no per-call dispatch), ``"jax"``
+    when a gradient is costly enough that parallel chains pay for JAX's dispatch, or
+    when the model cannot be cached (its numba compilation, 10–30 s, would then be
+    paid by every fit, against a few seconds for JAX)."""
+    if importlib.util.find_spec("jax") is None:
+        return "numba"
+    return "numba" if cacheable and cost_hint <= SMALL_MODEL else "jax"
+
+
+def model_data(model: pm.Model) -> dict[str, np.ndarray]:
+    """The values of the model's ``pm.Data`` containers, by name (for ``with_data``)."""
+    return {v.name: v.get_value() for v in model.data_vars}
+
+
+def structure_key(model: pm.Model, backend: str) -> str:
+    """A hash of the model's graph (types and constants, not data values) and of the
+    library versions: equal keys mean one compiled model serves both."""
+    buf = io.StringIO()
+    outs = [model.logp(), *model.unobserved_value_vars]
+    pytensor.dprint(outs, file=buf, print_type=True)
+    for v in model.value_vars:
+        buf.write(f"{v.name}:{v.type}\n")
+    for dim in _used_dims(model):  # sizes of the variables (not of the data)
+        buf.write(f"{dim}:{len(model.coords[dim])}\n")
+    for lib in ("pytensor", "pymc", "nutpie", "numba", "bayeslmm"):
+        buf.write(f"{lib}={_version(lib)}\n")
+    buf.write(backend)
+    return hashlib.sha256(buf.getvalue().encode()).hexdigest()
+
+
+def _version(lib: str) -> str:
+    try:
+        return version(lib)
+    except PackageNotFoundError:
+        return "none"
+
+
+def memory_key(model: pm.Model, backend: str, skey: str | None = None) -> tuple:
+    """:func:`structure_key` (``skey`` if already computed) plus the coordinate labels
+    the draws are stored under (a compiled nutpie model keeps its labels)."""
+    labels = tuple((d, tuple(map(str, model.coords[d]))) for d in _used_dims(model))
+    return skey or structure_key(model, backend), labels
+
+
+def _used_dims(model: pm.Model) -> list[str]:
+    return sorted({d for dims in model.named_vars_to_dims.values() for d in dims
+                   if d in model.coords})
+
+
+def compile_model(model: pm.Model, backend: str, *, key: str | None = None):
+    """A nutpie model for ``model``. With ``key`` (from :func:`structure_key`) the
+    numba functions are read from / written to the disk cache."""
+    # nutpie adds made-up dims (chol_<g>_dim_0) to the dict it is given, which is the
+    # model's own: PyMC then cannot copy the model (compute_log_likelihood fails). The
+    # compiled model gets its own copy; the model's dict is restored.
+    saved = dict(model.named_vars_to_dims)
+    try:
+        compiled = _compile(model, backend, key)
+        return dataclasses.replace(compiled, dims=dict(compiled.dims))
+    finally:
+        model.named_vars_to_dims.clear()
+        model.named_vars_to_dims.update(saved)
+
+
+def _compile(model: pm.Model, backend: str, key: str | None):
+    import nutpie
+
+    if backend == "numba" and _has_internals():
+        # no C compilation at all: its first use in a process loads PyTensor's C
+        # cache (1–2 s); the helper functions (shapes, initial point) run in Python
+        with pytensor.config.change_flags(cxx=""):
+            return _numba_pyfunc(model, key)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # not frozen: pm.Data stay inputs, so with_data() can swap them. Without the
+        # internals (another nutpie), its own numba backend: slow to compile
+        return nutpie.compile_pymc_model(model, freeze_model=False, backend=backend,
+                                         **({"gradient_backend": "jax"}
+                                            if backend == "jax" else {}))
+
+
+def _has_internals() -> bool:
+    """nutpie's internals that :func:`_numba_pyfunc` reuses (nutpie 0.16)."""
+    try:
+        from nutpie.compile_pymc import (  # noqa: F401
+            _make_functions,
+            _prepare_dims_and_coords,
+            _rv_dict_to_flat_array_wrapper,
+            _wrap_with_lock,
+        )
+        from nutpie.compiled_pyfunc import from_pyfunc  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def is_cached(key: str) -> bool:
+    """Whether the disk cache holds a finished entry for ``key``."""
+    folder = cache_dir()
+    return (folder is not None and (folder / f"{key}.pkl").exists()
+            and not (folder / f"{key}.warming").exists())
+
+
+def warm_in_background(model: pm.Model, key: str) -> bool:
+    """Compile ``model`` for numba into the disk cache in a low-priority subprocess,
+    so that the next fit of this structure starts at once; the caller samples on JAX
+    meanwhile. False when the cache is off or the subprocess cannot start.
+
+    A structure's first numba compilation takes 10–50 s (the latter on a machine where
+    PyTensor has compiled nothing yet); JAX compiles in a few seconds but pays a
+    dispatch on every gradient. This way the first fit costs JAX's time, not numba's.
+    """
+    folder = cache_dir()
+    if folder is None:
+        return False
+    marker = folder / f"{key}.warming"
+    try:
+        if marker.exists() and time.time() - marker.stat().st_mtime < 900:
+            return True  # another process is at it
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(marker, "wb") as f:
+            cloudpickle.dump(model, f)
+        nice = (lambda: os.nice(19)) if hasattr(os, "nice") else None
+        subprocess.Popen([sys.executable, "-m", __name__, str(marker), key],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True,
+                         preexec_fn=nice)
+    except Exception:
+        return False
+    return True
+
+
+def _warm(marker: Path, key: str) -> None:
+    """The subprocess of :func:`warm_in_background`: compile, evaluate once (numba
+    compiles on first call and caches), then remove the marker."""
+    try:
+        with open(marker, "rb") as f:
+            model = pickle.load(f)
+        compiled = compile_model(model, "numba", key=key)
+        x = compiled._make_initial_points(0)
+        compiled._make_logp_func()(x, **compiled._shared_data)
+        compiled._make_expand_func(0, 0, 0)(x, **compiled._shared_data)
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def cache_dir() -> Path | None:
+    """The on-disk compile cache: ``$BAYESLMM_CACHE_DIR`` (None when set to ""), else
+    ``$XDG_CACHE_HOME/bayeslmm`` or ``~/.cache/bayeslmm``.
+
+    >>> import os
+    >>> os.environ.get("BAYESLMM_CACHE_DIR") is not None or cache_dir().name == "bayeslmm"
+    True
+    """
+    env = os.environ.get("BAYESLMM_CACHE_DIR")
+    if env is not None:
+        return Path(env) if env else None
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "bayeslmm"
+
+
+def _load(key: str | None):
+    folder = cache_dir()
+    path = folder / f"{key}.pkl" if key and folder else None
+    if path is None or not path.exists():
+        return None
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    except Exception:  # a stale or corrupt entry: compile again and overwrite it
+        return None
+
+
+def _store(key: str | None, parts: dict) -> None:
+    folder = cache_dir()
+    if not key or folder is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f"{key}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            # cloudpickle: some graphs hold OpFromGraph gradients defined in closures
+            cloudpickle.dump(parts, f)
+        tmp.replace(folder / f"{key}.pkl")  # atomic: readers never see half a file
+    except Exception as err:  # a read-only home must not stop a fit
+        warnings.warn(f"bayeslmm could not write its compile cache in {folder}: {err}",
+                      stacklevel=user_stacklevel())
+
+
+def _numba_pyfunc(model: pm.Model, key: str | None):
+    """nutpie's own wiring for a Python log-density
+    (``nutpie.compile_pymc._compile_pymc_model_jax``), with PyTensor's numba-compiled
+    logp and gradient in place of JAX's."""
+    from nutpie.compile_pymc import (
+        _make_functions,
+        _prepare_dims_and_coords,
+        _rv_dict_to_flat_array_wrapper,
+        _wrap_with_lock,
+    )
+    from nutpie.compiled_pyfunc import from_pyfunc
+    from pymc.initial_point import make_initial_point_fn
+
+    start_fn = _wrap_with_lock(make_initial_point_fn(
+        model=model, jitter_rvs=set(model.free_RVs), return_transformed=True))
+    start_fn(0)  # compiles its inner graphs (OpFromGraph) now, under cxx=""
+    parts = _load(key)
+    if parts is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ndim, _, logp_pt, expand_pt, _, shape_info = _make_functions(
+                model, mode="NUMBA", compute_grad=True, join_expanded=False,
+                pymc_initial_point_fn=start_fn)
+        parts = {"ndim": ndim, "logp": logp_pt, "expand": expand_pt,
+                 "shape_info": shape_info, "nfree": len(model.free_RVs)}
+        _store(key, parts)
+    names, _, shapes = parts["shape_info"]
+    nfree = parts["nfree"]
+    initial_point_fn = _rv_dict_to_flat_array_wrapper(start_fn, names=names[:nfree],
+                                                      shapes=shapes[:nfree])
+    logp_fn, expand_fn = parts["logp"].vm.jit_fn, parts["expand"].vm.jit_fn
+    logp_shared = [v.name for v in parts["logp"].get_shared()]
+    expand_shared = [v.name for v in parts["expand"].get_shared()]
+    data = model_data(model)
+    shared = {n: np.asarray(data[n]) for n in (*logp_shared, *expand_shared)}
+
+    def make_logp():
+        def logp(x, **data):
+            value, grad = logp_fn(x, *[data[n] for n in logp_shared])
+            return float(value), np.asarray(grad, dtype="float64")
+        return logp
+
+    def make_expand(seed1, seed2, chain):
+        def expand(x, **data):
+            values = expand_fn(x, *[data[n] for n in expand_shared])
+            return {n: np.asarray(v, dtype="float64").reshape(s)
+                    for n, v, s in zip(names, values, shapes, strict=True)}
+        return expand
+
+    dims, coords = _prepare_dims_and_coords(model, parts["shape_info"])
+    return from_pyfunc(
+        ndim=parts["ndim"], make_logp_fn=make_logp, make_expand_fn=make_expand,
+        make_initial_point_fn=initial_point_fn,
+        expanded_dtypes=[np.dtype("float64")] * len(names), expanded_shapes=shapes,
+        expanded_names=names, shared_data=shared, dims=dims, coords=coords)
+
+
+if __name__ == "__main__":  # python -m bayeslmm.sampling.nutpie_backend MARKER KEY
+    _warm(Path(sys.argv[1]), sys.argv[2])

@@ -1,0 +1,178 @@
+"""Exact draws of the random effects given the hyper-parameters (after marginal NUTS).
+
+For each posterior draw (β, Ψ, σ), with b = L̃u, u ~ N(0, I) a priori (L̃ the
+block-diagonal factor of Ψ̃) and r = y − Xβ:
+
+    u | y ~ N(P⁻¹ L̃ᵀZᵀr, σ² P⁻¹),    P = L̃ᵀZᵀZL̃ + I σ²,
+
+so every b draw is exact, and the pair (hyper-parameters, b) is a draw from the same
+joint posterior that the conditional model samples. One grouping factor: P is block
+diagonal (one q×q block per level), all levels and draws at once. Several factors: a
+dense Cholesky of P per draw.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import xarray as xr
+
+from ..formula.design import Design
+from ..linalg.crossprod import CrossProducts, factor_order
+from ..results.predict import psi_factor
+
+__all__ = ["draw_random_effects"]
+
+
+def _one_factor(cp: CrossProducts, L, beta, sigma, rng) -> np.ndarray:
+    """(draws, m, q) exact draws for a single grouping factor.
+
+    One compiled loop over draws (in parallel) and levels, a q×q Cholesky and two
+    triangular solves per level: NumPy, batched or entry by entry over arrays, spent
+    19 s on 4,000 draws × 20,000 levels, mostly moving temporaries through memory.
+    The noise is NumPy's, drawn in the order of the former NumPy code.
+    """
+    q = L.shape[-1]
+    m, p = cp.m[0], cp.p
+    eps = rng.standard_normal((q, len(sigma), m))
+    out = np.empty((len(sigma), m, q))
+    _one_factor_kernel(np.ascontiguousarray(L, dtype=float), np.ascontiguousarray(beta),
+                       np.ascontiguousarray(sigma, dtype=float), cp.A11,
+                       np.ascontiguousarray(cp.C1xy[:, :, :p]),
+                       np.ascontiguousarray(cp.C1xy[:, :, p]), eps, out)
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def _one_factor_kernel(L, beta, sigma, ZtZ, ZtX, Zty, eps, out):  # pragma: no cover
+    nd, q = L.shape[0], L.shape[1]
+    m, p = ZtX.shape[0], ZtX.shape[2]
+    for d in numba.prange(nd):
+        C = np.zeros((q, q))
+        AL = np.empty((q, q))
+        zr, v, u = np.empty(q), np.empty(q), np.empty(q)
+        s2 = sigma[d] ** 2
+        for j in range(m):
+            for k in range(q):                       # Zⱼᵀr = Zⱼᵀy − ZⱼᵀX β
+                acc = Zty[j, k]
+                for c in range(p):
+                    acc -= ZtX[j, k, c] * beta[d, c]
+                zr[k] = acc
+            for k in range(q):                       # Aⱼ L
+                for c in range(q):
+                    acc = 0.0
+                    for t in range(q):
+                        acc += ZtZ[j, k, t] * L[d, t, c]
+                    AL[k, c] = acc
+            for a in range(q):                       # C Cᵀ = Lᵀ Aⱼ L + σ² I
+                for c in range(a + 1):
+                    acc = s2 if a == c else 0.0
+                    for k in range(q):
+                        acc += L[d, k, a] * AL[k, c]
+                    for k in range(c):
+                        acc -= C[a, k] * C[c, k]
+                    C[a, c] = np.sqrt(acc) if a == c else acc / C[c, c]
+            for a in range(q):                       # C v = Lᵀ Zⱼᵀr
+                acc = 0.0
+                for k in range(q):
+                    acc += L[d, k, a] * zr[k]
+                for k in range(a):
+                    acc -= C[a, k] * v[k]
+                v[a] = acc / C[a, a]
+            for a in range(q - 1, -1, -1):           # Cᵀ u = v + σ ε
+                acc = v[a] + sigma[d] * eps[a, d, j]
+                for k in range(a + 1, q):
+                    acc -= C[k, a] * u[k]
+                u[a] = acc / C[a, a]
+            for a in range(q):                       # b = L u
+                acc = 0.0
+                for c in range(q):
+                    acc += L[d, a, c] * u[c]
+                out[d, j, a] = acc
+
+
+def _several(cp: CrossProducts, Ls, beta, sigma, rng) -> np.ndarray:
+    """(draws, Q) exact joint draws for several factors, a dense P per draw; factors
+    (and ``Ls``) in the cross-products' order."""
+    arrays = cp.marginal_arrays()
+    zz, z_xy = arrays["zz"], arrays["z_xy"]
+    out = np.empty((len(sigma), zz.shape[0]))
+    for d in range(len(sigma)):
+        blocks = [np.kron(np.eye(m), L[d]) for m, L in zip(cp.m, Ls, strict=True)]
+        Lt = _block_diag(blocks)
+        zr = z_xy @ np.append(-beta[d], 1.0)
+        P = Lt.T @ zz @ Lt + sigma[d] ** 2 * np.eye(len(zr))
+        C = np.linalg.cholesky(P)
+        mean = np.linalg.solve(P, Lt.T @ zr)
+        noise = np.linalg.solve(C.T, rng.standard_normal(len(zr)))
+        out[d] = Lt @ (mean + sigma[d] * noise)
+    return out
+
+
+def _block_diag(blocks: list[np.ndarray]) -> np.ndarray:
+    n = sum(b.shape[0] for b in blocks)
+    out = np.zeros((n, n))
+    k = 0
+    for b in blocks:
+        out[k:k + b.shape[0], k:k + b.shape[0]] = b
+        k += b.shape[0]
+    return out
+
+
+def _whitened(design: Design, rd, post: xr.Dataset, beta, sigma, Ls, rng) -> np.ndarray:
+    """With a residual structure the cross-products depend on the draw's residual
+    parameters: whiten and recompute them per draw (O(n) each)."""
+    from ..residual.algebra import whiten_design
+
+    nc, nd = post.sizes["chain"], post.sizes["draw"]
+    values = {k: post[k].values.reshape(nc * nd, *post[k].shape[2:]) for k in rd.param_names}
+    out = []
+    for d in range(nc * nd):
+        wd = whiten_design(rd, design, {k: v[d] for k, v in values.items()})
+        cp = CrossProducts.from_design(wd)
+        if len(design.terms) == 1:
+            out.append(_one_factor(cp, Ls[0][d:d + 1], beta[d:d + 1], sigma[d:d + 1],
+                                   rng).reshape(-1))
+        else:
+            out.append(_several(cp, [Ls[k][d:d + 1] for k in cp.order], beta[d:d + 1],
+                                sigma[d:d + 1], rng)[0])
+    return np.array(out)
+
+
+def draw_random_effects(design: Design, cp: CrossProducts, post: xr.Dataset,
+                        random_seed=None, chunk: int = 500,
+                        residual=None) -> dict[str, xr.DataArray]:
+    """Draw ``b_<group>`` for every posterior draw; dims ``(chain, draw, group, term)``.
+
+    ``cp`` holds the design's cross-products (unused with a residual structure, whose
+    whitened cross-products are recomputed per draw). Draws are processed ``chunk`` at
+    a time to bound the memory of the batched factorisations. ``residual`` (a bound
+    residual structure) makes the draws account for ``σ²Λ``.
+    """
+    rng = np.random.default_rng(random_seed)
+    nc, nd = post.sizes["chain"], post.sizes["draw"]
+    beta = post["beta"].values.reshape(nc * nd, -1)
+    sigma = post["sigma"].values.reshape(nc * nd)
+    Ls = [psi_factor(post, t.group, t.q).reshape(nc * nd, t.q, t.q) for t in design.terms]
+    order = factor_order(design.terms)  # the layout of the draws: cross-products' order
+    flat = np.empty((nc * nd, sum(t.n_levels * t.q for t in design.terms)))
+    if residual is not None:
+        flat[:] = _whitened(design, residual, post, beta, sigma, Ls, rng)
+    for start in range(0, nc * nd if residual is None else 0, chunk):
+        sl = slice(start, min(start + chunk, nc * nd))
+        if len(design.terms) == 1:
+            flat[sl] = _one_factor(cp, Ls[0][sl], beta[sl], sigma[sl], rng).reshape(
+                sl.stop - sl.start, -1)
+        else:
+            flat[sl] = _several(cp, [Ls[k][sl] for k in order], beta[sl], sigma[sl], rng)
+    out, pos = {}, 0
+    for k in order:
+        t = design.terms[k]
+        size = t.n_levels * t.q
+        vals = flat[:, pos:pos + size].reshape(nc, nd, t.n_levels, t.q)
+        pos += size
+        out[f"b_{t.group}"] = xr.DataArray(
+            vals, dims=("chain", "draw", t.group, f"{t.group}_term"),
+            coords={"chain": post.chain, "draw": post.draw, t.group: t.levels,
+                    f"{t.group}_term": t.term_names})
+    return {f"b_{t.group}": out[f"b_{t.group}"] for t in design.terms}
