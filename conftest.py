@@ -1,7 +1,10 @@
 """Objects shared by the docstring examples (doctests).
 
 Each is built once a session, and only for the doctests that name it, so that the examples
-stay fast (no NUTS run per docstring). The class docstrings say how each is made:
+stay fast (no NUTS run per docstring). The doctests that use a NUTS fit (``post``,
+``post_int``, ``kpost``, or one of their own) belong to the sampling tier (marked ``slow``). Outside that tier
+PyTensor compiles in its FAST_COMPILE mode (no C compiler: the oracle checks need
+correct numbers, not fast code). The class docstrings say how each object is made:
 
 ============  ==============================================================================
 ``blm``       ``import bayeslmm as blm``
@@ -23,6 +26,7 @@ import re
 import matplotlib
 import numpy as np
 import pandas as pd
+import pytensor
 import pytest
 
 import bayeslmm as blm
@@ -41,6 +45,9 @@ def genomic_model() -> blm.LMM:
     return blm.LMM("y ~ 1", df, random_matrices={"snps": W})
 
 
+#: the shared objects made by NUTS: doctests naming them run in the sampling tier
+SAMPLED = {"post", "post_int", "kpost"}
+
 _BUILD = {
     "blm": lambda: blm,
     "post": lambda: sleepstudy_model().fit(**NUTS),
@@ -50,6 +57,32 @@ _BUILD = {
     "kmap": lambda: genomic_model().fit_map(),
     "kpost": lambda: genomic_model().fit(**NUTS),
 }
+
+
+def _names_used(dtest) -> set[str]:
+    """The shared objects a doctest uses (named, not assigned by the doctest itself)."""
+    source = "\n".join(ex.source for ex in dtest.examples)
+    assigned = {m.group(1) for m in re.finditer(r"^(\w+) *=", source, re.M)}
+    return {n for n in _BUILD if n not in assigned and re.search(rf"\b{n}\b", source)}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        dtest = getattr(item, "dtest", None)
+        if dtest is None:
+            continue
+        source = "\n".join(ex.source for ex in dtest.examples)
+        if _names_used(dtest) & SAMPLED or re.search(r"\.fit\(", source):
+            item.add_marker(pytest.mark.slow)  # NUTS runs: the sampling tier
+
+
+@pytest.fixture(autouse=True)
+def _fast_compile_outside_the_sampling_tier(request):
+    if request.node.get_closest_marker("slow") is not None:
+        yield
+        return
+    with pytensor.config.change_flags(mode="FAST_COMPILE"):
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -65,14 +98,11 @@ def _doctest_shared_objects(request, _doc_objects):
         yield
         return
     matplotlib.use("Agg")
-    source = "\n".join(ex.source for ex in dtest.examples)
-    assigned = {m.group(1) for m in re.finditer(r"^(\w+) *=", source, re.M)}
     namespace = request.getfixturevalue("doctest_namespace")
-    for name, build in _BUILD.items():
-        if name not in assigned and re.search(rf"\b{name}\b", source):
-            if name not in _doc_objects:
-                _doc_objects[name] = build()
-            namespace[name] = _doc_objects[name]
+    for name in _names_used(dtest):
+        if name not in _doc_objects:
+            _doc_objects[name] = _BUILD[name]()
+        namespace[name] = _doc_objects[name]
     yield
     import matplotlib.pyplot as plt
 

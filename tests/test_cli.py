@@ -12,6 +12,7 @@ def test_datasets_lists_all(capsys):
         assert name in out
 
 
+@pytest.mark.slow
 def test_fit_prints_and_writes_json(tmp_path, capsys):
     out = tmp_path / "fit.json"
     code = main(["fit", "Yield ~ 1 + (1 | Batch)", "--data", "Dyestuff", "--chains", "1",
@@ -23,6 +24,19 @@ def test_fit_prints_and_writes_json(tmp_path, capsys):
     d = json.loads(out.read_text())
     assert d["ngroups"] == {"Batch": 6} and "(Intercept)" in d["fixef_lme4"]
     assert 1400 < d["fixef"]["Intercept"] < 1650
+
+
+def test_map_fit_prints_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "fit.json"
+    code = main(["fit", "Yield ~ 1 + (1 | Batch)", "--data", "Dyestuff", "--map", "ML",
+                 "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "Linear mixed model fit by maximum likelihood" in text and "Batch" in text
+    d = json.loads(out.read_text())
+    assert d["kind"] == "map" and d["ngroups"] == {"Batch": 6}
+    assert d["loglik"] == pytest.approx(-163.6635, abs=1e-3)  # lme4: -163.6635
+    assert d["fixef_lme4"]["(Intercept)"] == pytest.approx(1527.5, abs=1e-6)
 
 
 def test_fit_csv_and_errors(tmp_path, capsys, sleepstudy):

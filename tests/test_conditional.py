@@ -102,7 +102,7 @@ RESIDUALS = [
 @pytest.mark.parametrize("residual", RESIDUALS, ids=repr)
 def test_residual_likelihood_matches_dense_normal(orthodont, residual):
     """log p(y | β, b, σ, residual params) equals scipy's on the dense σ²Λ."""
-    from oracle import dense_lambda
+    from tests.oracle import dense_lambda
 
     m = blm.LMM("distance ~ age + Sex + (1 | Subject)", orthodont, residual=residual)
     pm_model, rd = m.pymc_model, m.residual
@@ -143,6 +143,7 @@ def test_gls_compound_symmetry_without_random_effects(orthodont):
     assert np.all(np.isfinite(pp.prior_predictive["y"].values))
 
 
+@pytest.mark.slow
 def test_nuts_orthodont_ar1_near_nlme(orthodont):
     """lme(distance ~ age + Sex, random = ~1 | Subject, correlation = corAR1(~1 | Subject)):
     posterior means within 2 posterior sds of nlme's REML estimates, no divergences."""

@@ -1,3 +1,6 @@
+import gzip
+import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -6,18 +9,45 @@ import pytest
 
 import bayeslmm as blm
 from bayeslmm.errors import DataError
-from tests.conftest import SHARED
+
+HERE = Path(blm.datasets.__file__).parent
+#: sha256 of the project's source CSVs (shared/datasets, from lme4, nlme and rstanarm):
+#: the bundled copies are those files, byte for byte
+SOURCE_SHA256 = {
+    'Dyestuff': '8c41baf5c35281f3cdbf79b9803c84036de0a66c2e0bbf73cc6d274bf8f193cc',
+    'Dyestuff2': '2285d9b4e15c04a326fd944f0e7bcc9dfcf6eb180a959bc9bcc333b1e5b58011',
+    'InstEval': '1376ad9330171473fb8da325eeb5670fa78e7b0c24a89784ef3dd1ea441893cf',
+    'Orthodont': 'ca7c0296405bb2bd5959cd5fff7c50a5035606f16ac308c7797f58666fcd7aa1',
+    'Ovary': 'dba1f50ec63fb77599451854a4db46d35b2d1b41d7918635e6faa29dbd48255d',
+    'Pastes': '2ff3dab894c7526ba90394ad4b95c20ef085c1f36255b47432833535874c78a7',
+    'Penicillin': '8d7e09b5c2519c595a7515028cba5ea149dcd9f99aa08e423534bd139a1eae1f',
+    'radon': 'a63973b6958fb57aab59258e2179f52a34dbb1fe9c0f30b3e3de657f96ea1445',
+    'sleepstudy': '2918bbddf750e78003059efa97b94885b85c4d7927c22a19c29f7fa5a184c59d',
+}
+
+#: and of the factors' level order (shared/datasets/factors.json)
+FACTORS_SHA256 = "75da9cb62991d266feb86bf9601899e9192f7d4a2c433d152cb16c2ea042950b"
+
+
+def _raw(name: str) -> bytes:
+    plain = HERE / f"{name}.csv"
+    return plain.read_bytes() if plain.exists() else gzip.decompress(
+        (HERE / f"{name}.csv.gz").read_bytes())
+
+
+def test_every_source_is_bundled():
+    assert sorted(blm.datasets.names()) == sorted(SOURCE_SHA256)
+    assert hashlib.sha256((HERE / "factors.json").read_bytes()).hexdigest() == FACTORS_SHA256
 
 
 @pytest.mark.parametrize("name", blm.datasets.names())
-def test_load_matches_shared_csv_and_factor_order(name):
+def test_load_matches_source_csv_and_factor_order(name):
+    raw_bytes = _raw(name)
+    assert hashlib.sha256(raw_bytes).hexdigest() == SOURCE_SHA256[name]
     df = blm.datasets.load(name)
-    src = SHARED / "datasets" / f"{name}.csv"
-    if not src.exists():
-        pytest.skip("shared datasets not available")
-    raw = pd.read_csv(src)
+    raw = pd.read_csv(io.BytesIO(raw_bytes))
     assert df.shape == raw.shape and list(df.columns) == list(raw.columns)
-    factors = json.loads((SHARED / "datasets" / "factors.json").read_text()).get(name, {})
+    factors = json.loads((HERE / "factors.json").read_text()).get(name, {})
     for col, info in factors.items():
         assert list(df[col].cat.categories) == info["levels"]
         assert df[col].cat.ordered == info["ordered"]

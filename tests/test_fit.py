@@ -1,4 +1,5 @@
-"""Small NUTS runs checked against lme4's reference fits (models/)."""
+"""Small NUTS runs checked against lme4's reference fits (models/, sampling tier), and
+what a posterior result gives (fast tier, draws near the ML estimates)."""
 
 import json
 
@@ -8,6 +9,7 @@ import pytest
 import bayeslmm as blm
 from bayeslmm.errors import BayesLMMError
 from tests.conftest import ref_sd, reference
+from tests.posteriors import synthetic_posterior
 
 
 @pytest.fixture(scope="module")
@@ -16,6 +18,13 @@ def sleep_fit(sleepstudy):
     return m.fit(draws=400, tune=500, chains=2, random_seed=11, progressbar=False, cores=1)
 
 
+@pytest.fixture(scope="module")
+def sleep_post(sleepstudy):
+    m = blm.LMM("Reaction ~ Days + (Days | Subject)", sleepstudy)
+    return synthetic_posterior(m, chains=2, draws=400, seed=11)
+
+
+@pytest.mark.slow
 def test_sleepstudy_against_lme4(sleep_fit):
     ref = reference("sleepstudy_rslope_reml")
     s = sleep_fit.summary()
@@ -33,6 +42,7 @@ def test_sleepstudy_against_lme4(sleep_fit):
     assert sleep_fit.diagnostics["max_rhat"] < 1.02
 
 
+@pytest.mark.slow
 def test_ranef_close_to_lme4_modes(sleep_fit):
     ref = reference("sleepstudy_rslope_reml")["ranef"]["Subject"]
     re = sleep_fit.ranef["Subject"].loc[ref["levels"]]
@@ -42,6 +52,7 @@ def test_ranef_close_to_lme4_modes(sleep_fit):
         assert np.all(np.abs(diff) < np.array(ref[term]["cond_sd"]))
 
 
+@pytest.mark.slow
 def test_idata_groups_dims_and_coords(sleep_fit):
     idata = sleep_fit.idata
     for g in ("posterior", "sample_stats", "observed_data", "log_likelihood"):
@@ -53,24 +64,24 @@ def test_idata_groups_dims_and_coords(sleep_fit):
     assert idata.log_likelihood["y"].shape == (2, 400, 180)
 
 
-def test_result_accessors(sleep_fit):
-    fe = sleep_fit.fixef
-    post = sleep_fit.idata.posterior
+def test_result_accessors(sleep_post):
+    fe = sleep_post.fixef
+    post = sleep_post.idata.posterior
     assert fe["Days"] == pytest.approx(float(post["beta"].sel(fixef="Days").mean()))
-    vc = sleep_fit.varcorr
+    vc = sleep_post.varcorr
     assert vc["grp"].tolist() == ["Subject", "Subject", "Subject", "Residual"]
     assert vc.loc[2, "var2"] == "Days"
-    assert vc.loc[3, "sdcor"] == pytest.approx(sleep_fit.sigma)
-    assert sleep_fit.ranef["Subject"].shape == (18, 2)
-    mu = sleep_fit.predict()
-    manual = (post["beta"].values @ sleep_fit._design.X.T)[0, 0] + np.einsum(
-        "nq,nq->n", sleep_fit._design.terms[0].Z,
-        post["b_Subject"].values[0, 0][sleep_fit._design.terms[0].codes])
+    assert vc.loc[3, "sdcor"] == pytest.approx(sleep_post.sigma)
+    assert sleep_post.ranef["Subject"].shape == (18, 2)
+    mu = sleep_post.predict()
+    manual = (post["beta"].values @ sleep_post._design.X.T)[0, 0] + np.einsum(
+        "nq,nq->n", sleep_post._design.terms[0].Z,
+        post["b_Subject"].values[0, 0][sleep_post._design.terms[0].codes])
     np.testing.assert_allclose(mu.values[0, 0], manual)
 
 
-def test_to_dict_is_json_ready(sleep_fit):
-    d = json.loads(json.dumps(sleep_fit.to_dict()))
+def test_to_dict_is_json_ready(sleep_post):
+    d = json.loads(json.dumps(sleep_post.to_dict()))
     assert d["fixef_lme4"].keys() == {"(Intercept)", "Days"}
     assert d["varcorr"][0] == {"grp": "Subject", "var1": "Intercept", "var2": None,
                                "vcov": pytest.approx(d["varcorr"][0]["sdcor"] ** 2),
@@ -78,16 +89,17 @@ def test_to_dict_is_json_ready(sleep_fit):
     assert d["diagnostics"]["divergences"] == 0 and d["nobs"] == 180
 
 
-def test_printed_form(sleep_fit):
-    text = str(sleep_fit)
+def test_printed_form(sleep_post):
+    text = str(sleep_post)
     for piece in ("Formula: Reaction ~ Days + (Days | Subject)", "Random effects",
                   "sd(Intercept)", "corr(Intercept, Days)", "Residual",
                   "Number of obs: 180, groups:  Subject, 18", "Fixed effects", "0 divergences"):
         assert piece in text
     assert "divergent" not in text
-    assert ("WARNING: max R-hat" in text) == (sleep_fit.diagnostics["max_rhat"] > 1.01)
+    assert ("WARNING: max R-hat" in text) == (sleep_post.diagnostics["max_rhat"] > 1.01)
 
 
+@pytest.mark.slow
 def test_uncorrelated_and_nested_and_crossed_sample():
     sleep = blm.datasets.load("sleepstudy")
     r = blm.LMM("Reaction ~ Days + (Days || Subject)", sleep).fit(
@@ -103,11 +115,11 @@ def test_uncorrelated_and_nested_and_crossed_sample():
     assert set(r.ranef) == {"plate", "sample"}
 
 
-def test_divergence_warning_is_visible(sleep_fit):
-    class Fake(type(sleep_fit)):
+def test_divergence_warning_is_visible(sleep_post):
+    class Fake(type(sleep_post)):
         divergences = 7
 
-    fake = Fake(sleep_fit.idata, sleep_fit._design, {}, sleep_fit.info)
+    fake = Fake(sleep_post.idata, sleep_post._design, {}, sleep_post.info)
     assert "WARNING: 7 divergent transitions" in str(fake)
 
 

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.optimize as so
-from oracle import gls
 from scipy.stats import multivariate_normal as mvn
 from scipy.stats import norm
 
@@ -16,6 +15,8 @@ import bayeslmm as blm
 from bayeslmm.linalg.rotation import Rotation, loglik, rotate_kernel, rotate_matrix
 from bayeslmm.mle.greml import greml, profiled_deviance
 from bayeslmm.pymc.rotated import whitening
+from tests.oracle import gls
+from tests.posteriors import synthetic_kernel_posterior
 
 
 def _data(n, p, seed=0, h2=0.5):
@@ -330,7 +331,7 @@ def test_save_load_random_matrix_posterior_and_map(tmp_path):
                         columns=[f"rs{j}" for j in range(p)])
     with pytest.warns(UserWarning, match="Dropped 1 of 40"):
         model = blm.LMM("y ~ x", df, random_matrices={"snps": snps})
-    post = model.fit(draws=100, tune=100, chains=2, random_seed=3, progressbar=False)
+    post = synthetic_kernel_posterior(model, chains=2, draws=100, seed=3)  # saving is tested
     post.save(tmp_path / "post.nc")
     back = blm.load(tmp_path / "post.nc")
     assert type(back) is type(post) and back.nobs == n - 1

@@ -6,7 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.linalg as sla
-from oracle import (
+from scipy.stats import multivariate_normal
+
+from bayeslmm.formula.design import build_design
+from bayeslmm.linalg.theta import ThetaLayout
+from tests.oracle import (
     dense_psi,
     dense_z,
     gls,
@@ -14,10 +18,6 @@ from oracle import (
     profiled_criterion,
     reml_loglik,
 )
-from scipy.stats import multivariate_normal
-
-from bayeslmm.formula.design import build_design
-from bayeslmm.linalg.theta import ThetaLayout
 
 FORMULAS = {
     "one factor q=1": "y ~ x + (1 | g)",

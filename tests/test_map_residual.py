@@ -10,15 +10,14 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from oracle import dense_psi, dense_z, gls
 from scipy import optimize, stats
 
 import bayeslmm as blm
 from bayeslmm.errors import FitError
 from bayeslmm.mle.lme import ResidualCriterion
-from oracle import dense_lambda
 from bayeslmm.results.map import MapResult
 from bayeslmm.results.varcorr import varcorr_frame
+from tests.oracle import dense_lambda, dense_psi, dense_z, gls
 
 
 def _data(seed: int = 0, groups: int = 8, per: int = 5) -> pd.DataFrame:

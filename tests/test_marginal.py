@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.linalg as sla
-from oracle import dense_psi, dense_z, gls, profiled_criterion
-from test_likelihood import FORMULAS, random_data  # tests/ is on sys.path (rootdir import)
 
 from bayeslmm.formula.design import build_design
 from bayeslmm.linalg.pls import PLS
 from bayeslmm.linalg.theta import ThetaLayout
+from tests.oracle import dense_psi, dense_z, gls, profiled_criterion
+from tests.test_likelihood import FORMULAS, random_data
 
 FORMULAS = {**FORMULAS, "crossed q=2 + q=2": "y ~ x + (x | g) + (z | k)",
             "three factors": "y ~ f + (1 | g) + (1 | k) + (x || h)"}
@@ -89,10 +89,9 @@ PT_FORMULAS = {"q=1": "y ~ x + (1 | g)", "q=2": "y ~ x + (x | g)",
 def test_pytensor_logp_and_gradient_match_numpy(formula):
     pytensor = pytest.importorskip("pytensor")
     pt = pytest.importorskip("pytensor.tensor")
-    from oracle import marginal_loglik
-
     from bayeslmm.linalg.crossprod import CrossProducts
     from bayeslmm.pymc.marginal_logp import marginal_logp
+    from tests.oracle import marginal_loglik
 
     d = build_design(formula, random_data(9, n=70))
     rng = np.random.default_rng(2)

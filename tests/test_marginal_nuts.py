@@ -4,12 +4,12 @@ the conditional model."""
 import numpy as np
 import pytest
 import xarray as xr
-from oracle import dense_psi, dense_z
 
 import bayeslmm as blm
 from bayeslmm.formula.design import build_design
 from bayeslmm.linalg.crossprod import CrossProducts
 from bayeslmm.sampling.ranef_draws import draw_random_effects
+from tests.oracle import dense_psi, dense_z
 
 KW = dict(draws=500, tune=500, chains=2, random_seed=3, progressbar=False, cores=1)
 
@@ -60,6 +60,7 @@ def _agree(a, b, names):
         assert abs(sa.loc[n, "mean"] - sb.loc[n, "mean"]) < 4 * se + 0.02 * sa.loc[n, "sd"], n
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ds, formula", [
     ("sleepstudy", "Reaction ~ Days + (Days | Subject)"),
     pytest.param("Pastes", "strength ~ 1 + (1 | batch/cask)", marks=pytest.mark.slow),
@@ -82,6 +83,7 @@ def test_marginal_and_conditional_agree(ds, formula):
                                        "log_likelihood"}
 
 
+@pytest.mark.slow
 def test_simulated_truth_is_covered():
     rng = np.random.default_rng(7)
     g = np.repeat(np.arange(40), 15)
@@ -112,7 +114,7 @@ def test_simulated_truth_is_covered():
 def test_marginal_with_residual_structure_equals_dense_normal(structure):
     from scipy import stats
 
-    from oracle import dense_lambda
+    from tests.oracle import dense_lambda
 
     m = blm.LMM("distance ~ age + Sex + (age | Subject)", blm.datasets.load("Orthodont"),
                 residual=structure)
@@ -142,6 +144,7 @@ def test_marginal_refuses_fitted_variance_and_auto_falls_back():
         m.fit(parameterization="marginal")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not __import__("importlib").util.find_spec("nutpie"),
                     reason="nutpie not installed")
 def test_second_fit_of_same_shape_reuses_compiled_nutpie_model(sleepstudy):
@@ -163,7 +166,7 @@ def test_second_fit_of_same_shape_reuses_compiled_nutpie_model(sleepstudy):
 
 
 def test_random_effect_draws_with_residual_structure_match_dense_conditional():
-    from oracle import dense_lambda
+    from tests.oracle import dense_lambda
 
     structure = blm.Residual(variance=blm.VarIdent(by="Sex"),
                              correlation=blm.AR1(group="Subject"))

@@ -34,6 +34,7 @@ def test_key_depends_on_structure_not_on_data():
     assert da["stat_n"] == 500 and db["stat_n"] == 3000
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not importlib.util.find_spec("nutpie"), reason="nutpie not installed")
 def test_disk_cache_is_written_and_then_loaded(tmp_path, monkeypatch):
     monkeypatch.setenv("BAYESLMM_CACHE_DIR", str(tmp_path))
@@ -65,6 +66,7 @@ def test_corrupt_cache_entry_is_ignored(tmp_path, monkeypatch):
     assert nb._load("abc") is None  # cache turned off
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (importlib.util.find_spec("nutpie") and importlib.util.find_spec("jax")),
                     reason="nutpie and jax not installed")
 def test_new_structure_samples_on_jax_while_numba_is_compiled_for_next_time(

@@ -9,7 +9,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from oracle import profiled_criterion
 
 import bayeslmm as blm
 from bayeslmm.errors import DataError, FitError
@@ -18,6 +17,7 @@ from bayeslmm.mle.fit import fit_map
 from bayeslmm.results.base import lme4_name
 from bayeslmm.results.map import MapResult
 from bayeslmm.results.varcorr import varcorr_frame
+from tests.oracle import profiled_criterion
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,8 @@
-"""Predictions, predictive checks, comparison, plots and saving (posterior results)."""
+"""Predictions, predictive checks, comparison, plots and saving (posterior results).
+
+The posteriors here are drawn near the ML estimates (tests/posteriors.py): what is tested
+is what a result does with its draws; NUTS itself is tested in the sampling tier.
+"""
 
 import matplotlib
 
@@ -13,12 +17,13 @@ import xarray as xr  # noqa: E402
 import bayeslmm as blm  # noqa: E402
 from bayeslmm.cli import main  # noqa: E402
 from bayeslmm.errors import BayesLMMError, DataError  # noqa: E402
+from tests.posteriors import synthetic_posterior  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def fit(sleepstudy):
     m = blm.LMM("Reaction ~ Days + (Days | Subject)", sleepstudy)
-    return m.fit(draws=150, tune=300, chains=2, random_seed=5, progressbar=False, cores=1)
+    return synthetic_posterior(m, chains=2, draws=150, seed=5)
 
 
 NEW = pd.DataFrame({"Days": [0, 5, 5, 9], "Subject": ["308", "new1", "new1", "new2"]})
@@ -145,8 +150,8 @@ def test_load_rejects_bad_files(tmp_path):
 
 
 def test_compare_by_loo(fit, sleepstudy):
-    small = blm.LMM("Reaction ~ Days + (1 | Subject)", sleepstudy).fit(
-        draws=150, tune=300, chains=2, random_seed=5, progressbar=False, cores=1)
+    small = synthetic_posterior(blm.LMM("Reaction ~ Days + (1 | Subject)", sleepstudy),
+                                chains=2, draws=150, seed=5)
     table = blm.compare({"slopes": fit, "intercepts": small})
     assert table.index[0] == "slopes" and "elpd_loo" in table.columns
     ll = fit.log_likelihood().log_likelihood["y"]
@@ -155,6 +160,7 @@ def test_compare_by_loo(fit, sleepstudy):
         blm.compare({"one": fit})
 
 
+@pytest.mark.slow
 def test_cli_fit_save_then_predict(tmp_path, capsys):
     saved, new, out = tmp_path / "f.nc", tmp_path / "new.csv", tmp_path / "pred.csv"
     assert main(["fit", "Yield ~ 1 + (1 | Batch)", "--data", "Dyestuff", "--chains", "1",
@@ -174,8 +180,8 @@ def test_cli_fit_save_then_predict(tmp_path, capsys):
 def test_residual_structure_predictions_and_roundtrip(orthodont, tmp_path):
     structure = blm.Residual(variance=blm.VarIdent(by="Sex"),
                              correlation=blm.AR1(group="Subject"))
-    r = blm.LMM("distance ~ age + Sex + (1 | Subject)", orthodont, residual=structure).fit(
-        draws=100, tune=200, chains=2, random_seed=2, progressbar=False, cores=1)
+    r = synthetic_posterior(blm.LMM("distance ~ age + Sex + (1 | Subject)", orthodont,
+                                    residual=structure), chains=2, draws=100, seed=2)
     assert set(r.residual_params) == {"Phi", "Male", "Female"}
     ll = r.log_likelihood().log_likelihood["y"]  # LOO per subject: rows are correlated
     assert ll.dims == ("chain", "draw", "residual_group") and ll.shape == (2, 100, 27)

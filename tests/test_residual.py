@@ -6,12 +6,9 @@ import pandas as pd
 import pytensor
 import pytensor.tensor as pt
 import pytest
-from oracle import profiled_criterion
 from scipy import linalg, stats
 
 import bayeslmm as blm
-from oracle import dense_lambda
-
 from bayeslmm.errors import BayesLMMError, DataError, FitError
 from bayeslmm.formula.design import build_design
 from bayeslmm.pymc.priors import resolve_priors
@@ -36,6 +33,7 @@ from bayeslmm.residual.structures import (
     VarPower,
     parse_residual,
 )
+from tests.oracle import dense_lambda, profiled_criterion
 
 N = 31
 

@@ -11,8 +11,7 @@ import pytest
 
 import bayeslmm as blm
 from bayeslmm.results.base import MapBase, PosteriorBase, ResultBase
-
-FAST = {"draws": 100, "tune": 100, "chains": 1, "random_seed": 1, "progressbar": False}
+from tests.posteriors import synthetic_kernel_posterior, synthetic_posterior
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +22,9 @@ def results() -> dict:
     W = rng.normal(size=(40, 100))
     df = pd.DataFrame({"y": W @ rng.normal(scale=0.1, size=100) + rng.normal(size=40)})
     kernel = blm.LMM("y ~ 1", df, random_matrices={"snps": W})
-    return {"map": lmm.fit_map(), "posterior": lmm.fit(**FAST),
-            "kernel_map": kernel.fit_map(), "kernel_posterior": kernel.fit(**FAST)}
+    return {"map": lmm.fit_map(), "posterior": synthetic_posterior(lmm, chains=1, draws=100),
+            "kernel_map": kernel.fit_map(),
+            "kernel_posterior": synthetic_kernel_posterior(kernel, chains=1, draws=100)}
 
 
 def test_bases(results):

@@ -30,7 +30,7 @@ Examples
 >>> Z = Zs.reshape(180, 36)
 >>> V = Z @ np.kron(np.eye(18), Lv @ Lv.T) @ Z.T + 25.59**2 * np.eye(180)
 >>> want = multivariate_normal(d.X @ [251.4, 10.47], V).logpdf(d.y)
->>> round(got, 4), abs(got - want) < 1e-9
+>>> round(got, 4), bool(abs(got - want) < 1e-9)
 (-875.9996, True)
 """
 
