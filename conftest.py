@@ -2,9 +2,10 @@
 
 Each is built once a session, and only for the doctests that name it, so that the examples
 stay fast (no NUTS run per docstring). The doctests that use a NUTS fit (``post``,
-``post_int``, ``kpost``, or one of their own) belong to the sampling tier (marked ``slow``). Outside that tier
-PyTensor compiles in its FAST_COMPILE mode (no C compiler: the oracle checks need
-correct numbers, not fast code). The class docstrings say how each object is made:
+``post_int``, ``kpost``, or one of their own) belong to the sampling tier (marked
+``slow``). Outside that tier PyTensor compiles in its FAST_COMPILE mode (no C compiler:
+the oracle checks need correct numbers, not fast code). The class docstrings say how
+each object is made:
 
 ============  ==============================================================================
 ``blm``       ``import bayeslmm as blm``

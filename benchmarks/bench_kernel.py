@@ -137,7 +137,7 @@ def _wait_for_background_compilation(limit: float = 300.0) -> None:
     """A first nutpie fit of a new shape samples on JAX while a background process
     compiles the numba version; wait for it (untimed) so that the next fit is timed
     as a user's second fit is, and the two do not share the cores."""
-    from bayeslmm.sampling.nutpie_backend import _cache_dir
+    from bayeslmm.sampling.nutpie_backend import cache_dir as _cache_dir
 
     folder, t = _cache_dir(), time.perf_counter()
     while folder is not None and any(folder.glob("*.warming")) \

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import bayeslmm as blm
 from bayeslmm.formula.design import build_design
-from bayeslmm.mle.lmer import fit_map
+from bayeslmm.mle.fit import fit_map
 from bayeslmm.residual.bind import bind
 from bayeslmm.residual.structures import parse_residual
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import bayeslmm as blm
 from bayeslmm.formula.design import build_design
 from bayeslmm.residual.structures import parse_residual
-from bayeslmm.results.map import lme4_name
+from bayeslmm.results.base import lme4_name
 
 HERE = Path(__file__).resolve().parent
 #: Residual parameters: |Δ| ≤ RESIDUAL_ABS · max(1, |reference|): absolute for
