@@ -34,6 +34,7 @@ import xarray as xr
 from .errors import BayesLMMError
 from .formula.kernel_design import KernelDesign, build_kernel_design
 from .mle.greml import greml
+from .pymc.graph import model_graph
 from .pymc.rotated import KernelPriors, build_kernel_model, resolve_kernel_priors
 from .results.kernel_map import KernelMapResult
 from .results.kernel_posterior import KernelPosteriorResult
@@ -191,6 +192,16 @@ class KernelModel:
         if self._model is None:
             self._model = build_kernel_model(self._kd, self._priors)
         return self._model
+
+    def graph(self):
+        """The rotated PyMC model drawn as a graph (``pm.model_to_graphviz``; needs Graphviz).
+
+        Examples
+        --------
+        >>> "sd_snps" in kmodel.graph().source  # kmodel: see KernelModel
+        True
+        """
+        return model_graph(self.pymc_model)
 
     def prior_predictive(self, draws: int = 500, *, random_seed: int | None = None):
         """Prior draws of the parameters and of ``y`` on the data's own rows.

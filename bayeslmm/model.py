@@ -26,7 +26,9 @@ from .kernel_model import KernelModel
 from .linalg.crossprod import CrossProducts
 from .mle.fit import fit_map
 from .pymc.conditional import build_conditional
-from .pymc.marginal import MAX_DENSE_RE, build_marginal, marginal_supports
+from .pymc.graph import model_graph
+from .pymc.marginal import build_marginal, choose_parameterization
+from .pymc.prior_draws import with_prior_groups
 from .pymc.priors import ResolvedPriors, resolve_priors
 from .residual.bind import ResidualDesign, bind
 from .residual.structures import as_residual, residual_columns
@@ -266,7 +268,7 @@ class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registrati
         >>> post.idata.posterior["beta"].shape, post.info["parameterization"]
         ((2, 100, 2), 'marginal')
         """
-        par = self._parameterization(parameterization)
+        par = choose_parameterization(self._design, self._residual, parameterization)
         marginal = par == "marginal"
         if target_accept is None:
             target_accept = 0.8 if marginal else 0.9
@@ -286,6 +288,9 @@ class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registrati
                                   and draws * chains * self.nobs <= LOGLIK_AUTO_LIMIT)
         if want or "log_likelihood" in idata.groups():  # grouped per correlation group
             idata = with_log_likelihood(idata, self._design, self._residual)
+        # the priors on the draws: power-scaling sensitivity, prior-vs-posterior plots
+        idata = with_prior_groups(idata, self._design, self._priors, self._residual,
+                                  random_seed=random_seed)
         info = {"sampler": sampler, "parameterization": par,
                 "draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed}
         return PosteriorResult(idata, self._design, self._priors.describe(), info=info,
@@ -298,26 +303,6 @@ class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registrati
         if marginal and self._residual is None:
             return sum(t.n_levels * t.q**2 for t in d.terms) + len(d.fixef_names) ** 2
         return d.nobs * max(1, sum(t.q for t in d.terms))
-
-    def _parameterization(self, parameterization: str) -> str:
-        """``"auto"``: the marginal model wherever it is exact and cheap (iid residuals;
-        one grouping factor, or few random effects in all), else the conditional one."""
-        options = ("auto", "marginal", "conditional")
-        if parameterization not in options:
-            raise BayesLMMError(f"Unknown parameterization {parameterization!r}; choose one "
-                                f"of {options}.")
-        n_re = sum(t.n_levels * t.q for t in self._design.terms)
-        cheap = len(self._design.terms) <= 1 or n_re <= MAX_DENSE_RE
-        why = marginal_supports(self._design, self._residual)
-        if not self._design.terms and self._residual is None:
-            return "conditional"  # no random effects: nothing to integrate out
-        if parameterization == "marginal":
-            if why:
-                raise BayesLMMError(f"parameterization='marginal' is not available: {why}.")
-            return "marginal"
-        if parameterization == "auto":
-            return "marginal" if cheap and why is None else "conditional"
-        return "conditional"
 
     @property
     def _cross_products(self) -> CrossProducts:
@@ -341,6 +326,25 @@ class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registrati
             cp = None if self._residual is not None else self._cross_products
             self._marginal = build_marginal(self._design, self._priors, self._residual, cp)
         return self._marginal
+
+    def graph(self, *, parameterization: str = "conditional"):
+        """The PyMC model drawn as a graph (``pm.model_to_graphviz``; needs Graphviz).
+
+        ``parameterization="marginal"`` draws the marginal model (random effects
+        integrated out) instead of the conditional one.
+
+        Examples
+        --------
+        >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
+        >>> g = m.graph()
+        >>> type(g).__name__, "b_Subject" in g.source
+        ('Digraph', True)
+        """
+        marginal = parameterization == "marginal"
+        if not marginal and parameterization != "conditional":
+            raise BayesLMMError("parameterization must be 'conditional' or 'marginal', got "
+                                f"{parameterization!r}.")
+        return model_graph(self.marginal_model if marginal else self.pymc_model)
 
     def prior_predictive(self, draws: int = 500, *, random_seed: int | None = None):
         """Draw from the priors and the response they imply.
