@@ -27,7 +27,7 @@ def model_graph(model: pm.Model):
     --------
     >>> with pm.Model() as model:
     ...     sigma = pm.HalfNormal("sigma")
-    >>> "HalfNormal" in model_graph(model).source
+    >>> "Halfnormal" in model_graph(model).source
     True
     """
     try:
