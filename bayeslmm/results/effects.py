@@ -90,6 +90,11 @@ def reference_grid(design, focal: Sequence[str], *, n: int = 50,
         if name not in cols:
             raise BayesLMMError(f"{name!r} is not a predictor of {design.spec.formula!r}."
                                 f"{suggest(name, cols)} Predictors: {cols}.")
+    grouping = {c for t in design.terms for c in t.group.split(":")}
+    if set(focal) & grouping:
+        raise BayesLMMError(f"{sorted(set(focal) & grouping)} is a grouping factor: the "
+                            "population-level prediction does not depend on it (plot each "
+                            "group's fitted line with blm.plots.group_fits).")
     if len(focal) not in (1, 2) or len(set(focal)) != len(focal):
         raise BayesLMMError(f"Give one predictor, and optionally a different 'by' one; got "
                             f"{list(focal)}.")

@@ -24,15 +24,16 @@ from .base import HDI_PROB, PosteriorBase, SavableResult, jsonable, lme4_name, r
 from .effects import EffectsMixin
 from .group_loglik import check_group, group_loglik
 from .loglik import with_log_likelihood
-from .r2 import BayesR2Mixin, R2Mixin
 from .predict import posterior_draws, training_rows
+from .r2 import BayesR2Mixin, R2Mixin
+from .sensitivity import SensitivityMixin
 from .varcorr import varcorr_frame
 
 __all__ = ["PosteriorResult", "HDI_PROB", "lme4_name", "records"]
 
 
 class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
-                      BayesR2Mixin):
+                      BayesR2Mixin, SensitivityMixin):
     """Posterior draws of a fitted :class:`~bayeslmm.LMM` (returned by ``LMM.fit``).
 
     Point summaries (``fixef``, ``ranef``, ``varcorr``, ``sigma``) are posterior means;
