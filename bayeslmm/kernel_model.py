@@ -37,6 +37,7 @@ from .mle.greml import greml
 from .pymc.graph import model_graph
 from .pymc.rotated import KernelPriors, build_kernel_model, resolve_kernel_priors
 from .results.kernel_map import KernelMapResult
+from .results.prior_table import PriorTable
 from .results.kernel_posterior import KernelPosteriorResult
 from .sampling.nuts import choose_sampler, sample
 
@@ -159,15 +160,15 @@ class KernelModel:
         return list(self._kd.fixed.fixef_names)
 
     @property
-    def priors(self) -> dict[str, str]:
-        """The priors in use, by parameter name.
+    def priors(self) -> PriorTable:
+        """The priors in use: a dict parameter → description, printed as a table.
 
         Examples
         --------
         >>> sorted(kmodel.priors)  # kmodel: see KernelModel
         ['beta', 'sd_snps', 'sigma']
         """
-        return self._priors.describe()
+        return PriorTable(self._priors.describe())
 
     @property
     def resolved_priors(self) -> KernelPriors:

@@ -35,6 +35,7 @@ from .residual.structures import as_residual, residual_columns
 from .results.loglik import with_log_likelihood
 from .results.map import MapResult
 from .results.posterior import PosteriorResult
+from .results.prior_table import PriorTable, design_elements
 from .sampling.nuts import LOGLIK_AUTO_LIMIT, choose_sampler, complete_marginal, sample
 
 __all__ = ["LMM"]
@@ -193,15 +194,15 @@ class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registrati
         return list(self._design.fixef_names)
 
     @property
-    def priors(self) -> dict[str, str]:
-        """The priors in use, by parameter name.
+    def priors(self) -> PriorTable:
+        """The priors in use: a dict parameter → description, printed as a table.
 
         Examples
         --------
         >>> blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff")).priors["sigma"]
         "Prior('Exponential', lam=0.01587)"
         """
-        return self._priors.describe()
+        return PriorTable(self._priors.describe(), design_elements(self._design))
 
     @property
     def pymc_model(self) -> pm.Model:

@@ -25,6 +25,7 @@ from .effects import EffectsMixin
 from .group_loglik import check_group, group_loglik
 from .loglik import with_log_likelihood
 from .predict import posterior_draws, training_rows
+from .prior_table import design_elements
 from .r2 import BayesR2Mixin, R2Mixin
 from .sensitivity import SensitivityMixin
 from .varcorr import varcorr_frame
@@ -67,6 +68,9 @@ class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
         self._priors = dict(priors)
         self._info = dict(info)
         self._summary: pd.DataFrame | None = None
+
+    def _prior_elements(self) -> dict[str, list[str]]:
+        return design_elements(self._design)
 
     def _mean(self, name: str) -> np.ndarray:
         return self._idata.posterior[name].mean(("chain", "draw")).values
