@@ -37,8 +37,8 @@ from .mle.greml import greml
 from .pymc.graph import model_graph
 from .pymc.rotated import KernelPriors, build_kernel_model, resolve_kernel_priors
 from .results.kernel_map import KernelMapResult
-from .results.prior_table import PriorTable
 from .results.kernel_posterior import KernelPosteriorResult
+from .results.prior_table import PriorTable
 from .sampling.nuts import choose_sampler, sample
 
 __all__ = ["KernelModel"]
