@@ -99,7 +99,7 @@ def reference_grid(design, focal: Sequence[str], *, n: int = 50,
         raise BayesLMMError(f"Give one predictor, and optionally a different 'by' one; got "
                             f"{list(focal)}.")
     axes = [_values(data[c], n, "x" if k == 0 else "by") for k, c in enumerate(focal)]
-    mesh = np.meshgrid(*[np.arange(len(a)) for a in axes], indexing="ij")
+    mesh = np.meshgrid(*[np.arange(len(a)) for a in axes], indexing="xy")  # x fastest
     grid = pd.DataFrame({c: [axes[k][i] for i in mesh[k].ravel()]
                          for k, c in enumerate(focal)})
     for c in cols:
