@@ -7,7 +7,7 @@ correlation group for residuals correlated within groups (LOO leaves out a whole
 group). ``level="group"``: per level of a grouping factor, its marginal
 log-likelihood with the random effects integrated out exactly, so PSIS-LOO is
 leave-one-group-out (Merkle, Furr & Rabe-Hesketh 2019): it estimates the predictive
-accuracy for new groups, and its Pareto k values are far smaller. Models compared must
+accuracy for new groups. Models compared must
 be fitted to the same rows, and have the same kind of pointwise terms; the table's
 ``level`` column says which was used.
 
