@@ -51,8 +51,10 @@ def ppc(result, *, num_pp_samples: int = 100, random_seed: int | None = None, ax
 def ppc_groups_table(result, group: str, *, stat: str | Callable = "mean",
                      num_pp_samples: int = 500, random_seed: int | None = None,
                      prob: float = 0.9) -> pd.DataFrame:
-    """Per level: the observed statistic, its predictive interval and the share of
-    replicated statistics below it (the posterior predictive p-value).
+    """Per level: the observed statistic, its predictive interval and its p-value.
+
+    The p-value is the share of replicated statistics below the observed one (the
+    posterior predictive p-value).
 
     ``stat``: ``"mean"``, ``"sd"``, ``"min"``, ``"max"``, ``"median"`` or a function
     ``f(values, axis)``. Replicated data are new responses of the same groups
