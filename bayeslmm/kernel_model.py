@@ -21,7 +21,6 @@ Examples
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +30,7 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from .errors import BayesLMMError
+from .errors import BayesLMMError, quiet_libraries
 from .formula.kernel_design import KernelDesign, build_kernel_design
 from .mle.greml import greml
 from .pymc.graph import model_graph
@@ -39,7 +38,7 @@ from .pymc.rotated import KernelPriors, build_kernel_model, resolve_kernel_prior
 from .results.kernel_map import KernelMapResult
 from .results.kernel_posterior import KernelPosteriorResult
 from .results.prior_table import PriorTable
-from .sampling.nuts import choose_sampler, sample
+from .sampling.nuts import choose_sampler, run_info, sample
 
 __all__ = ["KernelModel"]
 
@@ -181,6 +180,23 @@ class KernelModel:
         """
         return self._priors
 
+    def build(self, parameterization: str = "auto") -> pm.Model:
+        """The PyMC model that :meth:`fit` samples: the rotated model, built once.
+
+        ``parameterization`` must be ``"auto"`` or ``"marginal"``: the effects are always
+        integrated out. What you add to the model in a ``with`` block is sampled.
+
+        Examples
+        --------
+        >>> kmodel.build() is kmodel.pymc_model  # kmodel: see KernelModel
+        True
+        """
+        if parameterization not in ("auto", "marginal"):
+            raise BayesLMMError(f"parameterization {parameterization!r} is not available "
+                                "here: the random effects are always integrated out (use "
+                                "'auto'; draw them with result.draw_effects()).")
+        return self.pymc_model
+
     @property
     def pymc_model(self) -> pm.Model:
         """The rotated PyMC model (:mod:`bayeslmm.pymc.rotated`), built on first access.
@@ -216,9 +232,8 @@ class KernelModel:
         >>> kmodel.prior_predictive(20, random_seed=1).prior_predictive["y"].shape  # kmodel
         (1, 20, 40)
         """
-        with self.pymc_model, warnings.catch_warnings():
-            # only the parameters' prior draws are used: y is drawn below, exactly
-            warnings.filterwarnings("ignore", message="The effect of Potentials")
+        # only the parameters' prior draws are used: y is drawn below, exactly
+        with self.pymc_model, quiet_libraries():
             idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
         prior = idata.prior
         rot, fixed = self._kd.rotation, self._kd.fixed
@@ -255,14 +270,11 @@ class KernelModel:
         >>> kpost.info["parameterization"]  # kpost: kmodel.fit(draws=500, tune=500, chains=2)
         'rotated marginal'
         """
-        if parameterization not in ("auto", "marginal"):
-            raise BayesLMMError(f"parameterization {parameterization!r} is not available "
-                                "here: the random effects are always integrated out (use "
-                                "'auto'; draw them with result.draw_effects()).")
+        model = self.build(parameterization)
         if log_likelihood:
             raise BayesLMMError("The pointwise log-likelihood is not available for models "
                                 "with random_matrices or covariances.")
-        idata = sample(self.pymc_model, draws=draws, tune=tune, chains=chains,
+        idata = sample(model, draws=draws, tune=tune, chains=chains,
                        random_seed=random_seed, sampler=sampler,
                        # 0.8 left a few divergences with the low-rank mass matrix
                        # (n = 5,000: 3-6 of 4,000 draws; none at 0.9, for 25% more time)
@@ -272,8 +284,9 @@ class KernelModel:
                        # σ_b and σ trade off strongly (their sum is well identified, h²
                        # less so): nutpie's low-rank mass matrix triples the ESS of h²
                        low_rank_mass=True)
-        info = {"sampler": choose_sampler(sampler), "parameterization": "rotated marginal",
-                "draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed}
+        info = run_info(idata, sampler=choose_sampler(sampler),
+                        parameterization="rotated marginal", draws=draws, tune=tune,
+                        chains=chains, random_seed=random_seed)
         return KernelPosteriorResult(idata, self._kd, self._priors.describe(), info=info)
 
     def fit_map(self, method: str = "REML") -> KernelMapResult:

@@ -17,7 +17,7 @@ import pymc as pm
 
 from ..errors import BayesLMMError
 
-__all__ = ["model_graph"]
+__all__ = ["model_graph", "GraphMixin"]
 
 
 def model_graph(model: pm.Model):
@@ -37,3 +37,23 @@ def model_graph(model: pm.Model):
                             "Graphviz programs: pip install graphviz, and apt-get install "
                             "graphviz (or conda install python-graphviz).") from None
     return pm.model_to_graphviz(model)
+
+
+class GraphMixin:
+    """``graph``, for model objects that ``build`` their PyMC models by parameterization."""
+
+    def graph(self, parameterization: str = "conditional"):
+        """The PyMC model ``build(parameterization)`` drawn as a graph (needs Graphviz).
+
+        ``"conditional"`` (the default) shows the random effects ``b_<group>`` and
+        their scales; ``"marginal"`` the model with them integrated out.
+
+        Examples
+        --------
+        >>> import bayeslmm as blm
+        >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
+        >>> g = m.graph()
+        >>> type(g).__name__, "b_Subject" in g.source, "b_Subject" in m.graph("marginal").source
+        ('Digraph', True, False)
+        """
+        return model_graph(self.build(parameterization))

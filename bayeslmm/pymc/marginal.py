@@ -39,7 +39,7 @@ from .marginal_logp import marginal_logp
 from .priors import ResolvedPriors, priors_as_data
 from .terms import coords_of, residual_params, residual_sigma, term_scale
 
-__all__ = ["build_marginal", "marginal_supports", "MAX_DENSE_RE", "choose_parameterization"]
+__all__ = ["build_marginal", "marginal_supports", "MAX_DENSE_RE"]
 
 #: Above this many random effects in a model with several grouping factors, the dense
 #: (Σq·levels)² factorisation per gradient costs more than sampling b explicitly.
@@ -141,33 +141,3 @@ def _build_whitened(design: Design, priors: ResolvedPriors, rd: ResidualDesign) 
                      marginal_logp(arrays, beta, sigma, chols, n=design.nobs, q=q, m=m)
                      - 0.5 * logdet_lambda(rd, params))
     return model
-
-
-def choose_parameterization(design: Design, residual: ResidualDesign | None,
-                            parameterization: str) -> str:
-    """``"auto"``: the marginal model wherever it is exact and cheap (iid residuals;
-    one grouping factor, or few random effects in all), else the conditional one.
-
-    Examples
-    --------
-    >>> import bayeslmm as blm
-    >>> d = blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff")).design
-    >>> choose_parameterization(d, None, "auto"), choose_parameterization(d, None, "conditional")
-    ('marginal', 'conditional')
-    """
-    options = ("auto", "marginal", "conditional")
-    if parameterization not in options:
-        raise BayesLMMError(f"Unknown parameterization {parameterization!r}; choose one "
-                            f"of {options}.")
-    n_re = sum(t.n_levels * t.q for t in design.terms)
-    cheap = len(design.terms) <= 1 or n_re <= MAX_DENSE_RE
-    why = marginal_supports(design, residual)
-    if not design.terms and residual is None:
-        return "conditional"  # no random effects: nothing to integrate out
-    if parameterization == "marginal":
-        if why:
-            raise BayesLMMError(f"parameterization='marginal' is not available: {why}.")
-        return "marginal"
-    if parameterization == "auto":
-        return "marginal" if cheap and why is None else "conditional"
-    return "conditional"

@@ -333,7 +333,8 @@ class PosteriorBase(ResultBase):
         []
         """
         d = self.diagnostics
-        out = []
+        out = [f"{self._info['interrupted']}: these results rest on fewer draws than asked "
+               "for; fit again."] if self._info.get("interrupted") else []
         if d["divergences"]:
             out.append(f"{d['divergences']} divergent transitions after tuning: increase "
                        "target_accept (e.g. fit(target_accept=0.99)) or reparameterise; "
