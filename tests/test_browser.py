@@ -110,12 +110,11 @@ def test_page_in_chromium(page, site, browser):
     tab.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}")
            if r.status >= 400 else None)
     tab.goto(f"{base}/{page}/" if page else f"{base}/", wait_until="networkidle")
-    has_math = tab.evaluate("() => document.querySelector('.arithmatex') !== null || "
-                            "/\\$\\$|\\\\\\(/.test(document.body.innerHTML)")
-    if has_math:
-        tab.wait_for_function("() => window.MathJax && MathJax.startup && "
-                              "MathJax.startup.promise", timeout=20_000)
-        tab.evaluate("() => MathJax.startup.promise")
+    # MathJax is on every page: wait for its typesetting, then no delimiter may be left
+    tab.wait_for_function("() => window.MathJax && MathJax.startup && "
+                          "MathJax.startup.promise", timeout=20_000)
+    tab.evaluate("() => MathJax.startup.promise")
+    if tab.evaluate("() => document.querySelector('.arithmatex') !== null"):
         assert tab.evaluate("() => document.querySelectorAll('mjx-container').length") > 0, \
             "math on the page, but MathJax rendered none"
     text = tab.evaluate(_TEXT_JS)
