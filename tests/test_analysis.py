@@ -21,7 +21,7 @@ from tests.oracle import dense_psi, dense_z, marginal_loglik
 from tests.posteriors import synthetic_posterior
 
 matplotlib.use("Agg")
-R2_REF = tomllib.loads((ROOT / "models" / "r2_nakagawa.toml").read_text())
+R2_REF = tomllib.loads((ROOT / "models" / "r2" / "r2_nakagawa.toml").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_effects_errors_name_the_predictors(sleep_post):
 # --- R² ------------------------------------------------------------------------------
 @pytest.mark.parametrize("case", sorted(R2_REF))
 def test_r2_nakagawa_matches_performance(case):
-    ref = R2_REF[case]  # performance::r2_nakagawa, models/make_r2.R
+    ref = R2_REF[case]  # performance::r2_nakagawa, models/r2/make_r2.R
     fit = blm.LMM(ref["formula"], blm.datasets.load(ref["dataset"])).fit_map(ref["method"])
     r2 = fit.r2_nakagawa()
     assert r2["marginal"] == pytest.approx(ref["r2_marginal"], rel=2e-4, abs=1e-12)

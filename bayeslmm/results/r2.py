@@ -23,7 +23,7 @@ residual-based form, as brms's ``bayes_R2``).
 Examples
 --------
 ``mapfit``: the sleepstudy REML fit of :class:`~bayeslmm.MapResult`; R's
-``performance::r2_nakagawa`` gives 0.2787 and 0.7992 (``models/r2_nakagawa.toml``).
+``performance::r2_nakagawa`` gives 0.2787 and 0.7992 (``models/r2/r2_nakagawa.toml``).
 
 >>> mapfit.r2_nakagawa()[["marginal", "conditional"]].round(4)
 marginal       0.2787
