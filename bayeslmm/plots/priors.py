@@ -43,9 +43,11 @@ def variance_components(idata) -> list[tuple[str, np.ndarray, np.ndarray]]:
                             "bayeslmm, or not by LMM.fit): refit to compare prior and "
                             "posterior.")
     out = []
-    for name, da in idata.posterior.data_vars.items():
-        if not (name.startswith("sd_") or name == "sigma") or name not in idata.prior:
-            continue
+    names = sorted((n for n in idata.posterior.data_vars
+                    if (n.startswith("sd_") or n == "sigma") and n in idata.prior),
+                   key=lambda n: n == "sigma")  # the groups' sds first, σ last
+    for name in names:
+        da = idata.posterior[name]
         prior = idata.prior[name]
         if da.ndim == 2:
             out.append((name, prior.values.ravel(), da.values.ravel()))
