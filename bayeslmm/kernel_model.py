@@ -33,9 +33,11 @@ import xarray as xr
 from .errors import BayesLMMError, quiet_libraries
 from .formula.kernel_design import KernelDesign, build_kernel_design
 from .mle.greml import greml
+from .pymc.graph import model_graph
 from .pymc.rotated import KernelPriors, build_kernel_model, resolve_kernel_priors
 from .results.kernel_map import KernelMapResult
 from .results.kernel_posterior import KernelPosteriorResult
+from .results.prior_table import PriorTable
 from .sampling.nuts import choose_sampler, run_info, sample
 
 __all__ = ["KernelModel"]
@@ -157,15 +159,15 @@ class KernelModel:
         return list(self._kd.fixed.fixef_names)
 
     @property
-    def priors(self) -> dict[str, str]:
-        """The priors in use, by parameter name.
+    def priors(self) -> PriorTable:
+        """The priors in use: a dict parameter → description, printed as a table.
 
         Examples
         --------
         >>> sorted(kmodel.priors)  # kmodel: see KernelModel
         ['beta', 'sd_snps', 'sigma']
         """
-        return self._priors.describe()
+        return PriorTable(self._priors.describe())
 
     @property
     def resolved_priors(self) -> KernelPriors:
@@ -207,6 +209,16 @@ class KernelModel:
         if self._model is None:
             self._model = build_kernel_model(self._kd, self._priors)
         return self._model
+
+    def graph(self):
+        """The rotated PyMC model drawn as a graph (``pm.model_to_graphviz``; needs Graphviz).
+
+        Examples
+        --------
+        >>> "sd_snps" in kmodel.graph().source  # kmodel: see KernelModel
+        True
+        """
+        return model_graph(self.pymc_model)
 
     def prior_predictive(self, draws: int = 500, *, random_seed: int | None = None):
         """Prior draws of the parameters and of ``y`` on the data's own rows.

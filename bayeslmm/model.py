@@ -24,26 +24,23 @@ from .kernel_model import KernelModel
 from .linalg.crossprod import CrossProducts
 from .mle.fit import fit_map
 from .pymc.conditional import build_conditional
+from .pymc.graph import GraphMixin
 from .pymc.marginal import build_marginal
 from .pymc.parameterization import choose_parameterization, gradient_cost
+from .pymc.prior_draws import with_prior_groups
 from .pymc.priors import ResolvedPriors, resolve_priors
 from .residual.bind import ResidualDesign, bind
 from .residual.structures import as_residual, residual_columns
 from .results.loglik import with_log_likelihood
 from .results.map import MapResult
 from .results.posterior import PosteriorResult
-from .sampling.nuts import (
-    LOGLIK_AUTO_LIMIT,
-    choose_sampler,
-    complete_marginal,
-    run_info,
-    sample,
-)
+from .results.prior_table import PriorTable, design_elements
+from .sampling.nuts import LOGLIK_AUTO_LIMIT, choose_sampler, complete_marginal, run_info, sample
 
 __all__ = ["LMM"]
 
 
-class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registration)
+class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel registers)
     """A Bayesian linear mixed model ``y = Xβ + Zb + ε``.
 
     Fitting does not change the model: every fit returns a new result. With
@@ -195,15 +192,15 @@ class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registrati
         return list(self._design.fixef_names)
 
     @property
-    def priors(self) -> dict[str, str]:
-        """The priors in use, by parameter name.
+    def priors(self) -> PriorTable:
+        """The priors in use: a dict parameter → description, printed as a table.
 
         Examples
         --------
         >>> blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff")).priors["sigma"]
         "Prior('Exponential', lam=0.01587)"
         """
-        return self._priors.describe()
+        return PriorTable(self._priors.describe(), design_elements(self._design))
 
     @property
     def pymc_model(self) -> pm.Model:
@@ -337,6 +334,9 @@ class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registrati
                                   and draws * chains * self.nobs <= LOGLIK_AUTO_LIMIT)
         if want or "log_likelihood" in idata.groups():  # grouped per correlation group
             idata = with_log_likelihood(idata, self._design, self._residual)
+        # the priors on the draws: power-scaling sensitivity, prior-vs-posterior plots
+        idata = with_prior_groups(idata, self._design, self._priors, self._residual,
+                                  random_seed=random_seed)
         info = run_info(idata, sampler=sampler, parameterization=par, draws=draws, tune=tune,
                         chains=chains, random_seed=random_seed)
         return PosteriorResult(idata, self._design, self._priors.describe(), info=info,
