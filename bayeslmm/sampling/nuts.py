@@ -13,7 +13,9 @@ import importlib.util
 import logging
 import numbers
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 
@@ -133,8 +135,9 @@ def sample(
     ``cost_hint`` (roughly the work of one gradient) picks its backend.
     ``low_rank_mass`` lets nutpie adapt a diagonal-plus-low-rank mass matrix (for
     posteriors with strongly correlated parameters; PyMC's sampler ignores it).
-    Interrupted sampling (Ctrl-C) returns the draws made so far, marked: see
-    :func:`interrupted`.
+    Interrupted sampling (Ctrl-C) stops every chain and returns the draws made so far,
+    marked (see :func:`run_info`); interrupted before any draw after tuning, it raises
+    KeyboardInterrupt.
     """
     opts = check_options(draws=draws, tune=tune, chains=chains,
                          target_accept=target_accept, random_seed=random_seed)
@@ -196,6 +199,60 @@ def run_info(idata: az.InferenceData, **asked) -> dict:
     return info
 
 
+class _Interrupt:
+    """Ctrl-C stops every chain, not only the running one: PyMC's sequential sampler
+    stops the chain it is in and starts the next, so once interrupted each later chain
+    is stopped at its first step (through ``pm.sample``'s callback)."""
+
+    def __init__(self) -> None:
+        self.hit = False
+
+    def callback(self, trace, draw) -> None:
+        if self.hit:
+            raise KeyboardInterrupt
+
+    def handler(self, signum, frame) -> None:
+        self.hit = True
+        signal.default_int_handler(signum, frame)
+
+
+@contextlib.contextmanager
+def _interruptible():
+    state = _Interrupt()
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+    previous = signal.signal(signal.SIGINT, state.handler)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _complete_draws(idata: az.InferenceData) -> az.InferenceData:
+    """Only the draws every kept chain made: an interrupted nutpie run pads the draws it
+    did not make with NaN (a chain not started is dropped, the others are cut to the
+    shortest)."""
+    stats = idata.sample_stats
+    var = next((v for v in ("energy", "logp", "lp") if v in stats), None)
+    if var is None:
+        return idata
+    made = (~np.isnan(stats[var].values)).cumprod(axis=1).sum(axis=1)
+    keep = np.flatnonzero(made > 0)
+    if not len(keep):  # stopped before any draw after tuning: nothing to return
+        raise KeyboardInterrupt
+    n = int(made[keep].min())
+    if len(keep) == len(made) and n == stats.sizes["draw"]:
+        return idata
+    groups = {}
+    for g in idata.groups():
+        ds = idata[g]
+        if "chain" in ds.dims and "draw" in ds.dims:
+            ds = ds.isel(chain=keep, draw=slice(0, n))
+        groups[g] = ds
+    return az.InferenceData(**groups)
+
+
 def _pymc(model, nuts, *, draws, tune, chains, cores, seed, progressbar,
           target_accept) -> az.InferenceData:
     """PyMC's own NUTS, or numpyro through ``pm.sample``."""
@@ -204,12 +261,20 @@ def _pymc(model, nuts, *, draws, tune, chains, cores, seed, progressbar,
     # forking a process that runs JAX's threads can deadlock (JAX warns): start the
     # chains' processes from a clean server instead
     ctx = "forkserver" if cores > 1 and "jax" in sys.modules else None
-    with model, _quiet(not progressbar):
-        return pm.sample(
-            draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
-            nuts_sampler=nuts, target_accept=target_accept, progressbar=progressbar,
-            compute_convergence_checks=False, mp_ctx=ctx,
-        )
+    extra = {"mp_ctx": ctx}
+    with model, _quiet(not progressbar), _interruptible() as stop:
+        if nuts == "pymc":
+            extra["callback"] = stop.callback
+        try:
+            return pm.sample(
+                draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
+                nuts_sampler=nuts, target_accept=target_accept, progressbar=progressbar,
+                compute_convergence_checks=False, **extra,
+            )
+        except ValueError:
+            if stop.hit:  # stopped before any draw after tuning: nothing to return
+                raise KeyboardInterrupt from None
+            raise
 
 
 def _nutpie(model, cacheable, *, draws, tune, chains, cores, seed, progressbar,
@@ -242,6 +307,7 @@ def _nutpie(model, cacheable, *, draws, tune, chains, cores, seed, progressbar,
                           cores=cores, seed=int(seed), progress_bar=progressbar,
                           target_accept=target_accept, save_warmup=False,
                           low_rank_modified_mass_matrix=low_rank_mass)
+    idata = _complete_draws(idata)
     # nutpie also stores the unconstrained values (sigma_log__ ...); PyMC does not
     post = idata.posterior
     post = post.drop_vars([v for v in post.data_vars if str(v).endswith("__")])
