@@ -21,8 +21,9 @@ Examples
 --------
 >>> import bayeslmm as blm
 >>> from bayeslmm.formula.design import build_design
->>> d = build_design("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
->>> tab = profile_table(d, which=["sigma"])
+>>> m = blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
+>>> theta = m.fit_map("ML").theta.to_numpy()
+>>> tab = profile_table(m.design, theta, which=["sigma"])
 >>> tab[".par"].unique().tolist(), bool((tab[".zeta"].abs() > 3).any())
 (['sigma'], True)
 """
@@ -41,7 +42,6 @@ from ..errors import BayesLMMError, user_stacklevel
 from ..linalg.pls import PLS
 from ..linalg.pls_gradient import gradient_parts
 from ..results.base import lme4_name
-from .lmer import fit_lmer
 from .search import SINGULAR_TOL, one_blas_thread
 from .varpar import VarPar
 
@@ -153,19 +153,19 @@ def _signed_root(dev: float, base: float, x: float, at: float, st: ProfileSettin
     return float(np.sign(x - at) * np.sqrt(max(diff, st.devtol)))
 
 
-def profile_table(design, *, which: Sequence[str] | None = None,
-                  settings: ProfileSettings | None = None, ml_fit=None) -> pd.DataFrame:
+def profile_table(design, ml_theta: np.ndarray, *, which: Sequence[str] | None = None,
+                  settings: ProfileSettings | None = None) -> pd.DataFrame:
     """lme4's profile of a design's ML deviance (see the module docstring).
 
     Parameters
     ----------
     design : Design
         An lme4-style model (iid residuals).
+    ml_theta : ndarray
+        θ of its ML fit.
     which : list of str, optional
         Parameters to profile, by bayeslmm's or lme4's names (default: all).
     settings : ProfileSettings, optional
-    ml_fit : MapResult, optional
-        The ML fit of the design (refitted when not given).
 
     Returns
     -------
@@ -176,17 +176,13 @@ def profile_table(design, *, which: Sequence[str] | None = None,
     """
     pls = PLS.from_design(design)
     with one_blas_thread(pls.cp.Arr.shape[0]):
-        return _profile(design, pls, which, settings or ProfileSettings(), ml_fit)
+        return _profile(design, pls, np.asarray(ml_theta, dtype=float), which,
+                        settings or ProfileSettings())
 
 
-def _profile(design, pls, which, st, ml_fit) -> pd.DataFrame:
-    if ml_fit is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ml_fit = fit_lmer(design, "ML")
+def _profile(design, pls, theta, which, st) -> pd.DataFrame:
     vp = VarPar.from_design(design)
     fx = list(design.fixef_names)
-    theta = ml_fit.theta.to_numpy()
     sol = pls.solution(theta, reml=False)
     base = pls.objective(theta, reml=False)
     opt = np.concatenate([vp.from_theta(theta, sol.sigma), sol.beta])

@@ -49,7 +49,7 @@ class MapResult(MapBase, SavableResult):
                "residuals", "optimizer", "blocks")
     #: Fields of residual-structure fits (nlme's ``lme``/``gls``), absent for iid ones.
     _OPTIONAL = {"residual_structure": None, "residual_params": None, "scaled_residuals": None,
-                 "se": None, "design": None, "covariate": None}
+                 "se": None, "design": None, "covariate": None, "engine": None}
     __slots__ = tuple("_" + f for f in (*_FIELDS, *_OPTIONAL))
 
     def __init__(self, **fields: Any):
