@@ -12,11 +12,7 @@ thread each, shut down before the call returns.
 
 Examples
 --------
->>> import bayeslmm as blm
->>> m = blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
->>> fit = m.fit_map()
->>> out = parallel_map(lambda i: i * i, 5, cores=1, progressbar=False)
->>> out
+>>> parallel_map(lambda i: i * i, 5, cores=2, progressbar=False)
 [0, 1, 4, 9, 16]
 """
 
@@ -29,6 +25,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any
 
@@ -76,14 +73,19 @@ def refit_design(design, y: np.ndarray):
     return replace(design, y=np.asarray(y, dtype=float), data=data)
 
 
+def _one_thread():
+    """One BLAS thread (small refits: thread wake-ups cost more than they bring)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return nullcontext()
+    return threadpool_limits(1)
+
+
 def _init(job) -> None:
     global _JOB
     _JOB = job
-    try:  # one BLAS thread per worker: the workers are the parallelism
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(1)
-    except ImportError:  # pragma: no cover
-        pass
+    _one_thread()  # in a worker for good: the workers are the parallelism
 
 
 def _chunk(idx: list[int]) -> list[tuple[int, Any]]:
@@ -108,9 +110,10 @@ def parallel_map(job: Callable[[int], Any], n: int, *, cores: int | None = None,
     out: list = [None] * n
     with tqdm(total=n, desc=desc, disable=not progressbar) as bar:
         if cores <= 1:
-            for i in range(n):
-                out[i] = job(i)
-                bar.update(1)
+            with _one_thread():
+                for i in range(n):
+                    out[i] = job(i)
+                    bar.update(1)
             return out
         chunks = [c.tolist() for c in np.array_split(np.arange(n), min(n, cores * 8))]
         ex = _executor(cores, job)

@@ -167,7 +167,13 @@ class MapEngine:
     def profile(self, which=None, settings: ProfileSettings | None = None):
         """lme4's profile (:func:`~bayeslmm.mle.profile.profile_table`)."""
         self._lme4_only("The likelihood profile")
-        return profile_table(self.design, self.ml_theta(), which=which, settings=settings)
+        st = settings or ProfileSettings()
+        key = ("profile", None if which is None else tuple(which), st.alphamax, st.maxpts,
+               st.delta_cutoff, st.maxmult, st.devtol)
+        if key not in self._cache:
+            self._cache[key] = profile_table(self.design, self.ml_theta(), which=which,
+                                             settings=st)
+        return self._cache[key].copy()
 
     def satterthwaite(self) -> Satterthwaite:
         """lmerTest's pieces at this fit (computed once)."""
