@@ -4,7 +4,8 @@
 #     of models/, a 1-row contrast (contest1D) and a joint F test (contestMD);
 #   - Kenward-Roger df, adjusted standard errors and F tests (pbkrtest) for the REML fits;
 #   - likelihood-ratio tables of nested pairs, lme4's anova();
-#   - R's time for confint(fit) on sleepstudy.
+#   - lme4's bootstrap intervals on sleepstudy (nsim = 1000), and R's times for
+#     confint(fit) (profile) and for the bootstrap.
 #
 # Usage (from the repository root): Rscript models/make_inference.R
 # Reads bayeslmm/datasets/<name>.csv(.gz) with factors.json (the level order of each
@@ -154,6 +155,47 @@ write_case("anova", list(
                               method = "ML", refit = TRUE),
                          anova_of(anova(o0ml, o1ml)))
 ))
+
+# ---- lme4's parametric bootstrap intervals (sleepstudy) and its speed -------------------
+fit4 <- lme4::lmer(Reaction ~ Days + (Days | Subject), sleep)
+tb <- system.time(ci_boot <- suppressWarnings(
+  confint(fit4, method = "boot", nsim = 1000, seed = 1, quiet = TRUE)))[["elapsed"]]
+write_case("bootstrap", list(
+  dataset = "sleepstudy", formula = "Reaction ~ Days + (Days | Subject)", method = "REML",
+  r_call = "confint(fit, method = 'boot', nsim = 1000, seed = 1)  # boot.type = 'perc'",
+  level95 = ci_of(ci_boot), elapsed_s = tb, refits_per_s = 1000 / tb))
+
+# ---- emmeans' Satterthwaite df for nlme fits with residual structures (REML) -------------
+# lmerTest and pbkrtest take no nlme fits; emmeans approximates Satterthwaite's df for
+# them (mode = "satterthwaite": nlme's apVar, a numerical gradient of vcov). The R call of
+# each nlme reference fit is read from its models/<case>.toml.
+suppressPackageStartupMessages({library(nlme); library(emmeans)})
+Orthodont <- load_data("Orthodont"); Ovary <- load_data("Ovary"); sleepstudy <- sleep
+nlme_df <- list()
+for (path in Sys.glob("models/*_reml.toml")) {
+  lines <- readLines(path)
+  call <- grep("^r_call = ", lines, value = TRUE)
+  if (!length(call)) next
+  call <- fromJSON(paste0("[", sub("^r_call = ", "", call), "]"))
+  if (!grepl("^(lme|gls)\\(", call) || grepl("fitted|varPower\\(\\)", call)) next
+  case <- sub("\\.toml$", "", basename(path))
+  res <- tryCatch({
+    fit <- eval(parse(text = call))
+    set.seed(1)  # emmeans' gradient of vcov for lme fits is randomised (~1% noise)
+    rg <- ref_grid(fit, mode = "satterthwaite")
+    p <- length(coef(fit))
+    df <- sapply(seq_len(p), function(j) rg@dffun(diag(p)[j, ], rg@dfargs))
+    list(r_call = call, coefficients = names(coef(fit)), df = unname(df))
+  }, error = function(e) {
+    message(case, ": ", conditionMessage(e)); NULL
+  })
+  if (!is.null(res)) nlme_df[[case]] <- res
+}
+write_case("nlme_satterthwaite", list(
+  engine = paste("emmeans", as.character(packageVersion("emmeans"))),
+  note = paste("emmeans' approximate Satterthwaite df (nlme's apVar; for lme fits a",
+               "randomised numerical gradient of vcov, ~1% noise), REML fits"),
+  fits = nlme_df))
 
 # ---- boot's percentile interval (boot:::norm.inter), on a fixed vector ------------------
 t_fixed <- qchisq(ppoints(57), df = 3) * (1 + (1:57 %% 5) / 10)
