@@ -8,10 +8,10 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import inference_reference
 
 import bayeslmm as blm
 from bayeslmm.errors import BayesLMMError, DataError, FitError
+from conftest import inference_reference
 
 COLUMNS = ["npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "Pr(>Chisq)"]
 

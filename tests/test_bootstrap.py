@@ -11,11 +11,11 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import inference_reference
 
 import bayeslmm as blm
 from bayeslmm.errors import BayesLMMError
 from bayeslmm.results.bootstrap import percentile_interval
+from conftest import inference_reference
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,12 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import ROOT, fit_reference, inference_reference
 
 import bayeslmm as blm
 from bayeslmm.errors import BayesLMMError, FitError
 from bayeslmm.residual.structures import parse_residual
 from bayeslmm.results.base import lme4_name
+from conftest import ROOT, fit_reference, inference_reference
 
 LMER = ["Dyestuff2_int", "Dyestuff_int", "Orthodont_int", "Orthodont_rslope", "Ovary_int",
         "Pastes_nested", "Penicillin_crossed", "radon_int", "sleepstudy_diag",

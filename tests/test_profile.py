@@ -8,12 +8,12 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import fit_reference, inference_reference
 from scipy.stats import norm
 
 import bayeslmm as blm
 from bayeslmm.errors import BayesLMMError, FitError
 from bayeslmm.results.base import lme4_name
+from conftest import fit_reference, inference_reference
 
 #: the four of the issue, three more, and an ML fit (lme4 profiles the ML deviance for both)
 CASES = ["sleepstudy_rslope_reml", "Penicillin_crossed_reml", "Pastes_nested_reml",
