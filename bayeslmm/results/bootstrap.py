@@ -129,8 +129,9 @@ class BootstrapResult:
                              "se": t.std(ddof=1)})
 
     def confint(self, level: float = 0.95, type: str = "perc") -> pd.DataFrame:
-        """Bootstrap intervals: ``"perc"`` (percentile, lme4's default), ``"basic"`` or
-        ``"norm"``, as boot's ``boot.ci``.
+        """Bootstrap intervals, as boot's ``boot.ci`` (lme4's ``confint(<bootMer>)``).
+
+        ``type``: ``"perc"`` (percentile, lme4's default), ``"basic"`` or ``"norm"``.
 
         Examples
         --------

@@ -135,8 +135,7 @@ class MapInference:
                 level: float = 0.95, nsim: int = 500, boot_type: str = "perc",
                 random_seed: int | None = None, cores: int | None = None,
                 progressbar: bool = True, lme4_names: bool = False) -> pd.DataFrame:
-        """Confidence intervals of the sd, correlations, σ and fixed effects, as lme4's
-        ``confint(fit)``.
+        """Confidence intervals of the sd, correlations, σ and fixed effects (lme4's confint).
 
         Parameters
         ----------
@@ -188,8 +187,10 @@ class MapInference:
     def bootstrap(self, n: int = 500, *, statistic: Callable | None = None,
                   random_seed: int | None = None, cores: int | None = None,
                   progressbar: bool = True) -> BootstrapResult:
-        """Parametric bootstrap, as lme4's ``bootMer``: ``n`` responses simulated from
-        the fit, the model refitted to each (same method), ``statistic`` collected.
+        """Parametric bootstrap of a statistic of the fit, as lme4's ``bootMer``.
+
+        ``n`` responses are simulated from the fit, the model is refitted to each (same
+        method) and ``statistic`` of each refit collected.
 
         Parameters
         ----------
@@ -251,8 +252,7 @@ class MapInference:
                             columns=[f"sim_{i + 1}" for i in range(y.shape[1])])
 
     def refit(self, newresp: Sequence[float] | None = None, *, method: str | None = None):
-        """The model refitted to a new response, or by another method (lme4's
-        ``refit(fit, newresp)`` and ``refitML(fit)``).
+        """The model refitted to a new response or by another method (lme4's refit, refitML).
 
         Parameters
         ----------
@@ -316,8 +316,9 @@ class MapInference:
                              "p": 2 * t_dist.sf(np.abs(t), df)}, index=fe.index)
 
     def contrast(self, L, *, ddf: str = "Satterthwaite", rhs=0.0) -> pd.DataFrame:
-        """F test of H₀: Lβ = rhs with Satterthwaite's or Kenward–Roger's df, as
-        lmerTest's ``contest(fit, L)`` (pbkrtest's ``KRmodcomp`` for Kenward–Roger).
+        """F test of H₀: Lβ = rhs with Satterthwaite's or Kenward–Roger's df.
+
+        As lmerTest's ``contest(fit, L)`` (pbkrtest's ``KRmodcomp`` for Kenward–Roger).
 
         Parameters
         ----------

@@ -92,8 +92,9 @@ class Profile:
 
     @property
     def table(self) -> pd.DataFrame:
-        """The profile as lme4's ``as.data.frame(profile(fit))``: ``.zeta``, all
-        parameters at each point, ``.par``.
+        """The profile as lme4's ``as.data.frame(profile(fit))``.
+
+        Columns ``.zeta``, every parameter at each point, ``.par`` (the one profiled).
 
         Examples
         --------
@@ -125,8 +126,9 @@ class Profile:
         return dict(self._lme4)
 
     def zeta(self, parameter: str, values) -> np.ndarray:
-        """ζ at given values of a parameter (the natural spline through the profile;
-        NaN outside the profiled range).
+        """ζ at given values of a parameter, from the spline through its profile.
+
+        NaN outside the profiled range.
 
         Examples
         --------
