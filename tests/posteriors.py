@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from bayeslmm import KernelPosteriorResult, PosteriorResult
+from bayeslmm.pymc.prior_draws import with_prior_groups
 from bayeslmm.results.loglik import with_log_likelihood
 from bayeslmm.results.varcorr import cov_to_sd_corr, psi_from_varcorr
 from bayeslmm.sampling.nuts import complete_marginal
@@ -91,6 +92,7 @@ def synthetic_posterior(model, *, chains: int = 2, draws: int = 100,
     idata = az.InferenceData(posterior=post, sample_stats=stats)
     idata = complete_marginal(idata, d, seed, rd)
     idata = with_log_likelihood(idata, d, rd)
+    idata = with_prior_groups(idata, d, model._priors, rd, draws=200, random_seed=seed)
     return PosteriorResult(idata, d, model.priors, _info(chains, draws, seed), residual=rd)
 
 

@@ -126,3 +126,15 @@ def test_satterthwaite_with_a_residual_structure_equals_emmeans(case):
     rtol = 1e-3 if ref["r_call"].startswith("gls") else 0.06
     np.testing.assert_allclose(got["df"], ref["df"], rtol=rtol)
     np.testing.assert_allclose(got["se"], fit.se, rtol=1e-6)
+
+
+def test_a_loaded_fit_tests_and_refits(sleepstudy, tmp_path):
+    """A saved fit comes back with its engine: the same tables, refits, draws."""
+    fit = blm.LMM("Reaction ~ Days + (Days | Subject)", sleepstudy).fit_map()
+    path = tmp_path / "fit.nc"
+    fit.save(path)
+    back = blm.load(path)
+    assert back.summary(ddf="Satterthwaite").equals(fit.summary(ddf="Satterthwaite"))
+    assert back.summary(ddf="Kenward-Roger").equals(fit.summary(ddf="Kenward-Roger"))
+    assert back.simulate(2, random_seed=1).equals(fit.simulate(2, random_seed=1))
+    assert back.refit(method="ML").loglik == pytest.approx(fit.refit(method="ML").loglik)

@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from scipy.optimize import minimize
 
 from ..errors import FitError
 from ..linalg.pls import PLS
@@ -34,6 +35,7 @@ from .bootstrap import refit_design, run_replicates, seeds, simulate_response
 from .ddf import Satterthwaite
 from .kenward_roger import KenwardRoger
 from .profile import ProfileSettings, profile_table
+from .search import one_blas_thread
 from .varpar import VarPar
 
 __all__ = ["MapEngine"]
@@ -138,8 +140,6 @@ class MapEngine:
 
     def _fast_parameters(self, y: np.ndarray) -> np.ndarray:
         """The parameters refitted to y without assembling a result (iid residuals)."""
-        from scipy.optimize import minimize
-
         d = refit_design(self.design, y)
         pls = PLS.from_design(d)
         reml = self.method == "REML"
@@ -178,16 +178,18 @@ class MapEngine:
     def satterthwaite(self) -> Satterthwaite:
         """lmerTest's pieces at this fit (computed once)."""
         if "sat" not in self._cache:
-            reml = self.method == "REML"
             if self.criterion is not None:
                 dev, vcov, psi = self.criterion
-                self._cache["sat"] = Satterthwaite(dev, vcov, psi)
+                with one_blas_thread(len(psi) + len(self.beta) + 1):
+                    self._cache["sat"] = Satterthwaite(dev, vcov, psi)
             else:
+                reml = self.method == "REML"
                 pls = PLS.from_design(self.design)
-                self._cache["sat"] = Satterthwaite(
-                    lambda x: pls.deviance(x[:-1], x[-1], reml=reml),
-                    lambda x: x[-1] ** 2 * pls.beta_cov(x[:-1]),
-                    np.append(self.theta, self.sigma))
+                with one_blas_thread(pls.cp.Arr.shape[0]):
+                    self._cache["sat"] = Satterthwaite(
+                        lambda x: pls.deviance(x[:-1], x[-1], reml=reml),
+                        lambda x: x[-1] ** 2 * pls.beta_cov(x[:-1]),
+                        np.append(self.theta, self.sigma))
         return self._cache["sat"]
 
     def kenward_roger(self) -> KenwardRoger:
@@ -197,5 +199,6 @@ class MapEngine:
             raise FitError("Kenward–Roger is defined for REML fits (lmerTest refuses ML fits, "
                            "pbkrtest refits them by REML): refit with method='REML'.")
         if "kr" not in self._cache:
-            self._cache["kr"] = KenwardRoger(self.design, self.theta, self.sigma)
+            with one_blas_thread(sum(t.n_levels * t.q for t in self.design.terms)):
+                self._cache["kr"] = KenwardRoger(self.design, self.theta, self.sigma)
         return self._cache["kr"]

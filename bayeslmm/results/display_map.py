@@ -20,7 +20,7 @@ import numpy as np
 
 from ..residual.structures import AR1, CAR1, CompSymm, VarExp, VarIdent, VarPower
 
-__all__ = ["format_map", "fmt_column", "nlme_formula"]
+__all__ = ["format_map", "fmt_column", "nlme_formula", "describe_structure"]
 
 
 def _decimals(v: float, digits: int) -> int:
@@ -116,6 +116,17 @@ def nlme_formula(part) -> str:
     if isinstance(part, VarPower | VarExp):
         return "~fitted(.)" if part.covariate == "fitted" else f"~{part.covariate}"
     return f"~{getattr(part, 'time', None) or 1}{_group_part(part.group)}"
+
+
+def describe_structure(residual) -> str:
+    """A residual structure in nlme's words, its parts joined by "; ".
+
+    >>> from bayeslmm.residual.structures import AR1, Residual, VarIdent
+    >>> describe_structure(Residual(VarIdent(by="Sex"), AR1(group="Subject")))
+    'AR(1), form ~1 | Subject; Different standard deviations per stratum, form ~1 | Sex'
+    """
+    parts = [p for p in (residual.correlation, residual.variance) if p is not None]
+    return "; ".join(f"{_NLME_NAMES[type(p)]}, form {nlme_formula(p)}" for p in parts)
 
 
 _NLME_NAMES = {AR1: "AR(1)", CAR1: "Continuous AR(1)", CompSymm: "Compound symmetry",

@@ -21,13 +21,15 @@ import pandas as pd
 
 from ..errors import BayesLMMError
 from .base import MapBase, SavableResult, jsonable, lme4_name
+from .effects import EffectsMixin
 from .inference import MapInference
+from .r2 import R2Mixin
 from .varcorr import psi_from_varcorr
 
 __all__ = ["MapResult", "lme4_name"]
 
 
-class MapResult(MapInference, MapBase, SavableResult):
+class MapResult(MapInference, MapBase, SavableResult, EffectsMixin, R2Mixin):
     """Estimates of an ML or REML fit, with lme4's accessors.
 
     Built by ``LMM.fit_map`` (:func:`bayeslmm.mle.fit.fit_map`); immutable (accessors return
