@@ -25,7 +25,9 @@ from ..errors import FitError
 from ..linalg.pls import PLS
 from ..results.map import MapResult
 from .assemble import assemble
+from .engine import MapEngine
 from .lme import ResidualCriterion, lme_result
+from .lmer import fit_lmer
 from .search import SINGULAR_TOL
 
 __all__ = ["restore_map"]
@@ -65,7 +67,9 @@ def restore_map(design, method: str, theta, *, residual=None, u=None, covariate=
         pls = PLS.from_design(design)
         sol = pls.solution(theta, reml)
         singular = bool(np.any(theta[pls.layout.is_diag] < SINGULAR_TOL))
-        result = assemble(design, method, pls, theta, sol, converged, singular, nfev, message)
+        engine = MapEngine(design, method, theta, sol.sigma, sol.beta, fitter=fit_lmer)
+        result = assemble(design, method, pls, theta, sol, converged, singular, nfev, message,
+                          engine=engine)
     else:
         crit = ResidualCriterion(design, residual, reml, covariate)
         u = np.asarray(u if u is not None else [], dtype=float)
