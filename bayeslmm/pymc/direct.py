@@ -106,8 +106,8 @@ class DirectModel:
         dense = len(design.terms) > 1
         if dense:
             data = (np.array(cp.order, np.int64), *data, np.array(cp.m, np.int64))
-        point = model.initial_point()
-        shapes = [tuple(np.shape(point[name])) for name in values]
+        shapes = [(p,)] + [((t.q * (t.q + 1) // 2) if k else t.q,)
+                           for t, k in zip(design.terms, fkind, strict=True)] + [()]
         rvs = [v.name for v in model.unobserved_RVs]
         return cls(spec, data, dense, constant, values, shapes, rvs,
                    cls._shapes(design, rvs), [t.group for t in design.terms])

@@ -277,6 +277,21 @@ def _pymc(model, nuts, *, draws, tune, chains, cores, seed, progressbar,
             raise
 
 
+def _compiled(model, backend: str, cacheable: bool):
+    """The nutpie model of ``model``'s graph: from this process's cache (its data swapped
+    in) or compiled (and kept, when the graph depends on the data only through pm.Data)."""
+    from . import nutpie_backend as nb
+
+    key = nb.memory_key(model, backend) if cacheable else None
+    compiled = COMPILED.get(key) if key is not None else None
+    if compiled is not None:
+        return compiled.with_data(**nb.model_data(model))
+    compiled = nb.compile_model(model, backend, key=key[0] if key else None)
+    if key is not None:
+        COMPILED.put(key, compiled)
+    return compiled
+
+
 def _nutpie(model, cacheable, *, draws, tune, chains, cores, seed, progressbar,
             target_accept, cost_hint, low_rank_mass=False, direct=None) -> az.InferenceData:
     """nutpie directly (not through pm.sample), so that its compiled model is cached.
@@ -291,16 +306,9 @@ def _nutpie(model, cacheable, *, draws, tune, chains, cores, seed, progressbar,
 
     backend = nb.pick_backend(cost_hint, cacheable)
     if direct is not None and backend == "numba":
-        backend, key, compiled = "direct", None, nb.compile_direct(model, direct)
+        backend, compiled = "direct", nb.compile_direct(model, direct)
     else:
-        key = nb.memory_key(model, backend) if cacheable else None
-        compiled = COMPILED.get(key) if key is not None else None
-    if compiled is None:
-        compiled = nb.compile_model(model, backend, key=key[0] if key else None)
-        if key is not None:
-            COMPILED.put(key, compiled)
-    else:
-        compiled = compiled.with_data(**nb.model_data(model))
+        compiled = _compiled(model, backend, cacheable)
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31))
     if cores is None:
