@@ -217,7 +217,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         --------
         >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
         >>> [v.name for v in m.pymc_model.free_RVs], m.pymc_model is m.build("marginal")
-        (['beta', 'chol_Subject', 'sigma'], True)
+        (['beta_z', 'chol_Subject_z', 'sigma'], True)
         """
         return self.build("auto")
 
@@ -243,7 +243,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         >>> with m.build("conditional") as model:
         ...     ratio = pm.Deterministic("ratio", model["sd_Subject"][0] / model["sigma"])
         >>> [v.name for v in m.build("conditional").free_RVs]
-        ['beta', 'sd_Subject', 'z_Subject', 'sigma']
+        ['beta_z', 'sd_Subject', 'z_Subject', 'sigma']
         """
         par = choose_parameterization(self._design, self._residual, parameterization)
         if par not in self._models:
@@ -264,7 +264,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         --------
         >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
         >>> [v.name for v in m.marginal_model.free_RVs]
-        ['beta', 'chol_Subject', 'sigma']
+        ['beta_z', 'chol_Subject_z', 'sigma']
         """
         return self.build("marginal")
 

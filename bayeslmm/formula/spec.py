@@ -120,22 +120,29 @@ def _split_bar(inner: str, formula: str) -> tuple[str, str, bool]:
     raise FormulaError(f"No bar in '({inner})'.")  # pragma: no cover - callers check first
 
 
-_GROUP_RE = re.compile(r"^[A-Za-z_.][\w.]*(\s*[:/]\s*[A-Za-z_.][\w.]*)*$")
+_NAME = r"(?:[A-Za-z_.][\w.]*|`[^`]+`)"
+_GROUP_RE = re.compile(rf"^{_NAME}(\s*[:/]\s*{_NAME})*$")
 
 
 def _expand_group(group: str, term: str, formula: str) -> list[str]:
     if not group:
         raise FormulaError(f"Random-effect term '{term}' in {formula!r} has no grouping factor.")
-    group = re.sub(r"`([^`]*)`", r"\1", group)
     if not _GROUP_RE.match(group):
         raise FormulaError(
             f"Cannot read grouping factor {group!r} in '{term}' of {formula!r}: write a column "
-            "name, an interaction 'a:b' or a nesting 'a/b'."
+            "name (in backticks if it has spaces), an interaction 'a:b' or a nesting 'a/b'."
         )
-    if "/" in group and ":" in group:
+    # the separators outside backticks; the parts are column names without their quotes
+    seps = re.sub(r"`[^`]*`|[^:/]", "", group)
+    if "/" in seps and ":" in seps:
         raise FormulaError(f"Mix of ':' and '/' in grouping factor {group!r}: write it out.")
-    parts = [p.strip() for p in re.split(r"[/:]", group)]
-    if "/" in group:  # a/b/c -> a, a:b, a:b:c
+    parts = [p.strip().strip("`") for p in re.findall(r"`[^`]+`|[^:/`]+", group)]
+    for part in parts:
+        if ":" in part or "/" in part:
+            raise FormulaError(f"Grouping column {part!r} in '{term}' has ':' or '/' in its "
+                               "name, which group names use for interactions and nesting: "
+                               "rename the column.")
+    if "/" in seps:  # a/b/c -> a, a:b, a:b:c
         return [":".join(parts[: k + 1]) for k in range(len(parts))]
     return [":".join(parts)]
 

@@ -29,7 +29,7 @@ Examples
 >>> d = build_design("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
 >>> m = build_conditional(d, resolve_priors(d))
 >>> sorted(v.name for v in m.free_RVs)
-['beta', 'chol_Subject', 'sigma', 'z_Subject']
+['beta_z', 'chol_Subject_z', 'sigma', 'z_Subject']
 >>> m.named_vars_to_dims["b_Subject"]
 ('Subject', 'Subject_term')
 """
@@ -45,7 +45,7 @@ from ..residual.algebra import log_sd_weights, residual_logp, unwhiten
 from ..residual.bind import ResidualDesign
 from ..residual.structures import VarIdent
 from .priors import ResolvedPriors
-from .terms import coords_of, residual_params, residual_sigma, term_scale
+from .terms import coords_of, fixed_effects, residual_params, residual_sigma, term_scale
 
 __all__ = ["build_conditional"]
 
@@ -104,7 +104,7 @@ def build_conditional(design: Design, priors: ResolvedPriors,
         coords["varident_level"] = list(residual.by_levels[1:])
     with pm.Model(coords=coords) as model:
         X = pm.Data("X", design.X, dims=("obs", "fixef"))
-        beta = priors.beta.rv("beta", dims="fixef")
+        beta = fixed_effects(priors.beta)
         mu = pt.dot(X, beta)
         for t in design.terms:
             g = t.group

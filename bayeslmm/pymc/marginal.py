@@ -20,7 +20,7 @@ Examples
 >>> d = build_design("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
 >>> m = build_marginal(d, resolve_priors(d))
 >>> sorted(v.name for v in m.free_RVs)
-['beta', 'chol_Subject', 'sigma']
+['beta_z', 'chol_Subject_z', 'sigma']
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from ..residual.bind import ResidualDesign
 from ..residual.structures import VarIdent
 from .marginal_op import marginal_logp
 from .priors import ResolvedPriors, priors_as_data
-from .terms import coords_of, residual_params, residual_sigma, term_scale
+from .terms import coords_of, fixed_effects, residual_params, residual_sigma, term_scale
 
 __all__ = ["build_marginal", "marginal_supports", "loglik_expression", "MAX_DENSE_RE"]
 
@@ -103,7 +103,7 @@ def build_marginal(design: Design, priors: ResolvedPriors,
     >>> d = build_design("diameter ~ 1 + (1 | plate) + (1 | sample)",
     ...                  blm.datasets.load("Penicillin"))
     >>> [v.name for v in build_marginal(d, resolve_priors(d)).free_RVs]
-    ['beta', 'sd_plate', 'sd_sample', 'sigma']
+    ['beta_z', 'sd_plate', 'sd_sample', 'sigma']
     """
     why = marginal_supports(design, residual)
     if why:
@@ -118,7 +118,7 @@ def build_marginal(design: Design, priors: ResolvedPriors,
         arrays["ms"] = pm.Data("stat_ms", np.asarray(cp.m, dtype=np.int64))
         n = pm.Data("stat_n", float(cp.n))
         priors = priors_as_data(priors)
-        beta = priors.beta.rv("beta", dims="fixef")
+        beta = fixed_effects(priors.beta)
         chols = [term_scale(t, priors)[0] for t in design.terms]
         sigma = priors.sigma.rv("sigma")
         pm.Potential("marginal_loglik", loglik_expression(
@@ -158,7 +158,7 @@ def _build_whitened(design: Design, priors: ResolvedPriors, rd: ResidualDesign) 
     if isinstance(rd.variance, VarIdent):
         coords["varident_level"] = list(rd.by_levels[1:])
     with pm.Model(coords=coords) as model:
-        beta = priors.beta.rv("beta", dims="fixef")
+        beta = fixed_effects(priors.beta)
         chols = [term_scale(t, priors)[0] for t in design.terms]
         params = residual_params(rd, priors)
         sigma = residual_sigma(design, rd, priors, params)

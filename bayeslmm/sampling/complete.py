@@ -54,6 +54,10 @@ def complete(idata: az.InferenceData, design, priors, residual, *, marginal: boo
              log_likelihood: bool | None = None) -> az.InferenceData:
     """What a fit adds to NUTS's draws (see the module doc); ``log_likelihood=None``
     stores it below :data:`LOGLIK_AUTO_LIMIT` values."""
+    # sampled standardised (β, unit-scale Cholesky factors): the draws are β's, sd's, corr's
+    internal = [v for v in idata.posterior.data_vars
+                if v == "beta_z" or (v.startswith("chol_") and v.endswith("_z"))]
+    idata.posterior = idata.posterior.drop_vars(internal)
     if marginal:
         idata = complete_marginal(idata, design, random_seed, residual, cross_products)
     size = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"] * design.nobs
