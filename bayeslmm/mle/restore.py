@@ -22,10 +22,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import FitError
+from ..formula.weights import weighted
 from ..linalg.pls import PLS
 from ..results.map import MapResult
 from .assemble import assemble
 from .lme import ResidualCriterion, lme_result
+from .lmer import weights_part
 from .search import SINGULAR_TOL
 
 __all__ = ["restore_map"]
@@ -62,10 +64,11 @@ def restore_map(design, method: str, theta, *, residual=None, u=None, covariate=
     theta = np.asarray(theta, dtype=float)
     reml = method == "REML"
     if residual is None:
-        pls = PLS.from_design(design)
+        pls = PLS.from_design(weighted(design))
         sol = pls.solution(theta, reml)
         singular = bool(np.any(theta[pls.layout.is_diag] < SINGULAR_TOL))
-        result = assemble(design, method, pls, theta, sol, converged, singular, nfev, message)
+        result = assemble(design, method, pls, theta, sol, converged, singular, nfev, message,
+                          residual=weights_part(design, sol))
     else:
         crit = ResidualCriterion(design, residual, reml, covariate)
         u = np.asarray(u if u is not None else [], dtype=float)

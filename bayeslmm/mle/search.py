@@ -82,6 +82,8 @@ def search(f, fg, x0: np.ndarray, bounds: list, is_diag: np.ndarray, maxiter: in
     coordinates that are diagonal θ entries (a 0 there is a singular fit). Returns the
     end point, whether it is stationary, a message and the number of evaluations.
     """
+    if len(x0) == 0:  # e.g. gls with a variance function without parameters (VarFixed)
+        return np.asarray(x0, dtype=float), True, "no parameters to search", 1
     lower = np.array([-np.inf if b[0] is None else b[0] for b in bounds])
     it = maxiter if maxiter is not None else 1000
     opts = {"maxiter": it, "ftol": 1e-12, "gtol": 1e-6, "maxfun": 20 * it}
