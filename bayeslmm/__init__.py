@@ -25,7 +25,10 @@ from .io import load
 from .kernel_model import KernelModel
 from .model import LMM
 from .pymc.priors import Prior
-from .residual import AR1, CAR1, CompSymm, Residual, VarExp, VarIdent, VarPower
+from .residual import (
+    AR1, CAR1, CompSymm, CorARMA, CorExp, CorGaus, CorLin, CorRatio, CorSpher, CorSymm,
+    Residual, VarComb, VarConstPower, VarExp, VarFixed, VarIdent, VarPower,
+)
 from .results import KernelMapResult, KernelPosteriorResult, MapResult, PosteriorResult
 
 __version__ = "0.1.0"
@@ -34,4 +37,6 @@ __all__ = [
     "PosteriorResult", "MapResult", "KernelMapResult", "KernelPosteriorResult",
     "BayesLMMError", "DataError", "FitError", "FormulaError",
     "AR1", "CAR1", "CompSymm", "VarIdent", "VarPower", "VarExp", "Residual",
+    "CorSymm", "CorARMA", "CorExp", "CorGaus", "CorSpher", "CorRatio", "CorLin",
+    "VarConstPower", "VarFixed", "VarComb",
 ]

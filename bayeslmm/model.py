@@ -22,6 +22,7 @@ import pymc as pm
 from .errors import BayesLMMError
 from .formula.design import Design, build_design
 from .formula.spec import ModelSpec, parse_formula
+from .formula.weights import weighted
 from .kernel_model import KernelModel
 from .linalg.crossprod import CrossProducts
 from .mle.fit import fit_map
@@ -76,6 +77,12 @@ class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registrati
         ``{"line": K}``: a known covariance of the levels of the formula's single
         ``(1 | line)`` term, ``b ~ N(0, sd² K)`` (kinship, pedigree, phylogeny). Either
         allows only fixed effects besides it, and iid residuals.
+    weights : str or array, optional
+        lme4's prior weights: residual variance ``σ²/w_i``, a column name or one
+        positive value per row (a Series is matched by index). In ML/REML (lme4's
+        weighted fit), NUTS and predictions (:meth:`PosteriorResult.predict`'s
+        ``weights=`` for new rows); not with a residual structure (use
+        ``blm.VarFixed``).
 
     Examples
     --------
@@ -91,6 +98,9 @@ class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registrati
                 random_matrices: Mapping[str, Any] | None = None,
                 covariances: Mapping[str, Any] | None = None, **options: Any):
         if cls is LMM and (random_matrices is not None or covariances is not None):
+            if options.pop("weights", None) is not None:
+                raise BayesLMMError("weights= cannot be combined with random_matrices or "
+                                    "covariances (the rotated model needs iid residuals).")
             return KernelModel(formula, data, random_matrices=random_matrices,
                                covariances=covariances, **options)
         return super().__new__(cls)
@@ -105,11 +115,18 @@ class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registrati
         na_action: str = "drop",
         random_matrices: Mapping[str, Any] | None = None,
         covariances: Mapping[str, Any] | None = None,
+        weights: Any = None,
     ) -> None:
         structure = as_residual(residual)
+        if structure is not None and weights is not None:
+            raise BayesLMMError("weights= (lme4's prior weights) cannot be combined with a "
+                                "residual structure: give the known variances 1/w as "
+                                "blm.VarFixed(covariate=...), with other variance functions "
+                                "in blm.VarComb(...).")
         self._spec: ModelSpec = parse_formula(formula)
         self._design: Design = build_design(self._spec, data, na_action=na_action,
-                                            extra_columns=residual_columns(structure))
+                                            extra_columns=residual_columns(structure),
+                                            weights=weights)
         self._residual: ResidualDesign | None = (
             bind(structure, self._design) if structure is not None else None)
         self._priors: ResolvedPriors = resolve_priors(self._design, priors, self._residual)
@@ -324,7 +341,7 @@ class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registrati
         """[Z X y]ᵀ[Z X y] of the design, computed once (an O(n) pass over the rows)
         and shared by the marginal model and the random-effect draws."""
         if self._cp is None:
-            self._cp = CrossProducts.from_design(self._design)
+            self._cp = CrossProducts.from_design(weighted(self._design))
         return self._cp
 
     @property

@@ -105,9 +105,11 @@ class Design:
     response : str
     dropped_fixef : list of str
         Columns of X dropped as linearly dependent (as lme4 does).
-    weights : ndarray or None
-        lme4's prior weights of the rows used (residual variance σ²/w);
-        ``weights_column`` the column they come from (None for an array).
+    weights, weights_column : ndarray, str or None
+        lme4's prior weights (residual variance σ²/w) and their column.
+    ordered : frozenset of str
+        The user's ordered factors (R's ``contr.poly``); ``data`` holds every factor
+        as ordered (formulae keeps the order of those).
     """
 
     spec: ModelSpec
@@ -127,6 +129,7 @@ class Design:
     evaluators: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     weights: np.ndarray | None = None
     weights_column: str | None = None
+    ordered: frozenset = frozenset()
 
     @property
     def nobs(self) -> int:
@@ -357,7 +360,7 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
     n_drop = int((~complete).sum())
     if n_drop:
         bad = [c for c in used if data[c].isna().any()] + (
-            ["weights"] if w_all is not None and w_all.isna().any() else [])
+            [w_col or "weights"] if w_all is not None and w_all.isna().any() else [])
         if na_action == "raise":
             raise DataError(
                 f"{n_drop} row(s) have missing values in column(s) {bad}. Drop or impute "
@@ -392,5 +395,5 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
         rows=clean.index, response=spec.response, dropped_fixef=dropped,
         n_dropped_rows=n_drop, predictors=predictors, evaluators=evaluators,
         weights=check_weights(w_all[complete]) if w_all is not None else None,
-        weights_column=w_col,
+        weights_column=w_col, ordered=frozenset(ordered),
     )

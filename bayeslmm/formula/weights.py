@@ -25,7 +25,8 @@ import pandas as pd
 
 from ..errors import DataError, suggest
 
-__all__ = ["weights_series", "check_weights", "weighted", "log_weight_term", "WEIGHTS_COLUMN"]
+__all__ = ["weights_series", "check_weights", "weighted", "log_weight_term", "new_weights",
+           "WEIGHTS_COLUMN"]
 
 #: the column that holds weights given as an array (in saved results' data)
 WEIGHTS_COLUMN = "(weights)"
@@ -108,3 +109,34 @@ def log_weight_term(design) -> float:
     0.0
     """
     return 0.0 if design.weights is None else float(0.5 * np.sum(np.log(design.weights)))
+
+
+def new_weights(design, new_data: pd.DataFrame | None, index: pd.Index,
+                weights: Any = None) -> np.ndarray | None:
+    """The prior weights of rows to predict (``index``: their labels in ``new_data``).
+
+    ``weights`` (a column of ``new_data`` or one value per row) wins; else the training
+    weights for the training rows, the model's weights column of ``new_data`` for new
+    rows, and None for a model without weights. New rows of a weighted model without
+    either are a DataError (their residual variance σ²/w is unknown).
+
+    >>> import bayeslmm as blm
+    >>> from bayeslmm.formula.design import build_design
+    >>> d = build_design("distance ~ age", blm.datasets.load("Orthodont"), weights="age")
+    >>> new = pd.DataFrame({"age": [9.0], "w": [2.0]})
+    >>> new_weights(d, new, new.index, "w"), new_weights(d, new, new.index)
+    (array([2.]), array([9.]))
+    """
+    if new_data is None and weights is None:
+        return design.weights
+    frame = new_data if new_data is not None else design.data
+    if weights is None:
+        if design.weights is None:
+            return None
+        if design.weights_column is None or design.weights_column not in frame.columns:
+            raise DataError("The model has prior weights: give the new rows theirs with "
+                            "weights= (a column of the new data or one value per row) to "
+                            "draw new observations.")
+        weights = design.weights_column
+    w, _ = weights_series(weights, frame)
+    return check_weights(w.loc[index], "prediction weights")

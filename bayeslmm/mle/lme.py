@@ -38,6 +38,7 @@ import numpy as np
 from ..errors import BayesLMMError, FitError, user_stacklevel
 from ..linalg.pls import PLS
 from ..linalg.theta import ThetaLayout
+from ..residual import dense_corr, varfuncs
 from ..residual.algebra import (
     initial_unconstrained,
     log_sd_weights,
@@ -46,7 +47,6 @@ from ..residual.algebra import (
     to_params,
     whiten_design,
 )
-from ..residual import dense_corr, varfuncs
 from ..residual.bind import ResidualDesign
 from ..residual.structures import AR1, CAR1, CompSymm, VarIdent
 from ..results.map import MapResult

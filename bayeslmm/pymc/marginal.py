@@ -31,12 +31,14 @@ import pytensor.tensor as pt
 
 from ..errors import BayesLMMError
 from ..formula.design import Design
+from ..formula.weights import log_weight_term, weighted
 from ..linalg.crossprod import CrossProducts
 from ..residual.algebra import crossing_factors, logdet_lambda, whiten
 from ..residual.bind import ResidualDesign
 from ..residual.structures import VarIdent
 from .marginal_logp import marginal_logp
 from .priors import ResolvedPriors, priors_as_data
+from .structure_priors import structure_coords
 from .terms import coords_of, residual_params, residual_sigma, term_scale
 
 __all__ = ["build_marginal", "marginal_supports", "MAX_DENSE_RE"]
@@ -87,7 +89,8 @@ def build_marginal(design: Design, priors: ResolvedPriors,
     (``log N(y | Xβ, ZΨZᵀ + σ²Λ) = log N(L⁻¹y | L⁻¹Xβ, L⁻¹ZΨZᵀL⁻ᵀ + σ²I) − ½ log|Λ|``),
     which costs O(n) per gradient.
 
-    ``cross_products`` passes those already computed for ``design``.
+    ``cross_products`` passes those already computed for ``design`` (of its rows scaled
+    by √w for prior weights: :func:`bayeslmm.formula.weights.weighted`).
 
     Returns
     -------
@@ -110,7 +113,8 @@ def build_marginal(design: Design, priors: ResolvedPriors,
         raise BayesLMMError(f"The marginal model is not available here: {why}.")
     if residual is not None:
         return _build_whitened(design, priors, residual)
-    cp = cross_products if cross_products is not None else CrossProducts.from_design(design)
+    cp = cross_products if cross_products is not None else \
+        CrossProducts.from_design(weighted(design))  # prior weights: rows scaled by √w
     coords = coords_of(design)
     coords.pop("obs")
     with pm.Model(coords=coords) as model:
@@ -120,13 +124,16 @@ def build_marginal(design: Design, priors: ResolvedPriors,
         beta = priors.beta.rv("beta", dims="fixef")
         chols = [term_scale(t, priors)[0] for t in design.terms]
         sigma = priors.sigma.rv("sigma")
-        pm.Potential("marginal_loglik", marginal_logp(
-            arrays, beta, sigma, [chols[k] for k in cp.order], n=n, q=cp.q, m=cp.m))
+        loglik = marginal_logp(arrays, beta, sigma, [chols[k] for k in cp.order], n=n,
+                               q=cp.q, m=cp.m)
+        if design.weights is not None:
+            loglik = loglik + pm.Data("stat_log_weights", log_weight_term(design))
+        pm.Potential("marginal_loglik", loglik)
     return model
 
 
 def _build_whitened(design: Design, priors: ResolvedPriors, rd: ResidualDesign) -> pm.Model:
-    coords = coords_of(design)
+    coords = {**coords_of(design), **structure_coords(rd)}
     coords.pop("obs")
     if isinstance(rd.variance, VarIdent):
         coords["varident_level"] = list(rd.by_levels[1:])

@@ -23,7 +23,7 @@ import pandas as pd
 from ..errors import BayesLMMError, DataError, suggest
 from ..formula.design import Design, factor_codes
 from . import dense_corr, varfuncs
-from .structures import AR1, CAR1, CompSymm, Residual, VarExp, VarIdent, VarPower, as_residual
+from .structures import AR1, CompSymm, Residual, VarExp, VarIdent, VarPower, as_residual
 
 __all__ = ["ResidualDesign", "bind"]
 

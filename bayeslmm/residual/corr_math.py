@@ -15,7 +15,7 @@ builds a PyTensor graph.
 Examples
 --------
 >>> import numpy as np
->>> float(arma_acf(np, np.array([0.5]), np.zeros(0), 3)[3])  # AR(1): 0.5³
+>>> float(arma_acf(np, [0.5], [], 3)[3])  # AR(1): 0.5³
 0.125
 >>> np.round(pacf_to_coef(np, np.array([0.5, 0.2]), -1.0), 4)  # AR(2) from its pacf
 array([0.4, 0.2])
@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["spatial_corr", "pacf_to_coef", "arma_acf", "cpc_to_corr", "corr_to_cpc"]
+__all__ = ["spatial_corr", "pacf_to_coef", "coef_to_pacf", "arma_acf", "cpc_to_corr",
+           "corr_to_cpc", "cpc_correlations", "lkj_cpc_shapes"]
 
 
 def spatial_corr(xp, kind: str, d, range_):
@@ -53,17 +54,18 @@ def spatial_corr(xp, kind: str, d, range_):
     raise ValueError(f"unknown spatial correlation {kind!r}")
 
 
-def pacf_to_coef(xp, a, sign: float) -> list:
+def pacf_to_coef(xp, a, sign: float, n: int | None = None) -> list:
     """nlme's ``ARMA_untransPar``: partial autocorrelations ``a`` (in (−1, 1)) → the
     coefficients, ``sign = −1`` for the AR part (Durbin–Levinson) and ``+1`` for the
-    MA part. Returns a list of scalars (length of ``a``).
+    MA part. Returns a list of ``n`` scalars (``n``: the length of ``a``, given for a
+    PyTensor vector).
 
     Examples
     --------
     >>> [round(float(c), 4) for c in pacf_to_coef(np, np.array([0.5, -0.3]), 1.0)]
     [0.35, -0.3]
     """
-    n = int(a.shape[0])
+    n = len(a) if n is None else n
     coef: list = []
     for i in range(n):
         ai = a[i]
@@ -72,8 +74,30 @@ def pacf_to_coef(xp, a, sign: float) -> list:
     return coef
 
 
+def coef_to_pacf(coef, sign: float) -> np.ndarray:
+    """The inverse of :func:`pacf_to_coef` (NumPy; nlme's ``ARMA_transPar`` without its
+    final log transform): ARMA coefficients → partial autocorrelations.
+
+    Examples
+    --------
+    >>> np.round(coef_to_pacf([0.4, 0.2], -1.0), 10)
+    array([0.5, 0.2])
+    """
+    c = [float(v) for v in coef]
+    out = [0.0] * len(c)
+    for k in range(len(c) - 1, -1, -1):
+        a = c[k]
+        if abs(a) >= 1:
+            raise ValueError(f"coefficients {list(coef)} are outside the stationary "
+                             "(invertible) region")
+        out[k] = a
+        c = [(c[j] - sign * a * c[k - j - 1]) / (1.0 - a * a) for j in range(k)]
+    return np.array(out)
+
+
 def arma_acf(xp, phi, theta, max_lag: int):
-    """Autocorrelations ``ρ(0..max_lag)`` of ``x_t = Σφ_i x_{t−i} + e_t + Σθ_j e_{t−j}``.
+    """Autocorrelations ``ρ(0..max_lag)`` of ``x_t = Σφ_i x_{t−i} + e_t + Σθ_j e_{t−j}``
+    (``phi``, ``theta``: sequences of scalars).
 
     The autocovariances at lags 0..r (r = max(p, q)) solve r + 1 linear equations
     (``γ(k) − Σφ_iγ(|k−i|) = Σ_{j≥k} θ_j ψ_{j−k}``, ψ the MA(∞) weights); later lags
@@ -81,10 +105,10 @@ def arma_acf(xp, phi, theta, max_lag: int):
 
     Examples
     --------
-    >>> np.round(arma_acf(np, np.zeros(0), np.array([0.5]), 2), 4)  # MA(1): θ/(1+θ²)
+    >>> np.round(arma_acf(np, [], [0.5], 2), 4)  # MA(1): θ/(1+θ²)
     array([1. , 0.4, 0. ])
     """
-    p, q = int(phi.shape[0]), int(theta.shape[0])
+    p, q = len(phi), len(theta)
     r = max(p, q)
     th = [1.0] + [theta[j] for j in range(q)]
     psi = [1.0]
@@ -150,3 +174,42 @@ def corr_to_cpc(C: np.ndarray) -> np.ndarray:
         rest = 1.0 - np.sum(L[j, :i] ** 2)
         out.append(L[j, i] / np.sqrt(rest))
     return np.array(out)
+
+
+def cpc_correlations(xp, z, d: int):
+    """The correlations (``np.triu_indices(d, 1)`` order) of :func:`cpc_to_corr`, in
+    NumPy or PyTensor (``z``: a vector of d(d−1)/2 partial correlations).
+
+    Examples
+    --------
+    >>> z = np.array([0.5, 0.2, -0.3])
+    >>> np.allclose(cpc_correlations(np, z, 3), cpc_to_corr(z, 3)[np.triu_indices(3, 1)])
+    True
+    """
+    pairs = list(zip(*np.triu_indices(d, 1), strict=True))
+    index = {pair: k for k, pair in enumerate(pairs)}
+    L = [[0.0] * d for _ in range(d)]
+    L[0][0] = 1.0
+    for j in range(1, d):
+        rest = 1.0
+        for i in range(j):
+            c = z[index[(i, j)]]
+            L[j][i] = c * xp.sqrt(rest)
+            rest = rest * (1.0 - c**2)
+        L[j][j] = xp.sqrt(rest)
+    out = [sum(L[i][k] * L[j][k] for k in range(i + 1)) for i, j in pairs]
+    return np.array([float(v) for v in out]) if xp is np else xp.stack(out)
+
+
+def lkj_cpc_shapes(d: int, eta: float) -> np.ndarray:
+    """The Beta(b, b) shapes on (−1, 1) of the partial correlations of an LKJ(η) matrix
+    (Lewandowski, Kurowicka and Joe 2009): ``b = η + (d − 1 − i)/2`` for those of
+    column i (1-based) of the Cholesky factor, in ``np.triu_indices(d, 1)`` order.
+
+    Examples
+    --------
+    >>> lkj_cpc_shapes(3, 1.0).tolist()
+    [1.5, 1.5, 1.0]
+    """
+    rows, _ = np.triu_indices(d, 1)
+    return eta + (d - 2 - rows) / 2.0

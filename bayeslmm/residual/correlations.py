@@ -1,15 +1,16 @@
 """nlme's general within-group correlations, built as a dense matrix per group.
 
-==========================================  ====================================  ===================
-class                                       nlme                                  parameters
-==========================================  ====================================  ===================
-``CorSymm(group="g")``                      ``corSymm(form = ~ 1 | g)``           ``cor(j,k)``: one
-                                                                                  per pair of positions
-``CorARMA(p=1, q=1, group="g", time="t")``  ``corARMA(form = ~ t | g, p=, q=)``   ``Phi1..``, ``Theta1..``
-``CorExp(coords=("x", "y"), group="g")``    ``corExp(form = ~ x + y | g)``        ``range`` (``nugget``)
-``CorGaus``, ``CorSpher``, ``CorRatio``,    ``corGaus``, ``corSpher``,            the same
-``CorLin``                                  ``corRatio``, ``corLin``
-==========================================  ====================================  ===================
+=====================================  ==================================  ===================
+class                                  nlme                                parameters
+=====================================  ==================================  ===================
+``CorSymm(group="g")``                 ``corSymm(form = ~ 1 | g)``         ``cor(j,k)``, each
+                                                                           pair of positions
+``CorARMA(p=1, q=1, group="g")``       ``corARMA(form = ~ 1 | g, p, q)``   ``Phi1..``,
+                                                                           ``Theta1..``
+``CorExp(coords="x + y", group="g")``  ``corExp(form = ~ x + y | g)``      ``range``, ``nugget``
+``CorGaus``, ``CorSpher``,             ``corGaus``, ``corSpher``,          the same
+``CorRatio``, ``CorLin``               ``corRatio``, ``corLin``
+=====================================  ==================================  ===================
 
 The spatial family's correlation at distance ``d`` is ``(1 − nugget) · f(d / range)``
 (``nugget = 0`` without ``nugget=True``), with ``f(s)`` = ``exp(−s)`` (Exp),

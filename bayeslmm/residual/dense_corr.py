@@ -136,6 +136,10 @@ def bind_dense(c, data: pd.DataFrame, order: np.ndarray, codes: np.ndarray,
             return DenseCorr(slot, mask, _padded(position, slot, shape), int(shape[1]))
         t = integer_times(numeric(data, c.time, what, labels), c.time, what, labels)[order]
         values, pos = np.unique(t, return_inverse=True)
+        if np.any(np.diff(values) != 1):
+            raise DataError(f"Column {c.time!r} of {what} gives positions in the correlation "
+                            "matrix and must take consecutive integer values (as nlme's "
+                            f"corSymm), got {values.tolist()[:12]}.")
         return DenseCorr(slot, mask, _padded(pos.astype(np.int64), slot, shape), len(values))
     if isinstance(c, CorARMA):
         t = position if c.time is None else integer_times(
@@ -170,13 +174,10 @@ def _symm_matrix(v, dim: int, xp):
     return up + up.T + pt.eye(dim)
 
 
-def arma_coefficients(c: CorARMA, pacf, xp) -> tuple:
-    """``(Phi, Theta)`` vectors from the partial autocorrelations (AR part first)."""
-    phi = pacf_to_coef(xp, pacf[: c.p], -1.0)
-    theta = pacf_to_coef(xp, pacf[c.p:], 1.0)
-    stack = (lambda v: np.array(v, dtype=float)) if xp is np else \
-        (lambda v: pt.stack(v) if v else pt.zeros(0))
-    return stack(phi), stack(theta)
+def arma_coefficients(c: CorARMA, pacf, xp) -> tuple[list, list]:
+    """``(Phi, Theta)`` (lists of scalars) from the partial autocorrelations (AR first)."""
+    a = [pacf[i] for i in range(c.p + c.q)]
+    return (pacf_to_coef(xp, a[: c.p], -1.0), pacf_to_coef(xp, a[c.p:], 1.0))
 
 
 def group_corr(dc: DenseCorr, c, params: Mapping[str, Any], xp):
@@ -210,6 +211,35 @@ def _factor(dc: DenseCorr, c, params: Mapping[str, Any], xp):
     return L
 
 
+#: PyTensor: groups of up to this many rows are factored by an unrolled Cholesky,
+#: vectorised over the groups (PyTensor's blockwise Cholesky and triangular solve loop
+#: over the groups in Python: 100× slower per gradient for many small groups)
+UNROLL_MAX = 12
+
+
+def _unrolled(C, X, m: int):
+    """The Cholesky factor's diagonal (G, m) and ``L⁻¹X`` (G, m, k) of a batch of small
+    matrices, in elementwise operations over the batch (Cholesky–Crout, then forward
+    substitution)."""
+    L = [[None] * m for _ in range(m)]
+    W = []
+    for j in range(m):
+        s = C[:, j, j]
+        for k in range(j):
+            s = s - L[j][k] ** 2
+        L[j][j] = pt.sqrt(s)
+        for i in range(j + 1, m):
+            s = C[:, i, j]
+            for k in range(j):
+                s = s - L[i][k] * L[j][k]
+            L[i][j] = s / L[j][j]
+        w = X[:, j, :]
+        for k in range(j):
+            w = w - L[j][k][:, None] * W[k]
+        W.append(w / L[j][j][:, None])
+    return pt.stack([L[j][j] for j in range(m)], axis=1), pt.stack(W, axis=1)
+
+
 def _solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
     """``L⁻¹B`` per group: triangular solves for few large groups, else a batched LU."""
     if L.shape[0] > 64 or L.shape[1] < 32:
@@ -222,15 +252,19 @@ def innovations(dc: DenseCorr, c, x, params: Mapping[str, Any], xp):
     """One-step innovations of sorted rows ``x`` ((n,) or (n, k)) and the log of their
     conditional variances: ``diag(L)·L⁻¹x`` and ``2 log diag(L)`` per group."""
     G, m = dc.shape
-    L = _factor(dc, c, params, xp)
     X = x[:, None] if x.ndim == 1 else x
     k = X.shape[1]
     if xp is np:
+        L = _factor(dc, c, params, xp)
         Xp = np.zeros((G * m, k))
         Xp[dc.slot] = X
         W = _solve_lower(L, Xp.reshape(G, m, k))
         d = np.diagonal(L, axis1=1, axis2=2)
+    elif m <= UNROLL_MAX:
+        Xp = pt.set_subtensor(pt.zeros((G * m, k))[dc.slot], X)
+        d, W = _unrolled(group_corr(dc, c, params, xp), Xp.reshape((G, m, k)), m)
     else:
+        L = _factor(dc, c, params, xp)
         Xp = pt.set_subtensor(pt.zeros((G * m, k))[dc.slot], X)
         W = pt.linalg.solve_triangular(L, Xp.reshape((G, m, k)), lower=True, b_ndim=2)
         d = pt.diagonal(L, axis1=1, axis2=2)
@@ -349,8 +383,8 @@ def nlme_names(dc: DenseCorr, c, values: Mapping[str, Any]) -> dict[str, float]:
         v = np.atleast_1d(np.asarray(values["cor_symm"], dtype=float))
         return dict(zip(symm_labels(dc.dim), map(float, v), strict=True))
     if isinstance(c, CorARMA):
-        phi, theta = arma_coefficients(c, np.atleast_1d(np.asarray(values["arma_pacf"],
-                                                                   dtype=float)), np)
+        pacf = np.atleast_1d(np.asarray(values["arma_pacf"], dtype=float))
+        phi, theta = arma_coefficients(c, pacf, np)
         return dict(zip(c.param_labels, map(float, [*phi, *theta]), strict=True))
     return {k: float(np.asarray(values[k])) for k in c.param_labels}
 
