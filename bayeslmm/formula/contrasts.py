@@ -12,7 +12,7 @@
 
 Examples
 --------
->>> np.round(contr_poly(3), 4)
+>>> np.round(contr_poly(3), 4) + 0.0  # R's contr.poly(3)
 array([[-0.7071,  0.4082],
        [ 0.    , -0.8165],
        [ 0.7071,  0.4082]])
@@ -189,14 +189,16 @@ def check_functions(called: Iterable[str], namespace: Mapping[str, Any], where: 
                                                        if callable(v)})
     for name in called:
         head, *rest = name.split(".")
-        ok = head in TRANSFORMS or head in ENCODINGS
+        ok, hint = head in TRANSFORMS or head in ENCODINGS, suggest(name, known)
         if head in namespace:
-            obj = namespace[head]
+            obj, parent = namespace[head], head
             for part in rest:
-                obj = getattr(obj, part, None)
+                hint = suggest(f"{parent}.{part}", [f"{parent}.{a}" for a in dir(obj)
+                                                     if not a.startswith("_")])
+                obj, parent = getattr(obj, part, None), f"{parent}.{part}"
             ok = callable(obj)
         if not ok:
             raise FormulaError(
-                f"Unknown function {name!r} in {where}.{suggest(name, known)} A formula "
+                f"Unknown function {name!r} in {where}.{hint} A formula "
                 f"may call: {', '.join(known)}, and NumPy's functions as np.<name> "
                 "(random effects: (x | g), (x || g), zerocorr(x | g)).")

@@ -12,7 +12,7 @@ Examples
 >>> d = build_design("distance ~ age + (1 | Subject)", blm.datasets.load("Orthodont"),
 ...                  weights="age")
 >>> d.weights[:3], weighted(d).y[:2].round(3)
-(array([ 8., 10., 12.]), array([59.397, 79.057]))
+(array([ 8., 10., 12.]), array([73.539, 79.057]))
 """
 
 from __future__ import annotations

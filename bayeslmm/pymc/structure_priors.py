@@ -34,7 +34,7 @@ Examples
 >>> d = build_design("distance ~ age", blm.datasets.load("Orthodont"))
 >>> rd = bind(blm.CorARMA(p=1, q=1, group="Subject"), d)
 >>> structure_priors(d, rd)
-{'arma_pacf': Prior('Uniform', lower=-1.0, upper=1.0)}
+{'arma_pacf': Prior('Uniform', lower=-1, upper=1)}
 """
 
 from __future__ import annotations

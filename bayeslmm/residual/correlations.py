@@ -98,7 +98,13 @@ class CorARMA:
 
     @property
     def param_labels(self) -> list[str]:
-        """nlme's names: ``Phi1..Phip``, ``Theta1..Thetaq``."""
+        """nlme's names: ``Phi1..Phip``, ``Theta1..Thetaq``.
+
+        Examples
+        --------
+        >>> CorARMA(p=1, q=2).param_labels
+        ['Phi1', 'Theta1', 'Theta2']
+        """
         return [f"Phi{i + 1}" for i in range(self.p)] + [f"Theta{j + 1}" for j in range(self.q)]
 
 
@@ -131,12 +137,24 @@ class _Spatial:
 
     @property
     def time(self) -> None:
-        """No time: rows keep their data order within a group."""
+        """No time: rows keep their data order within a group.
+
+        Examples
+        --------
+        >>> CorExp(coords="x").time is None
+        True
+        """
         return None
 
     @property
     def param_labels(self) -> list[str]:
-        """``range`` and, with a nugget, ``nugget``."""
+        """``range`` and, with a nugget, ``nugget``.
+
+        Examples
+        --------
+        >>> CorGaus(coords="x").param_labels
+        ['range']
+        """
         return ["range", "nugget"] if self.nugget else ["range"]
 
 
@@ -170,8 +188,9 @@ class CorGaus(_Spatial):
 
 @dataclass(frozen=True)
 class CorSpher(_Spatial):
-    """Spherical spatial correlation ``1 − 1.5 s + 0.5 s³`` (s = d / range < 1, else 0),
-    nlme's ``corSpher``.
+    """Spherical spatial correlation, nlme's ``corSpher``.
+
+    ``1 − 1.5 s + 0.5 s³`` for s = d / range < 1, else 0.
 
     Examples
     --------
@@ -185,7 +204,7 @@ class CorSpher(_Spatial):
 
 @dataclass(frozen=True)
 class CorRatio(_Spatial):
-    """Rational quadratic spatial correlation ``1 / (1 + (d / range)²)``, nlme's ``corRatio``.
+    """Rational quadratic spatial correlation ``1 / (1 + (d / range)²)``, nlme's corRatio.
 
     Examples
     --------

@@ -47,10 +47,10 @@ class VarConstPower:
 
     Examples
     --------
-    >>> m = blm.LMM("distance ~ age + Sex", blm.datasets.load("Orthodont"),
-    ...             residual=blm.VarConstPower(covariate="age"))
+    >>> m = blm.LMM("biomass ~ z", blm.datasets.load("fieldplots"),
+    ...             residual=blm.VarConstPower(covariate="area"))
     >>> {k: round(v, 3) for k, v in m.fit_map("ML").residual_params.items()}  # nlme
-    {'const': 0.1, 'power': 0.072}
+    {'const': 5.08, 'power': 1.333}
     """
 
     covariate: str = "fitted"
