@@ -13,6 +13,10 @@ each object is made:
               ``Reaction ~ Days + (Days | Subject)``, NUTS, 2 chains × 500 draws
 ``post_int``  the same with random intercepts only, ``(1 | Subject)``
 ``mapfit``    :class:`~bayeslmm.MapResult`: the model of ``post`` by REML
+``prof``      :class:`~bayeslmm.results.profile.Profile`: Dyestuff, ``Yield ~ 1 + (1 | Batch)``,
+              REML, ``fit.profile()``
+``boot``      :class:`~bayeslmm.results.bootstrap.BootstrapResult`: the same fit,
+              ``fit.bootstrap(40, random_seed=1, cores=1)``
 ``kmodel``    :class:`~bayeslmm.kernel_model.KernelModel`: a genomic LMM (40 rows,
               100 markers)
 ``kmap``      :class:`~bayeslmm.KernelMapResult`: ``kmodel`` fitted by REML
@@ -39,6 +43,10 @@ def sleepstudy_model(random: str = "Days | Subject") -> blm.LMM:
     return blm.LMM(f"Reaction ~ Days + ({random})", blm.datasets.load("sleepstudy"))
 
 
+def dyestuff_fit() -> blm.MapResult:
+    return blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff")).fit_map()
+
+
 def genomic_model() -> blm.LMM:
     rng = np.random.default_rng(0)
     W = rng.normal(size=(40, 100))
@@ -54,6 +62,8 @@ _BUILD = {
     "post": lambda: sleepstudy_model().fit(**NUTS),
     "post_int": lambda: sleepstudy_model("1 | Subject").fit(**NUTS),
     "mapfit": lambda: sleepstudy_model().fit_map(),
+    "prof": lambda: dyestuff_fit().profile(),
+    "boot": lambda: dyestuff_fit().bootstrap(40, random_seed=1, cores=1, progressbar=False),
     "kmodel": genomic_model,
     "kmap": lambda: genomic_model().fit_map(),
     "kpost": lambda: genomic_model().fit(**NUTS),

@@ -19,6 +19,7 @@ with _warnings.catch_warnings():  # the user's own filters are left as they were
     import arviz as _arviz  # noqa: F401
 
 from . import datasets, plots
+from .anova import anova
 from .compare import compare
 from .errors import BayesLMMError, DataError, FitError, FormulaError
 from .io import load
@@ -29,12 +30,20 @@ from .residual import (
     AR1, CAR1, CompSymm, CorARMA, CorExp, CorGaus, CorLin, CorRatio, CorSpher, CorSymm,
     Residual, VarComb, VarConstPower, VarExp, VarFixed, VarIdent, VarPower,
 )
-from .results import KernelMapResult, KernelPosteriorResult, MapResult, PosteriorResult
+from .results import (
+    BootstrapResult,
+    KernelMapResult,
+    KernelPosteriorResult,
+    MapResult,
+    PosteriorResult,
+    Profile,
+)
 
 __version__ = "0.1.0"
 __all__ = [
-    "LMM", "KernelModel", "Prior", "compare", "load", "datasets", "plots",
+    "LMM", "KernelModel", "Prior", "compare", "anova", "load", "datasets", "plots",
     "PosteriorResult", "MapResult", "KernelMapResult", "KernelPosteriorResult",
+    "Profile", "BootstrapResult",
     "BayesLMMError", "DataError", "FitError", "FormulaError",
     "AR1", "CAR1", "CompSymm", "VarIdent", "VarPower", "VarExp", "Residual",
     "CorSymm", "CorARMA", "CorExp", "CorGaus", "CorSpher", "CorRatio", "CorLin",

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +23,26 @@ import pandas as pd
 from .errors import BayesLMMError, DataError
 
 __all__ = ["main"]
+
+
+#: the library's keyword arguments and this command's flags for them
+_FLAGS = {"new_levels": "--new-levels", "kind": "--kind", "sampler": "--sampler",
+          "draws": "--draws", "tune": "--tune", "chains": "--chains", "random_seed": "--seed",
+          "method": "--map"}
+
+
+def in_cli_words(message: str) -> str:
+    """An error message with the library's keyword arguments written as this command's
+    flags (``new_levels='sample'`` → ``--new-levels sample``).
+
+    >>> in_cli_words("pass new_levels='sample' to draw them; draws must be positive")
+    'pass --new-levels sample to draw them; --draws must be positive'
+    """
+    names = "|".join(_FLAGS)
+    message = re.sub(rf"\b({names})=(['\"]?)([\w.-]+)\2",
+                     lambda m: f"{_FLAGS[m.group(1)]} {m.group(3)}", message)
+    return re.sub(rf"(^|; )({names}) must", lambda m: f"{m.group(1)}{_FLAGS[m.group(2)]} must",
+                  message)
 
 
 def _load_data(spec: str) -> pd.DataFrame:
@@ -143,9 +163,6 @@ def _predict(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``bayeslmm`` command; returns the exit status."""
     args = _parser().parse_args(argv)
-    # a pip-installed PyTensor warns at its first compilation that it found no BLAS to
-    # link; the models here do their dense algebra in NumPy/SciPy: noise on a terminal
-    warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
     try:
         if args.command == "datasets":
             from .datasets import describe
@@ -189,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nWrote {args.json}")
         return 0
     except BayesLMMError as exc:
-        print(f"bayeslmm: error: {exc}", file=sys.stderr)
+        print(f"bayeslmm: error: {in_cli_words(str(exc))}", file=sys.stderr)
         return 2
 
 

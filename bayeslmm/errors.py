@@ -14,9 +14,11 @@ bayeslmm.errors.DataError: No bundled dataset 'sleepstudie'. Did you mean 'sleep
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import os
+import warnings
 
 
 class BayesLMMError(ValueError):
@@ -107,3 +109,31 @@ def user_stacklevel() -> int:
         caller = caller.f_back
         level += 1
     return level
+
+
+#: Library warnings that tell a user of bayeslmm nothing they can act on: PyTensor's
+#: missing BLAS (the models do their dense algebra in NumPy/SciPy and numba), ArviZ's
+#: notice of its coming refactor, PyMC's note that prior predictive draws ignore
+#: potentials (bayeslmm draws the response from the conditional model, which has none).
+LIBRARY_NOISE = (
+    "PyTensor could not link to a BLAS",
+    ".*ArviZ is undergoing a major refactor",
+    "The effect of Potentials on other parameters is ignored",
+)
+
+
+@contextlib.contextmanager
+def quiet_libraries():
+    """Hold back :data:`LIBRARY_NOISE` inside the block.
+
+    The user's warning filters are as they were afterwards.
+
+    Examples
+    --------
+    >>> with quiet_libraries():
+    ...     warnings.warn("PyTensor could not link to a BLAS installation.")
+    """
+    with warnings.catch_warnings():
+        for message in LIBRARY_NOISE:
+            warnings.filterwarnings("ignore", message=message)
+        yield

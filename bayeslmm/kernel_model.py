@@ -21,7 +21,6 @@ Examples
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,13 +30,15 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from .errors import BayesLMMError
+from .errors import BayesLMMError, quiet_libraries
 from .formula.kernel_design import KernelDesign, build_kernel_design
 from .mle.greml import greml
+from .pymc.graph import model_graph
 from .pymc.rotated import KernelPriors, build_kernel_model, resolve_kernel_priors
 from .results.kernel_map import KernelMapResult
 from .results.kernel_posterior import KernelPosteriorResult
-from .sampling.nuts import choose_sampler, sample
+from .results.prior_table import PriorTable
+from .sampling.nuts import choose_sampler, run_info, sample
 
 __all__ = ["KernelModel"]
 
@@ -158,15 +159,15 @@ class KernelModel:
         return list(self._kd.fixed.fixef_names)
 
     @property
-    def priors(self) -> dict[str, str]:
-        """The priors in use, by parameter name.
+    def priors(self) -> PriorTable:
+        """The priors in use: a dict parameter → description, printed as a table.
 
         Examples
         --------
         >>> sorted(kmodel.priors)  # kmodel: see KernelModel
         ['beta', 'sd_snps', 'sigma']
         """
-        return self._priors.describe()
+        return PriorTable(self._priors.describe())
 
     @property
     def resolved_priors(self) -> KernelPriors:
@@ -178,6 +179,23 @@ class KernelModel:
         Prior('HalfNormal', sigma=...)
         """
         return self._priors
+
+    def build(self, parameterization: str = "auto") -> pm.Model:
+        """The PyMC model that :meth:`fit` samples: the rotated model, built once.
+
+        ``parameterization`` must be ``"auto"`` or ``"marginal"``: the effects are always
+        integrated out. What you add to the model in a ``with`` block is sampled.
+
+        Examples
+        --------
+        >>> kmodel.build() is kmodel.pymc_model  # kmodel: see KernelModel
+        True
+        """
+        if parameterization not in ("auto", "marginal"):
+            raise BayesLMMError(f"parameterization {parameterization!r} is not available "
+                                "here: the random effects are always integrated out (use "
+                                "'auto'; draw them with result.draw_effects()).")
+        return self.pymc_model
 
     @property
     def pymc_model(self) -> pm.Model:
@@ -192,6 +210,16 @@ class KernelModel:
             self._model = build_kernel_model(self._kd, self._priors)
         return self._model
 
+    def graph(self):
+        """The rotated PyMC model drawn as a graph (``pm.model_to_graphviz``; needs Graphviz).
+
+        Examples
+        --------
+        >>> "sd_snps" in kmodel.graph().source  # kmodel: see KernelModel
+        True
+        """
+        return model_graph(self.pymc_model)
+
     def prior_predictive(self, draws: int = 500, *, random_seed: int | None = None):
         """Prior draws of the parameters and of ``y`` on the data's own rows.
 
@@ -204,9 +232,8 @@ class KernelModel:
         >>> kmodel.prior_predictive(20, random_seed=1).prior_predictive["y"].shape  # kmodel
         (1, 20, 40)
         """
-        with self.pymc_model, warnings.catch_warnings():
-            # only the parameters' prior draws are used: y is drawn below, exactly
-            warnings.filterwarnings("ignore", message="The effect of Potentials")
+        # only the parameters' prior draws are used: y is drawn below, exactly
+        with self.pymc_model, quiet_libraries():
             idata = pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
         prior = idata.prior
         rot, fixed = self._kd.rotation, self._kd.fixed
@@ -243,14 +270,11 @@ class KernelModel:
         >>> kpost.info["parameterization"]  # kpost: kmodel.fit(draws=500, tune=500, chains=2)
         'rotated marginal'
         """
-        if parameterization not in ("auto", "marginal"):
-            raise BayesLMMError(f"parameterization {parameterization!r} is not available "
-                                "here: the random effects are always integrated out (use "
-                                "'auto'; draw them with result.draw_effects()).")
+        model = self.build(parameterization)
         if log_likelihood:
             raise BayesLMMError("The pointwise log-likelihood is not available for models "
                                 "with random_matrices or covariances.")
-        idata = sample(self.pymc_model, draws=draws, tune=tune, chains=chains,
+        idata = sample(model, draws=draws, tune=tune, chains=chains,
                        random_seed=random_seed, sampler=sampler,
                        # 0.8 left a few divergences with the low-rank mass matrix
                        # (n = 5,000: 3-6 of 4,000 draws; none at 0.9, for 25% more time)
@@ -260,8 +284,9 @@ class KernelModel:
                        # σ_b and σ trade off strongly (their sum is well identified, h²
                        # less so): nutpie's low-rank mass matrix triples the ESS of h²
                        low_rank_mass=True)
-        info = {"sampler": choose_sampler(sampler), "parameterization": "rotated marginal",
-                "draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed}
+        info = run_info(idata, sampler=choose_sampler(sampler),
+                        parameterization="rotated marginal", draws=draws, tune=tune,
+                        chains=chains, random_seed=random_seed)
         return KernelPosteriorResult(idata, self._kd, self._priors.describe(), info=info)
 
     def fit_map(self, method: str = "REML") -> KernelMapResult:

@@ -6,8 +6,6 @@ Examples
 >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
 >>> m
 LMM('Reaction ~ Days + (Days | Subject)', nobs=180, groups={'Subject': 18})
->>> m.fixef_names
-['Intercept', 'Days']
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pymc as pm
 
-from .errors import BayesLMMError
+from .errors import quiet_libraries
 from .formula.design import Design, build_design
 from .formula.spec import ModelSpec, parse_formula
 from .formula.weights import weighted
@@ -27,19 +25,23 @@ from .kernel_model import KernelModel
 from .linalg.crossprod import CrossProducts
 from .mle.fit import fit_map
 from .pymc.conditional import build_conditional
-from .pymc.marginal import MAX_DENSE_RE, build_marginal, marginal_supports
+from .pymc.graph import GraphMixin
+from .pymc.marginal import build_marginal
+from .pymc.parameterization import choose_parameterization, gradient_cost
+from .pymc.prior_draws import with_prior_groups
 from .pymc.priors import ResolvedPriors, resolve_priors
 from .residual.bind import ResidualDesign, bind
 from .residual.structures import as_residual, residual_columns
 from .results.loglik import with_log_likelihood
 from .results.map import MapResult
 from .results.posterior import PosteriorResult
-from .sampling.nuts import LOGLIK_AUTO_LIMIT, choose_sampler, complete_marginal, sample
+from .results.prior_table import PriorTable, design_elements
+from .sampling.nuts import LOGLIK_AUTO_LIMIT, choose_sampler, complete_marginal, run_info, sample
 
 __all__ = ["LMM"]
 
 
-class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registration)
+class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel registers)
     """A Bayesian linear mixed model ``y = Xβ + Zb + ε``.
 
     Fitting does not change the model: every fit returns a new result. With
@@ -58,7 +60,7 @@ class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registrati
         Factors as pandas categoricals keep their level order (first = baseline);
         numeric grouping columns are treated as categorical.
     residual : optional
-        Residual structure ``ε ~ N(0, σ²Λ)`` as in nlme (see :mod:`bayeslmm.residual.structures`):
+        Residual structure ``ε ~ N(0, σ²Λ)`` as in nlme (:mod:`bayeslmm.residual`):
         a correlation (``blm.AR1``, ``blm.CAR1``, ``blm.CompSymm``), a variance function
         (``blm.VarIdent``, ``blm.VarPower``, ``blm.VarExp``) or both in ``blm.Residual``.
         None: iid residuals. Its columns' missing values drop rows like the formula's.
@@ -130,8 +132,7 @@ class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registrati
         self._residual: ResidualDesign | None = (
             bind(structure, self._design) if structure is not None else None)
         self._priors: ResolvedPriors = resolve_priors(self._design, priors, self._residual)
-        self._model: pm.Model | None = None
-        self._marginal: pm.Model | None = None
+        self._models: dict[str, pm.Model] = {}  # by parameterization: what fit samples
         self._cp: CrossProducts | None = None
 
     def __repr__(self) -> str:
@@ -208,32 +209,81 @@ class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registrati
         return list(self._design.fixef_names)
 
     @property
-    def priors(self) -> dict[str, str]:
-        """The priors in use, by parameter name.
+    def priors(self) -> PriorTable:
+        """The priors in use: a dict parameter → description, printed as a table.
 
         Examples
         --------
         >>> blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff")).priors["sigma"]
         "Prior('Exponential', lam=0.01587)"
         """
-        return self._priors.describe()
+        return PriorTable(self._priors.describe(), design_elements(self._design))
 
     @property
     def pymc_model(self) -> pm.Model:
-        """The conditional PyMC model, built on first access.
+        """The PyMC model that :meth:`fit` samples by default (``build("auto")``).
 
-        Inspect it (``pm.model_to_graphviz(m.pymc_model)``) or extend it in a
-        ``with m.pymc_model:`` block before calling :meth:`fit`.
+        Inspect it (``pm.model_to_graphviz(m.pymc_model)``) or extend it in a ``with
+        m.pymc_model:`` block: ``fit()`` samples that very model, your ``pm.Deterministic``
+        and ``pm.Potential`` included. It is the marginal model (b integrated out) where
+        that is exact and cheap: add functions of ``beta``, ``sigma``, ``sd_<g>``,
+        ``corr_<g>``; compute those of ``b_<g>`` (drawn after sampling) from the
+        posterior. :meth:`build` gives either model.
 
         Examples
         --------
         >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
-        >>> [v.name for v in m.pymc_model.free_RVs]
-        ['beta', 'chol_Subject', 'z_Subject', 'sigma']
+        >>> [v.name for v in m.pymc_model.free_RVs], m.pymc_model is m.build("marginal")
+        (['beta', 'chol_Subject', 'sigma'], True)
         """
-        if self._model is None:
-            self._model = build_conditional(self._design, self._priors, self._residual)
-        return self._model
+        return self.build("auto")
+
+    def build(self, parameterization: str = "auto") -> pm.Model:
+        """The PyMC model that ``fit(parameterization=...)`` samples, built once.
+
+        Parameters
+        ----------
+        parameterization : {"auto", "marginal", "conditional"}
+            ``"marginal"``: the random effects integrated out exactly (drawn after
+            sampling); ``"conditional"``: sampled explicitly, non-centred; ``"auto"``:
+            the marginal model wherever it is exact and cheap.
+
+        Returns
+        -------
+        pymc.Model
+            The same object on every call: what you add to it is what ``fit`` samples.
+
+        Examples
+        --------
+        >>> import pymc as pm
+        >>> m = blm.LMM("Reaction ~ Days + (1 | Subject)", blm.datasets.load("sleepstudy"))
+        >>> with m.build("conditional") as model:
+        ...     ratio = pm.Deterministic("ratio", model["sd_Subject"][0] / model["sigma"])
+        >>> [v.name for v in m.build("conditional").free_RVs]
+        ['beta', 'sd_Subject', 'z_Subject', 'sigma']
+        """
+        par = choose_parameterization(self._design, self._residual, parameterization)
+        if par not in self._models:
+            if par == "marginal":
+                cp = None if self._residual is not None else self._cross_products
+                self._models[par] = build_marginal(self._design, self._priors,
+                                                   self._residual, cp)
+            else:
+                self._models[par] = build_conditional(self._design, self._priors,
+                                                      self._residual)
+        return self._models[par]
+
+    @property
+    def marginal_model(self) -> pm.Model:
+        """The marginal PyMC model (random effects integrated out): ``build("marginal")``.
+
+        Examples
+        --------
+        >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
+        >>> [v.name for v in m.marginal_model.free_RVs]
+        ['beta', 'chol_Subject', 'sigma']
+        """
+        return self.build("marginal")
 
     def fit(
         self,
@@ -249,7 +299,7 @@ class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registrati
         progressbar: bool = True,
         log_likelihood: bool | None = None,
     ) -> PosteriorResult:
-        """Sample the posterior with NUTS.
+        """Sample the posterior of ``build(parameterization)`` (as you left it) with NUTS.
 
         Parameters
         ----------
@@ -257,20 +307,18 @@ class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registrati
             Posterior draws and tuning steps per chain, number of chains.
         random_seed : int, optional
         sampler : {"auto", "pymc", "nutpie", "numpyro"}
-            NUTS implementation. ``"auto"``: nutpie (when installed) for the marginal
-            model, PyMC's own NUTS for the conditional one.
-        parameterization : {"auto", "conditional"}
-            ``"conditional"`` samples the random effects explicitly (non-centred).
+            NUTS implementation. ``"auto"``: nutpie for the marginal model, PyMC's own
+            NUTS for the conditional one.
+        parameterization : {"auto", "marginal", "conditional"}
+            See :meth:`build`.
         target_accept : float, optional
             NUTS's target acceptance rate. Default 0.8 (PyMC's and nutpie's) for the
             marginal model, whose posterior has no funnel; 0.9 for the conditional one.
         cores : int, optional
-            Parallel chains (default: the number of cores; with nutpie's numba
-            backend, 1: its chains share one thread).
+            Parallel chains (default: the number of cores; 1 with nutpie's numba backend).
         progressbar : bool
         log_likelihood : bool, optional
-            Store the pointwise log-likelihood (per observation, conditional on the
-            random effects); None stores it when it is small.
+            Store the pointwise log-likelihood (per row, given b); None: when it is small.
 
         Returns
         -------
@@ -283,18 +331,18 @@ class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registrati
         >>> post.idata.posterior["beta"].shape, post.info["parameterization"]
         ((2, 100, 2), 'marginal')
         """
-        par = self._parameterization(parameterization)
+        par = choose_parameterization(self._design, self._residual, parameterization)
         marginal = par == "marginal"
         if target_accept is None:
             target_accept = 0.8 if marginal else 0.9
         sampler = choose_sampler(sampler, par)
         idata = sample(
-            self.marginal_model if marginal else self.pymc_model, draws=draws, tune=tune,
-            chains=chains, random_seed=random_seed, sampler=sampler,
-            target_accept=target_accept, cores=cores, progressbar=progressbar,
+            self.build(par), draws=draws, tune=tune, chains=chains,
+            random_seed=random_seed, sampler=sampler, target_accept=target_accept,
+            cores=cores, progressbar=progressbar,
             log_likelihood=False if marginal else log_likelihood, nobs=self.nobs,
             cacheable=marginal and self._residual is None,
-            cost_hint=self._gradient_cost(marginal),
+            cost_hint=gradient_cost(self._design, self._residual, par),
         )
         if marginal:
             cp = self._cross_products if self._design.terms and not self._residual else None
@@ -303,64 +351,26 @@ class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registrati
                                   and draws * chains * self.nobs <= LOGLIK_AUTO_LIMIT)
         if want or "log_likelihood" in idata.groups():  # grouped per correlation group
             idata = with_log_likelihood(idata, self._design, self._residual)
-        info = {"sampler": sampler, "parameterization": par,
-                "draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed}
+        # the priors on the draws: power-scaling sensitivity, prior-vs-posterior plots
+        idata = with_prior_groups(idata, self._design, self._priors, self._residual,
+                                  random_seed=random_seed)
+        info = run_info(idata, sampler=sampler, parameterization=par, draws=draws, tune=tune,
+                        chains=chains, random_seed=random_seed)
         return PosteriorResult(idata, self._design, self._priors.describe(), info=info,
                                residual=self._residual)
 
-    def _gradient_cost(self, marginal: bool) -> int:
-        """Roughly the work of one gradient: q²·groups for the marginal model on
-        cross-products, the number of rows where the graph touches every row."""
-        d = self._design
-        if marginal and self._residual is None:
-            return sum(t.n_levels * t.q**2 for t in d.terms) + len(d.fixef_names) ** 2
-        return d.nobs * max(1, sum(t.q for t in d.terms))
-
-    def _parameterization(self, parameterization: str) -> str:
-        """``"auto"``: the marginal model wherever it is exact and cheap (iid residuals;
-        one grouping factor, or few random effects in all), else the conditional one."""
-        options = ("auto", "marginal", "conditional")
-        if parameterization not in options:
-            raise BayesLMMError(f"Unknown parameterization {parameterization!r}; choose one "
-                                f"of {options}.")
-        n_re = sum(t.n_levels * t.q for t in self._design.terms)
-        cheap = len(self._design.terms) <= 1 or n_re <= MAX_DENSE_RE
-        why = marginal_supports(self._design, self._residual)
-        if not self._design.terms and self._residual is None:
-            return "conditional"  # no random effects: nothing to integrate out
-        if parameterization == "marginal":
-            if why:
-                raise BayesLMMError(f"parameterization='marginal' is not available: {why}.")
-            return "marginal"
-        if parameterization == "auto":
-            return "marginal" if cheap and why is None else "conditional"
-        return "conditional"
-
     @property
     def _cross_products(self) -> CrossProducts:
-        """[Z X y]ᵀ[Z X y] of the design, computed once (an O(n) pass over the rows)
-        and shared by the marginal model and the random-effect draws."""
+        """[Z X y]ᵀ[Z X y], computed once: the marginal model's, and b's draws'."""
         if self._cp is None:
             self._cp = CrossProducts.from_design(weighted(self._design))
         return self._cp
 
-    @property
-    def marginal_model(self) -> pm.Model:
-        """The marginal PyMC model (random effects integrated out), built on first access.
-
-        Examples
-        --------
-        >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
-        >>> [v.name for v in m.marginal_model.free_RVs]
-        ['beta', 'chol_Subject', 'sigma']
-        """
-        if self._marginal is None:
-            cp = None if self._residual is not None else self._cross_products
-            self._marginal = build_marginal(self._design, self._priors, self._residual, cp)
-        return self._marginal
-
     def prior_predictive(self, draws: int = 500, *, random_seed: int | None = None):
         """Draw from the priors and the response they imply.
+
+        The response is drawn through the conditional model (``build("conditional")``),
+        whose ``y`` has the same prior as the marginal model's.
 
         Returns
         -------
@@ -375,7 +385,8 @@ class LMM(metaclass=ABCMeta):  # noqa: B024 (an ABC for KernelModel's registrati
         >>> m.prior_predictive(50, random_seed=1).prior_predictive["y"].shape
         (1, 50, 180)
         """
-        with self.pymc_model:
+        model = self.build("conditional")
+        with model, quiet_libraries():
             return pm.sample_prior_predictive(draws=draws, random_seed=random_seed)
 
     def fit_map(self, method: str = "REML") -> MapResult:

@@ -19,7 +19,8 @@ import jupytext
 from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
-NOTEBOOKS = ["quickstart", "pooling", "from_lme4", "longitudinal", "speed", "genomic"]
+NOTEBOOKS = ["quickstart", "pooling", "from_lme4", "longitudinal", "speed", "genomic",
+             "random_slopes"]
 
 
 def execute(nb, *, timeout: int = 1200):

@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from bayeslmm import KernelPosteriorResult, PosteriorResult
+from bayeslmm.pymc.prior_draws import with_prior_groups
 from bayeslmm.pymc.structure_priors import structure_coords
 from bayeslmm.residual.algebra import to_params
 from bayeslmm.results.loglik import with_log_likelihood
@@ -102,6 +103,7 @@ def synthetic_posterior(model, *, chains: int = 2, draws: int = 100,
     idata = az.InferenceData(posterior=post, sample_stats=stats)
     idata = complete_marginal(idata, d, seed, rd)
     idata = with_log_likelihood(idata, d, rd)
+    idata = with_prior_groups(idata, d, model._priors, rd, draws=200, random_seed=seed)
     return PosteriorResult(idata, d, model.priors, _info(chains, draws, seed), residual=rd)
 
 

@@ -27,7 +27,7 @@ LAYERS = [
     ["bayeslmm.pymc"],
     ["bayeslmm.sampling"],
     ["bayeslmm.model", "bayeslmm.kernel_model", "bayeslmm.io", "bayeslmm.plots",
-     "bayeslmm.compare"],
+     "bayeslmm.compare", "bayeslmm.anova"],
     ["bayeslmm.cli"],
     ["bayeslmm"],
 ]

@@ -105,7 +105,7 @@ def test_residual_likelihood_matches_dense_normal(orthodont, residual):
     from tests.oracle import dense_lambda
 
     m = blm.LMM("distance ~ age + Sex + (1 | Subject)", orthodont, residual=residual)
-    pm_model, rd = m.pymc_model, m.residual
+    pm_model, rd = m.build("conditional"), m.residual
     rng = np.random.default_rng(0)
     point = {k: v + rng.normal(scale=0.3, size=np.shape(v))
              for k, v in pm_model.initial_point(random_seed=1).items()}
@@ -124,20 +124,21 @@ def test_residual_likelihood_matches_dense_normal(orthodont, residual):
 def test_residual_variables_and_names(orthodont):
     m = blm.LMM("distance ~ age + (1 | Subject)", orthodont,
                 residual=blm.Residual(blm.VarIdent("Sex"), blm.AR1(group="Subject")))
-    pm_model = m.pymc_model
+    pm_model = m.build("conditional")
     assert {"Phi", "varident_ratio"} <= {v.name for v in pm_model.free_RVs}
     assert pm_model.named_vars_to_dims["varident_ratio"] == ("varident_level",)
     assert list(pm_model.coords["varident_level"]) == ["Female"]  # Male: the reference
     m = blm.LMM("distance ~ age + (1 | Subject)", orthodont, residual=blm.VarPower("age"))
-    free = {v.name for v in m.pymc_model.free_RVs}
-    assert "sigma_ref" in free and "sigma" not in free and "sigma" in m.pymc_model.named_vars
+    model = m.build("conditional")
+    free = {v.name for v in model.free_RVs}
+    assert "sigma_ref" in free and "sigma" not in free and "sigma" in model.named_vars
 
 
 def test_gls_compound_symmetry_without_random_effects(orthodont):
     """nlme's gls(distance ~ age + Sex, correlation = corCompSymm(~1 | Subject))."""
     m = blm.LMM("distance ~ age + Sex", orthodont, residual=blm.CompSymm(group="Subject"))
     assert m.ngroups == {} and m.residual.n_groups == 27
-    assert {v.name for v in m.pymc_model.free_RVs} == {"beta", "sigma", "Rho"}
+    assert {v.name for v in m.build("conditional").free_RVs} == {"beta", "sigma", "Rho"}
     pp = m.prior_predictive(20, random_seed=1)
     assert pp.prior_predictive["y"].shape == (1, 20, 108)
     assert np.all(np.isfinite(pp.prior_predictive["y"].values))

@@ -56,3 +56,18 @@ def test_site_builds_strict(tmp_path):
                           "-d", str(tmp_path / "site")], cwd=ROOT, capture_output=True,
                          text=True)
     assert out.returncode == 0, out.stderr[-3000:]
+
+
+def test_every_picture_is_there():
+    # made by docs/make_figures.py from the code above each picture
+    for page in PAGES:
+        for src in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", page.read_text()):
+            assert (page.parent / src).is_file(), f"{page.name}: {src} missing"
+
+
+def test_analysis_page_shows_each_new_function():
+    text = (ROOT / "docs" / "analysis.md").read_text()
+    for name in ["effects_table", "plots.effects", "group_fits", "bayes_r2", "r2_nakagawa",
+                 "plots.ppc(", "ppc_groups", "sensitivity", "prior_posterior",
+                 'level="group"', ".graph()"]:
+        assert name in text, name

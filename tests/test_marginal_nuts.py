@@ -8,6 +8,7 @@ import xarray as xr
 import bayeslmm as blm
 from bayeslmm.formula.design import build_design
 from bayeslmm.linalg.crossprod import CrossProducts
+from bayeslmm.pymc.parameterization import choose_parameterization
 from bayeslmm.sampling.ranef_draws import draw_random_effects
 from tests.oracle import dense_psi, dense_z
 
@@ -133,13 +134,15 @@ def test_marginal_with_residual_structure_equals_dense_normal(structure):
     V = Z @ dense_psi(d.terms, [psi]) @ Z.T + vals["sigma"] ** 2 * lam
     want = stats.multivariate_normal(d.X @ vals["beta"], V).logpdf(d.y)
     assert abs(float(vals["ll"]) - want) < 1e-8
-    assert m._parameterization("auto") == "marginal"
+    assert choose_parameterization(m.design, m.residual, "auto") == "marginal"
+    assert m.pymc_model is m.build("marginal")
 
 
 def test_marginal_refuses_fitted_variance_and_auto_falls_back():
     m = blm.LMM("distance ~ age + Sex + (1 | Subject)", blm.datasets.load("Orthodont"),
                 residual=blm.VarPower())
-    assert m._parameterization("auto") == "conditional"
+    assert choose_parameterization(m.design, m.residual, "auto") == "conditional"
+    assert m.pymc_model is m.build("conditional")
     with pytest.raises(blm.BayesLMMError, match="fitted values depends on the random effects"):
         m.fit(parameterization="marginal")
 

@@ -9,7 +9,8 @@ import pytest
 jupytext = pytest.importorskip("jupytext")
 
 HERE = Path(__file__).resolve().parents[1] / "notebooks"
-NAMES = ["quickstart", "pooling", "from_lme4", "longitudinal", "speed", "genomic"]
+NAMES = ["quickstart", "pooling", "from_lme4", "longitudinal", "speed", "genomic",
+         "random_slopes"]
 #: what replaces each notebook's "parameters" cell when the tests run it
 FAST = {"speed": "draws, tune, chains = 300, 400, 2\nbig_rows, big_groups = 2_000, 100"}
 FAST_DEFAULT = "draws, tune, chains = 200, 300, 2"

@@ -186,7 +186,8 @@ def test_residual_structure_predictions_and_roundtrip(orthodont, tmp_path):
     ll = r.log_likelihood().log_likelihood["y"]  # LOO per subject: rows are correlated
     assert ll.dims == ("chain", "draw", "residual_group") and ll.shape == (2, 100, 27)
     assert r.residual_params["Male"] == 1.0
-    assert "Residual structure: Residual(variance=VarIdent(by='Sex')" in str(r)
+    assert ("Residual structure: AR(1), form ~1 | Subject; Different standard deviations per "
+            "stratum, form ~1 | Sex") in str(r)
     # response draws: the within-subject residual correlation is the draw's Phi
     y = r.predict(kind="response", random_seed=1).values - r.predict().values
     male = (orthodont["Sex"] == "Male").to_numpy()

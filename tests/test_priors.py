@@ -46,7 +46,7 @@ def test_overrides(design):
 def test_user_prior_reaches_the_model(sleepstudy):
     m = blm.LMM("Reaction ~ Days + (Days | Subject)", sleepstudy,
                 priors={"sigma": Prior("HalfNormal", sigma=5.0)})
-    pm_model = m.pymc_model
+    pm_model = m.build("conditional")
     draws = np.asarray(__import__("pymc").draw(pm_model["sigma"], draws=2000, random_seed=1))
     np.testing.assert_allclose(draws.std(), 5.0 * np.sqrt(1 - 2 / np.pi), rtol=0.1)
 

@@ -128,6 +128,31 @@ class CrossProducts:
         z_xy = np.vstack([self.C1xy.reshape(m1q1, -1), self.Arr[:rz, rz:]])
         return {"zz": zz, "z_xy": z_xy, "xy_xy": self.xy_xy}
 
+    def transform_xy(self, M: np.ndarray) -> CrossProducts:
+        """The cross-products with [X y] replaced by [X y] M (M: (p + 1) × (p' + 1)).
+
+        Dropping a fixed effect and moving it into the response at a given value
+        (lme4's profile of a fixed effect) needs no pass over the rows.
+
+        >>> import bayeslmm as blm
+        >>> from bayeslmm.formula.design import build_design
+        >>> d = build_design("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
+        >>> cp = CrossProducts.from_design(d)
+        >>> M = np.array([[1.0, 0.0], [0.0, -10.0], [0.0, 1.0]])   # y − 10 Days, X = [1]
+        >>> cp.transform_xy(M).p, round(cp.transform_xy(M).yy)
+        (1, 11973501)
+        """
+        M = np.asarray(M, dtype=float)
+        rz = self.rz
+        arr = np.empty((rz + M.shape[1], rz + M.shape[1]))
+        arr[:rz, :rz] = self.Arr[:rz, :rz]
+        arr[:rz, rz:] = self.Arr[:rz, rz:] @ M
+        arr[rz:, :rz] = arr[:rz, rz:].T
+        arr[rz:, rz:] = M.T @ self.xy_xy @ M
+        c1xy = self.C1xy @ M
+        return CrossProducts(self.n, M.shape[1] - 1, self.order, self.q, self.m, self.A11,
+                             self.C1z, c1xy, arr, float(arr[-1, -1]))
+
     @classmethod
     def from_design(cls, design) -> CrossProducts:
         """Compute the cross-products of a :class:`~bayeslmm.formula.design.Design`."""

@@ -209,6 +209,77 @@ class PLS:
         ldx = 2.0 * np.sum(np.log(d[rz:rz + p]))
         return float(ld + ldx + (n - p) * (_LOG2PI1 + np.log(pwrss / (n - p))))
 
+    def parts(self, theta: Sequence[float],
+              f: Factorization | None = None) -> tuple[float, float, float]:
+        """log|ΛᵀZᵀZΛ + I|, log|R_X|² and the penalised residual sum of squares at θ
+        (infinite where the system is not positive definite); ``f``: its factorisation,
+        if already made.
+
+        Examples
+        --------
+        >>> import bayeslmm as blm
+        >>> from bayeslmm.formula.design import build_design
+        >>> d = build_design("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
+        >>> [round(v, 3) for v in PLS.from_design(d).parts([0.8])]
+        [8.611, 1.966, 72248.452]
+        """
+        f = self.factor(theta) if f is None else f
+        if f.L is None:
+            return np.inf, np.inf, np.inf
+        rz, p = self.cp.rz, self.cp.p
+        d = np.diag(f.L)
+        if d[-1] <= 0.0 or np.any(d[:-1] <= 0.0):
+            return np.inf, np.inf, np.inf
+        ld = f.logdet1 + 2.0 * np.sum(np.log(d[:rz]))
+        return float(ld), float(2.0 * np.sum(np.log(d[rz:rz + p]))), float(d[-1] ** 2)
+
+    def deviance(self, theta: Sequence[float], sigma: float, reml: bool = False) -> float:
+        """−2 (REML) log-likelihood at θ and a given σ, β at its estimate given θ.
+
+        lme4's ``devfun2`` (ML) and lmerTest's ``devfun_vp`` (ML or REML): the
+        criterion before σ is profiled out; at σ̂(θ) it equals :meth:`objective`.
+
+        Examples
+        --------
+        >>> import bayeslmm as blm
+        >>> from bayeslmm.formula.design import build_design
+        >>> pls = PLS.from_design(build_design("Yield ~ 1 + (1 | Batch)",
+        ...                                    blm.datasets.load("Dyestuff")))
+        >>> s = float(np.sqrt(pls.parts([0.8])[2] / 30))     # σ̂(θ) for ML
+        >>> bool(np.isclose(pls.deviance([0.8], s), pls.objective([0.8])))
+        True
+        """
+        ld, ldx, pwrss = self.parts(theta)
+        if not np.isfinite(pwrss) or sigma <= 0.0:
+            return np.inf
+        s2 = float(sigma) ** 2
+        n, p = self.cp.n, self.cp.p
+        dev = ld + pwrss / s2 + n * np.log(2.0 * np.pi * s2)
+        if reml:
+            dev += ldx - p * np.log(2.0 * np.pi * s2)
+        return float(dev)
+
+    def beta_cov(self, theta: Sequence[float]) -> np.ndarray:
+        """(XᵀV₀⁻¹X)⁻¹ at θ, V₀ = I + ZΛΛᵀZᵀ: vcov(β̂) is σ² times it.
+
+        Examples
+        --------
+        >>> import bayeslmm as blm
+        >>> from bayeslmm.formula.design import build_design
+        >>> pls = PLS.from_design(build_design("Yield ~ 1 + (1 | Batch)",
+        ...                                    blm.datasets.load("Dyestuff")))
+        >>> s = pls.solution([0.8], reml=True)
+        >>> bool(np.allclose(s.sigma ** 2 * pls.beta_cov([0.8]), s.vcov))
+        True
+        """
+        f = self.factor(theta)
+        if f.L is None:
+            raise np.linalg.LinAlgError("The penalised system is not positive definite at θ.")
+        rz, p = self.cp.rz, self.cp.p
+        lxx_inv = sla.solve_triangular(f.L[rz:rz + p, rz:rz + p], np.eye(p), lower=True,
+                                       check_finite=False)
+        return lxx_inv.T @ lxx_inv
+
     def objective(self, theta: Sequence[float], reml: bool = False) -> float:
         """lme4's deviance (ML) or REML criterion at θ; ``inf`` where it is undefined."""
         return self._criterion(self.factor(theta), reml)

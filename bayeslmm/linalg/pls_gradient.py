@@ -37,7 +37,7 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.linalg import lapack
 
-__all__ = ["gradient"]
+__all__ = ["gradient", "gradient_parts"]
 
 
 def _sums(pls, f) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -91,29 +91,44 @@ def _sums(pls, f) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     return out
 
 
-def gradient(pls, theta: np.ndarray, f, val: float, reml: bool) -> np.ndarray:
-    """∂(criterion)/∂θ at θ, given its factorisation ``f`` and value ``val``."""
+def gradient_parts(pls, theta: np.ndarray, f) -> np.ndarray:
+    """∂/∂θ of log|ΛᵀZᵀZΛ + I|, log|R_X|² and log pwrss (rows of a 3 × size array),
+    the pieces of every criterion (:meth:`~bayeslmm.linalg.pls.PLS.parts`)."""
     cp, lay = pls.cp, pls.layout
-    n, p = cp.n, cp.p
-    grad = np.zeros(lay.size)
-    sums = None
+    out = np.zeros((3, lay.size))
+    sums, base = None, None
     for pos, k in enumerate(cp.order):
         idx, r_, c_ = pls._lam_index[k]
         if len(idx) == 0:
             continue
         lam = f.lambdas[k]
         if np.min(np.abs(np.diag(lam))) <= 1e-10 * max(1.0, np.max(np.abs(lam))):
-            for i in idx:  # Λ_k singular: Λ⁻¹ undefined, use a forward difference
+            if base is None:  # Λ_k singular: Λ⁻¹ undefined, use forward differences
+                base = _log_parts(pls, theta)
+            for i in idx:
                 h = 1e-7 * max(1.0, abs(theta[i]))
                 up = theta.copy()
                 up[i] += h
-                grad[i] = (pls.objective(up, reml) - val) / h
+                out[:, i] = (_log_parts(pls, up) - base) / h
             continue
         if sums is None:
             sums = _sums(pls, f)
         tz, tx, ty = sums[pos]
-        inner = tz + tx if reml else tz
-        scale = (n - p) if reml else n
-        gk = 2.0 * ((cp.m[pos] * np.eye(len(lam)) - inner - scale * ty) @ np.linalg.inv(lam))
-        grad[idx] = gk[c_, r_]
-    return grad
+        inv = np.linalg.inv(lam)
+        for row, t in enumerate((cp.m[pos] * np.eye(len(lam)) - tz, -tx, -ty)):
+            out[row, idx] = (2.0 * t @ inv)[c_, r_]
+    return out
+
+
+def _log_parts(pls, theta: np.ndarray) -> np.ndarray:
+    ld, ldx, pwrss = pls.parts(theta)
+    return np.array([ld, ldx, np.log(pwrss)])
+
+
+def gradient(pls, theta: np.ndarray, f, val: float, reml: bool) -> np.ndarray:
+    """∂(criterion)/∂θ at θ, given its factorisation ``f`` and value ``val``."""
+    n, p = pls.cp.n, pls.cp.p
+    g = gradient_parts(pls, theta, f)
+    if reml:
+        return g[0] + g[1] + (n - p) * g[2]
+    return g[0] + n * g[2]

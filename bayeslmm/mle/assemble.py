@@ -42,12 +42,13 @@ def warn_fit(method: str, converged: bool, singular: bool, msg: str) -> None:
 
 
 def assemble(design, method, pls, theta, sol, converged, singular, nfev, msg,
-            residual: dict | None = None) -> MapResult:
+            residual: dict | None = None, engine=None) -> MapResult:
     """The MapResult at θ; ``design`` is the unwhitened one (for the fitted values),
     ``pls``/``sol`` may be of a whitened design. ``residual`` (residual-structure fits):
     ``logdet`` (log|Λ|, added to the criterion), ``n_params``, ``structure``,
     ``params`` (nlme-named), ``scale`` (σ·δ per row, for the scaled residuals), ``u``
-    and ``covariate`` (the fitted values a variance function was evaluated at)."""
+    and ``covariate`` (the fitted values a variance function was evaluated at).
+    ``engine``: the :class:`~bayeslmm.mle.engine.MapEngine` the result keeps."""
     names = design.fixef_names
     psis = pls.layout.psis(theta, sol.sigma)
     terms = design.terms
@@ -87,5 +88,5 @@ def assemble(design, method, pls, theta, sol, converged, singular, nfev, msg,
         residuals=pd.Series(design.y - fitted, index=design.rows, name="residual"),
         optimizer={"method": "L-BFGS-B", "nfev": int(nfev), "message": msg,
                    **({"u": [float(v) for v in res["u"]]} if "u" in res else {})},
-        blocks={t.group: t.blocks for t in terms}, design=design, **extra,
+        blocks={t.group: t.blocks for t in terms}, design=design, engine=engine, **extra,
     )

@@ -51,6 +51,7 @@ from ..residual.bind import ResidualDesign
 from ..residual.structures import AR1, CAR1, CompSymm, VarIdent
 from ..results.map import MapResult
 from .assemble import assemble, warn_fit
+from .engine import MapEngine
 from .lmer import fit_lmer
 from .search import SINGULAR_TOL, one_blas_thread, search
 
@@ -322,6 +323,7 @@ def lme_result(design, rd: ResidualDesign, crit: ResidualCriterion, x: np.ndarra
     if pls is None:
         raise FitError("The residual parameters of this fit are outside their domain.")
     sol = pls.solution(theta, reml)
+    psi = np.concatenate([theta, [sol.sigma], u])
     p = crit.params(u)
     _, m = crit.centred(u)
     # back to nlme's scale (variance function 1 at its reference): σ·e^-m, θ·e^m
@@ -346,5 +348,24 @@ def lme_result(design, rd: ResidualDesign, crit: ResidualCriterion, x: np.ndarra
     residual = {"logdet": ld, "n_params": crit.n_u, "structure": rd.structure,
                 "params": named, "scale": sol.sigma * delta, "u": u, "se": se,
                 "covariate": crit.fitted}
+    engine = MapEngine(design, method, theta_nlme, sol.sigma, sol.beta,
+                       fitter=lambda d, meth: fit_lme(d, rd, meth), residual=rd,
+                       residual_params=p, criterion=_psi_criterion(crit, psi))
     return assemble(design, method, pls, theta_nlme, sol, converged, singular, nfev, msg,
-                   residual=residual)
+                    residual=residual, engine=engine)
+
+
+def _psi_criterion(crit: ResidualCriterion, psi: np.ndarray) -> tuple:
+    """ψ = (θ, σ, u) on the centred scale → the deviance with σ explicit, and vcov(β̂)
+    (what Satterthwaite's df differentiate); with ψ at the estimate."""
+    k = crit.n_theta
+
+    def deviance(x: np.ndarray) -> float:
+        pls, ld = crit.at(x[k + 1:])
+        return np.inf if pls is None else pls.deviance(x[:k], x[k], crit.reml) + ld
+
+    def vcov(x: np.ndarray) -> np.ndarray:
+        pls, _ = crit.at(x[k + 1:])
+        return x[k] ** 2 * pls.beta_cov(x[:k])
+
+    return deviance, vcov, psi

@@ -32,6 +32,7 @@ from ..formula.weights import log_weight_term, weighted
 from ..linalg.pls import PLS
 from ..results.map import MapResult
 from .assemble import assemble, warn_fit
+from .engine import MapEngine
 from .search import SINGULAR_TOL, one_blas_thread, search
 
 __all__ = ["fit_lmer", "check_method", "METHODS", "weights_part"]
@@ -128,5 +129,6 @@ def fit_lmer(design, method: str = "REML", *, maxiter: int | None = None) -> Map
         sol = pls.solution(theta, reml)
     singular = bool(np.any(theta[pls.layout.is_diag] < SINGULAR_TOL))
     warn_fit(m, converged, singular, msg)
+    engine = MapEngine(design, m, theta, sol.sigma, sol.beta, fitter=fit_lmer)
     return assemble(design, m, pls, theta, sol, converged, singular, nfev, msg,
-                    residual=weights_part(design, sol))
+                    residual=weights_part(design, sol), engine=engine)

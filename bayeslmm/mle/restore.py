@@ -26,8 +26,9 @@ from ..formula.weights import weighted
 from ..linalg.pls import PLS
 from ..results.map import MapResult
 from .assemble import assemble
+from .engine import MapEngine
 from .lme import ResidualCriterion, lme_result
-from .lmer import weights_part
+from .lmer import fit_lmer, weights_part
 from .search import SINGULAR_TOL
 
 __all__ = ["restore_map"]
@@ -67,8 +68,9 @@ def restore_map(design, method: str, theta, *, residual=None, u=None, covariate=
         pls = PLS.from_design(weighted(design))
         sol = pls.solution(theta, reml)
         singular = bool(np.any(theta[pls.layout.is_diag] < SINGULAR_TOL))
+        engine = MapEngine(design, method, theta, sol.sigma, sol.beta, fitter=fit_lmer)
         result = assemble(design, method, pls, theta, sol, converged, singular, nfev, message,
-                          residual=weights_part(design, sol))
+                          residual=weights_part(design, sol), engine=engine)
     else:
         crit = ResidualCriterion(design, residual, reml, covariate)
         u = np.asarray(u if u is not None else [], dtype=float)

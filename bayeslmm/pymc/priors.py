@@ -230,7 +230,7 @@ def _merge_vector(label: str, names: list[str], per: dict[str, Prior]) -> Prior:
             f"All priors of {label!r} must share one distribution family, got "
             f"{sorted(families)}; set {label!r} itself to change the family."
         )
-    keys = set().union(*(per[n].params for n in names))
+    keys = list(dict.fromkeys(k for n in names for k in per[n].params))  # stable order
     params = {}
     for k in keys:
         vals = []

@@ -6,6 +6,8 @@
 :class:`KernelPosteriorResult`  NUTS draws of a model with a random matrix or a known
                                covariance
 :class:`KernelMapResult`       its ML/REML (GREML) estimates
+:class:`Profile`               the likelihood profile of a ``MapResult`` (``.profile()``)
+:class:`BootstrapResult`       its parametric bootstrap (``.bootstrap()``)
 =============================  ==========================================================
 
 All give ``fixef``, ``ranef``, ``varcorr``, ``sigma``, ``summary()``, ``predict()``,
@@ -23,9 +25,12 @@ Examples
 ('KernelMapResult', ['snps', 'Residual'], (5, 100))
 """
 
+from .bootstrap import BootstrapResult
 from .kernel_map import KernelMapResult
 from .kernel_posterior import KernelPosteriorResult
 from .map import MapResult
 from .posterior import PosteriorResult
+from .profile import Profile
 
-__all__ = ["PosteriorResult", "MapResult", "KernelPosteriorResult", "KernelMapResult"]
+__all__ = ["PosteriorResult", "MapResult", "KernelPosteriorResult", "KernelMapResult",
+           "Profile", "BootstrapResult"]

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .codec import save
+from .prior_table import PriorTable
 
 __all__ = ["ResultBase", "MapBase", "PosteriorBase", "SavableResult", "HDI_PROB",
            "lme4_name", "jsonable", "records"]
@@ -249,15 +250,27 @@ class PosteriorBase(ResultBase):
         return dict(self._info)
 
     @property
-    def priors(self) -> dict[str, str]:
-        """The priors used, by parameter name.
+    def priors(self) -> PriorTable:
+        """The priors used: a dict parameter → description, printed as a table.
 
         Examples
         --------
         >>> post.priors["sd_Subject"]  # post: see PosteriorResult
         "Prior('HalfNormal', sigma=[140.8219,  48.8915])"
+        >>> print(post.priors)  # doctest: +NORMALIZE_WHITESPACE
+        parameter                prior
+        beta[Intercept]          Normal(mu=298.5079, sigma=261.2202)
+        beta[Days]               Normal(mu=0, sigma=48.8915)
+        sigma                    Exponential(lam=0.01775)
+        sd_Subject[Intercept]    HalfNormal(sigma=140.8219)
+        sd_Subject[Days]         HalfNormal(sigma=48.8915)
+        eta_Subject              LKJ(eta=2)
         """
-        return dict(self._priors)
+        return PriorTable(self._priors, self._prior_elements())
+
+    def _prior_elements(self) -> dict[str, list[str]]:
+        """Names of the coefficients of vector priors (see :class:`PriorTable`)."""
+        return {}
 
     def summary(self, hdi_prob: float = HDI_PROB) -> pd.DataFrame:
         """ArviZ summary of the parameters: mean, sd, HDI, MCSE, ESS, R-hat.
@@ -320,7 +333,8 @@ class PosteriorBase(ResultBase):
         []
         """
         d = self.diagnostics
-        out = []
+        out = [f"{self._info['interrupted']}: these results rest on fewer draws than asked "
+               "for; fit again."] if self._info.get("interrupted") else []
         if d["divergences"]:
             out.append(f"{d['divergences']} divergent transitions after tuning: increase "
                        "target_accept (e.g. fit(target_accept=0.99)) or reparameterise; "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .display_map import describe_structure
+
 __all__ = ["format_posterior", "format_table", "groups_line", "sampling_lines"]
 
 
@@ -71,7 +73,8 @@ def format_posterior(result) -> str:
     lines.append(format_table(pd.DataFrame(rows), index=False))
     lines.append(groups_line(result.nobs, result.ngroups))
     if result.residual is not None:
-        lines += ["", f"Residual structure: {result.residual} (posterior mean, sd, 94% HDI)"]
+        lines += ["", f"Residual structure: {describe_structure(result.residual)} "
+                      "(posterior mean, sd, 94% HDI)"]
         names = [n for n in ("Phi", "Rho", "power", "expon", "varident_ratio")
                  if n in s.index or any(i.startswith(n + "[") for i in s.index)]
         res = pd.concat([_rows(s, n) for n in names])

@@ -22,7 +22,7 @@ from ..residual.correlations import SPATIAL, CorARMA, CorSymm
 from ..residual.structures import AR1, CAR1, CompSymm, VarExp, VarIdent, VarPower
 from ..residual.variances import VarComb, VarConstPower, VarFixed
 
-__all__ = ["format_map", "fmt_column", "nlme_formula"]
+__all__ = ["format_map", "fmt_column", "nlme_formula", "describe_structure"]
 
 
 def _decimals(v: float, digits: int) -> int:
@@ -120,6 +120,17 @@ def nlme_formula(part) -> str:
     if isinstance(part, SPATIAL):
         return f"~{' + '.join(part.coords)}{_group_part(part.group)}"
     return f"~{getattr(part, 'time', None) or 1}{_group_part(part.group)}"
+
+
+def describe_structure(residual) -> str:
+    """A residual structure in nlme's words, its parts joined by "; ".
+
+    >>> from bayeslmm.residual.structures import AR1, Residual, VarIdent
+    >>> describe_structure(Residual(VarIdent(by="Sex"), AR1(group="Subject")))
+    'AR(1), form ~1 | Subject; Different standard deviations per stratum, form ~1 | Sex'
+    """
+    parts = [p for p in (residual.correlation, residual.variance) if p is not None]
+    return "; ".join(f"{_NLME_NAMES[type(p)]}, form {nlme_formula(p)}" for p in parts)
 
 
 _NLME_NAMES = {AR1: "AR(1)", CAR1: "Continuous AR(1)", CompSymm: "Compound symmetry",

@@ -21,12 +21,15 @@ import pandas as pd
 
 from ..errors import BayesLMMError
 from .base import MapBase, SavableResult, jsonable, lme4_name
+from .effects import EffectsMixin
+from .inference import MapInference
+from .r2 import R2Mixin
 from .varcorr import psi_from_varcorr
 
 __all__ = ["MapResult", "lme4_name"]
 
 
-class MapResult(MapBase, SavableResult):
+class MapResult(MapInference, MapBase, SavableResult, EffectsMixin, R2Mixin):
     """Estimates of an ML or REML fit, with lme4's accessors.
 
     Built by ``LMM.fit_map`` (:func:`bayeslmm.mle.fit.fit_map`); immutable (accessors return
@@ -49,7 +52,7 @@ class MapResult(MapBase, SavableResult):
                "residuals", "optimizer", "blocks")
     #: Fields of residual-structure fits (nlme's ``lme``/``gls``), absent for iid ones.
     _OPTIONAL = {"residual_structure": None, "residual_params": None, "scaled_residuals": None,
-                 "se": None, "design": None, "covariate": None}
+                 "se": None, "design": None, "covariate": None, "engine": None}
     __slots__ = tuple("_" + f for f in (*_FIELDS, *_OPTIONAL))
 
     def __init__(self, **fields: Any):

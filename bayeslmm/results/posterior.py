@@ -18,18 +18,25 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..errors import BayesLMMError
 from ..formula.design import Design
 from ..formula.newdata import evaluate_new_data
 from ..formula.weights import new_weights
 from .base import HDI_PROB, PosteriorBase, SavableResult, jsonable, lme4_name, records
+from .effects import EffectsMixin
+from .group_loglik import check_group, group_loglik
 from .loglik import with_log_likelihood
 from .predict import posterior_draws, training_rows
+from .prior_table import design_elements
+from .r2 import BayesR2Mixin, R2Mixin
+from .sensitivity import SensitivityMixin
 from .varcorr import varcorr_frame
 
 __all__ = ["PosteriorResult", "HDI_PROB", "lme4_name", "records"]
 
 
-class PosteriorResult(PosteriorBase, SavableResult):
+class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
+                      BayesR2Mixin, SensitivityMixin):
     """Posterior draws of a fitted :class:`~bayeslmm.LMM` (returned by ``LMM.fit``).
 
     Point summaries (``fixef``, ``ranef``, ``varcorr``, ``sigma``) are posterior means;
@@ -56,12 +63,16 @@ class PosteriorResult(PosteriorBase, SavableResult):
         self._idata = idata
         self._residual = residual
         self._with_loglik: az.InferenceData | None = None  # log_likelihood(), once
+        self._group_loglik: dict[str, az.InferenceData] = {}  # per grouping factor
         self._design = design
         self._formula, self._nobs = design.spec.formula, design.nobs
         self._ngroups = design.ngroups
         self._priors = dict(priors)
         self._info = dict(info)
         self._summary: pd.DataFrame | None = None
+
+    def _prior_elements(self) -> dict[str, list[str]]:
+        return design_elements(self._design)
 
     def _mean(self, name: str) -> np.ndarray:
         return self._idata.posterior[name].mean(("chain", "draw")).values
@@ -264,25 +275,52 @@ class PosteriorResult(PosteriorBase, SavableResult):
         groups["posterior_predictive"] = xr.Dataset({"y": y})
         return az.InferenceData(**groups)
 
-    def log_likelihood(self) -> az.InferenceData:
+    def log_likelihood(self, *, level: str = "observation",
+                       group: str | None = None) -> az.InferenceData:
         """The InferenceData with the pointwise log-likelihood group, for LOO and WAIC.
 
-        Per observation, conditional on the drawn random effects, for iid residuals
-        and variance functions; per correlation group (dim ``residual_group``: the
-        group's joint density) where residuals are correlated within groups, so LOO
-        leaves out one whole group. ``idata`` itself when it holds the group (see
-        ``LMM.fit(log_likelihood=...)``), else a new InferenceData, computed once.
+        ``level="observation"``: per observation, conditional on the drawn random
+        effects, for iid residuals and variance functions; per correlation group (dim
+        ``residual_group``: the group's joint density) where residuals are correlated
+        within groups, so LOO leaves out one whole group. ``idata`` itself when it holds
+        the group (see ``LMM.fit(log_likelihood=...)``), else a new InferenceData,
+        computed once.
+
+        ``level="group"``: per level of the grouping factor ``group`` (the model's only
+        one by default), its marginal log-likelihood with the random effects
+        integrated out exactly (:mod:`bayeslmm.results.group_loglik`): LOO on it is
+        leave-one-group-out, which scores predictions for new groups. Needs iid
+        residuals; factors nested in ``group`` are integrated out with it.
 
         Examples
         --------
         >>> post.log_likelihood().log_likelihood["y"].dims  # post: see PosteriorResult
         ('chain', 'draw', 'obs')
+        >>> post.log_likelihood(level="group").log_likelihood["y"].dims
+        ('chain', 'draw', 'Subject')
         """
+        if level == "group":
+            return self._group_log_likelihood(group)
+        if level != "observation":
+            raise BayesLMMError(f"level must be 'observation' or 'group', got {level!r}.")
         if "log_likelihood" in self._idata.groups():
             return self._idata
         if self._with_loglik is None:
             self._with_loglik = with_log_likelihood(self._idata, self._design, self._residual)
         return self._with_loglik
+
+    def _group_log_likelihood(self, group: str | None) -> az.InferenceData:
+        if self._residual is not None:
+            raise BayesLMMError("level='group' needs iid residuals: with a residual "
+                                "structure use level='observation' (a correlated structure "
+                                "is already scored per correlation group).")
+        group = check_group(self._design, group)
+        if group not in self._group_loglik:
+            ll = group_loglik(self._design, self._idata.posterior, group)
+            groups = {g: self._idata[g] for g in self._idata.groups()}
+            groups["log_likelihood"] = xr.Dataset({"y": ll})
+            self._group_loglik[group] = az.InferenceData(**groups)
+        return self._group_loglik[group]
 
     # --- export ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -8,21 +8,26 @@ compiles the log-density and its gradient with PyTensor's numba linker and hands
 nutpie a Python function that calls it; the chains run in one thread (the numba
 function holds the GIL, so more threads only contend).
 
-Two caches make a repeated model cheap:
+Everything is compiled in the process that fits, in the foreground: no process of
+bayeslmm outlives the call. Three caches make a repeated model cheap:
 
-* in memory, by the structure of the model's graph: a second fit of the same formula
-  on other data (any size) swaps the data in (``with_data``) and compiles nothing;
-* on disk (``~/.cache/bayeslmm``, or ``$BAYESLMM_CACHE_DIR``), the rewritten PyTensor
-  functions, pickled. PyTensor's rewrites are not deterministic across processes
-  (they iterate over hashed sets), so without this each new process would rewrite
-  the graph into a slightly different one and miss numba's own on-disk cache, paying
-  ~10 s of compilation again. Loading the pickled graph gives numba the same graph,
-  hence a cache hit. Set ``BAYESLMM_CACHE_DIR=""`` to turn the disk cache off.
+* in memory, by the structure of the model's graph
+  (:data:`bayeslmm.sampling.compiled.COMPILED`): a second fit of the same formula on
+  other data (any size) swaps the data in (``with_data``) and compiles nothing;
+* on disk (:func:`cache_dir`: ``~/.cache/bayeslmm``, or ``$BAYESLMM_CACHE_DIR``; about
+  2 MB a model structure), the rewritten PyTensor functions, pickled. PyTensor's
+  rewrites are not deterministic across processes (they iterate over hashed sets), so
+  without this each new process would rewrite the graph into a slightly different one
+  and miss numba's cache, paying its compilation again. Set ``BAYESLMM_CACHE_DIR=""``
+  to turn it off; delete the folder to clear it. An entry is written whole (to a
+  temporary file, then renamed), and one that cannot be read is compiled again;
+* PyTensor's own numba cache of its operations (``~/.pytensor``), filled by the first
+  model ever fitted on a machine (the slowest fit, 20–60 s).
 
 The graph depends on the data only through ``pm.Data`` containers (see
-:mod:`bayeslmm.pymc.marginal`), which is what makes both caches valid across datasets.
-A model whose gradient is costly (many groups, or every row) goes to JAX instead,
-where chains run in parallel threads; see :func:`pick_backend`.
+:mod:`bayeslmm.pymc.marginal`), which is what makes the caches valid across datasets.
+With JAX installed, a model whose gradient is costly (tens of thousands of groups)
+runs on JAX instead, its chains in parallel threads; see :func:`pick_backend`.
 
 Examples
 --------
@@ -42,9 +47,6 @@ import importlib.util
 import io
 import os
 import pickle
-import subprocess
-import sys
-import time
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -57,7 +59,7 @@ import pytensor
 from ..errors import user_stacklevel
 
 __all__ = ["compile_model", "pick_backend", "structure_key", "memory_key", "model_data",
-           "is_cached", "warm_in_background", "cache_dir", "SMALL_MODEL"]
+           "is_cached", "cache_dir", "SMALL_MODEL"]
 
 #: below this cost hint (q²·groups for the marginal model) one thread calling numba
 #: beats parallel chains under JAX (measured in benchmarks/bench_sampling.py)
@@ -65,13 +67,14 @@ SMALL_MODEL = 20_000
 
 
 def pick_backend(cost_hint: int, cacheable: bool = True) -> str:
-    """``"numba"`` for a cheap gradient (one thread, no per-call dispatch), ``"jax"``
-    when a gradient is costly enough that parallel chains pay for JAX's dispatch, or
-    when the model cannot be cached (its numba compilation, 10–30 s, would then be
-    paid by every fit, against a few seconds for JAX)."""
-    if importlib.util.find_spec("jax") is None:
+    """``"numba"``, compiled in the process that fits (once per structure, then read
+    from the caches); ``"jax"`` only when JAX is installed (``bayeslmm[jax]``) and a
+    gradient is costly enough that parallel chains pay for JAX's dispatch (~0.5 ms a
+    call). ``cacheable`` is accepted for symmetry: an uncacheable model compiles for
+    numba each time it is fitted."""
+    if cost_hint <= SMALL_MODEL or importlib.util.find_spec("jax") is None:
         return "numba"
-    return "numba" if cacheable and cost_hint <= SMALL_MODEL else "jax"
+    return "jax"
 
 
 def model_data(model: pm.Model) -> dict[str, np.ndarray]:
@@ -162,53 +165,13 @@ def _has_internals() -> bool:
 
 
 def is_cached(key: str) -> bool:
-    """Whether the disk cache holds a finished entry for ``key``."""
-    folder = cache_dir()
-    return (folder is not None and (folder / f"{key}.pkl").exists()
-            and not (folder / f"{key}.warming").exists())
+    """Whether the disk cache holds an entry for ``key``.
 
-
-def warm_in_background(model: pm.Model, key: str) -> bool:
-    """Compile ``model`` for numba into the disk cache in a low-priority subprocess,
-    so that the next fit of this structure starts at once; the caller samples on JAX
-    meanwhile. False when the cache is off or the subprocess cannot start.
-
-    A structure's first numba compilation takes 10–50 s (the latter on a machine where
-    PyTensor has compiled nothing yet); JAX compiles in a few seconds but pays a
-    dispatch on every gradient. This way the first fit costs JAX's time, not numba's.
+    >>> is_cached("0" * 64)
+    False
     """
     folder = cache_dir()
-    if folder is None:
-        return False
-    marker = folder / f"{key}.warming"
-    try:
-        if marker.exists() and time.time() - marker.stat().st_mtime < 900:
-            return True  # another process is at it
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(marker, "wb") as f:
-            cloudpickle.dump(model, f)
-        nice = (lambda: os.nice(19)) if hasattr(os, "nice") else None
-        subprocess.Popen([sys.executable, "-m", __name__, str(marker), key],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True,
-                         preexec_fn=nice)
-    except Exception:
-        return False
-    return True
-
-
-def _warm(marker: Path, key: str) -> None:
-    """The subprocess of :func:`warm_in_background`: compile, evaluate once (numba
-    compiles on first call and caches), then remove the marker."""
-    try:
-        with open(marker, "rb") as f:
-            model = pickle.load(f)
-        compiled = compile_model(model, "numba", key=key)
-        x = compiled._make_initial_points(0)
-        compiled._make_logp_func()(x, **compiled._shared_data)
-        compiled._make_expand_func(0, 0, 0)(x, **compiled._shared_data)
-    finally:
-        marker.unlink(missing_ok=True)
+    return folder is not None and (folder / f"{key}.pkl").exists()
 
 
 def cache_dir() -> Path | None:
@@ -309,7 +272,3 @@ def _numba_pyfunc(model: pm.Model, key: str | None):
         make_initial_point_fn=initial_point_fn,
         expanded_dtypes=[np.dtype("float64")] * len(names), expanded_shapes=shapes,
         expanded_names=names, shared_data=shared, dims=dims, coords=coords)
-
-
-if __name__ == "__main__":  # python -m bayeslmm.sampling.nutpie_backend MARKER KEY
-    _warm(Path(sys.argv[1]), sys.argv[2])

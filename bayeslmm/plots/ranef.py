@@ -1,7 +1,7 @@
-"""Plots of posterior results (matplotlib; ArviZ where it already does the job).
+"""Plots of the random effects (caterpillar, shrinkage) and of the fixed effects (forest).
 
-Every function takes a posterior result, returns the matplotlib ``Axes`` it drew on and
-accepts ``ax=``. The examples use ``post``, the sleepstudy posterior of the examples of
+Each takes a posterior result, returns the matplotlib ``Axes`` it drew on and accepts
+``ax=``. The examples use ``post``, the sleepstudy posterior of the examples of
 :class:`~bayeslmm.results.posterior.PosteriorResult`.
 
 Examples
@@ -20,12 +20,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .errors import BayesLMMError
+from ..errors import BayesLMMError
 
-__all__ = ["caterpillar", "shrinkage", "shrinkage_table", "forest", "ppc"]
+__all__ = ["caterpillar", "shrinkage", "shrinkage_table", "forest", "term_of"]
 
 
-def _term(result, group: str):
+def term_of(result, group: str):
+    """The random-effect term of ``group``, or an error naming the model's factors.
+
+    >>> term_of(mapfit, "Subject").term_names  # mapfit: see MapResult
+    ['Intercept', 'Days']
+    """
     try:
         return result._design.term(group)
     except KeyError:
@@ -43,7 +48,7 @@ def caterpillar(result, group: str, term: str | None = None, *, hdi_prob: float 
     >>> ax.get_xlabel()
     'b[Days] (94% HDI)'
     """
-    t = _term(result, group)
+    t = term_of(result, group)
     term = term or t.term_names[0]
     if term not in t.term_names:
         raise BayesLMMError(f"No term {term!r} for {group!r}; have {t.term_names}.")
@@ -82,7 +87,7 @@ def shrinkage_table(result, group: str) -> pd.DataFrame:
     Name: 308, dtype: float64
     """
     d = result._design
-    t = _term(result, group)
+    t = term_of(result, group)
     fe = result.fixef
     re = result.ranef
     beta_term = np.array([fe.get(n, 0.0) for n in t.term_names])
@@ -120,7 +125,7 @@ def shrinkage(result, group: str, *, ax=None):
     >>> ax.get_xlabel(), ax.get_ylabel()
     ('Intercept', 'Days')
     """
-    t = _term(result, group)
+    t = term_of(result, group)
     tab = shrinkage_table(result, group)
     names = t.term_names
     if t.q == 1:
@@ -168,18 +173,3 @@ def forest(result, *, hdi_prob: float = 0.94, ax=None):
     axes = az.plot_forest(result.idata, var_names=["beta"], combined=True,
                           hdi_prob=hdi_prob, ax=ax)
     return np.ravel(axes)[0]
-
-
-def ppc(result, *, num_pp_samples: int = 100, random_seed: int | None = None, ax=None):
-    """Posterior predictive check of the response (ArviZ's ``plot_ppc``).
-
-    Examples
-    --------
-    >>> ax = ppc(post, num_pp_samples=20, random_seed=1)  # post: see the module docstring
-    >>> [t.get_text() for t in ax.get_legend().get_texts()]
-    ['Posterior predictive', 'Observed', 'Posterior predictive mean']
-    """
-    idata = result.idata
-    if "posterior_predictive" not in idata.groups():
-        idata = result.posterior_predictive(random_seed=random_seed)
-    return az.plot_ppc(idata, num_pp_samples=num_pp_samples, ax=ax, random_seed=random_seed)
