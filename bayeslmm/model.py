@@ -20,13 +20,12 @@ import pymc as pm
 from .errors import quiet_libraries
 from .formula.design import Design, build_design
 from .formula.spec import ModelSpec, parse_formula
-from .formula.weights import weighted
 from .kernel_model import KernelModel
 from .linalg.crossprod import CrossProducts
 from .mle.fit import fit_map
 from .pymc.conditional import build_conditional
 from .pymc.graph import GraphMixin
-from .pymc.marginal import build_marginal
+from .pymc.marginal import build_marginal, design_cross_products
 from .pymc.parameterization import choose_parameterization, gradient_cost
 from .pymc.prior_draws import with_prior_groups
 from .pymc.priors import ResolvedPriors, resolve_priors
@@ -80,11 +79,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         ``(1 | line)`` term, ``b ~ N(0, sd² K)`` (kinship, pedigree, phylogeny). Either
         allows only fixed effects besides it, and iid residuals.
     weights : str or array, optional
-        lme4's prior weights: residual variance ``σ²/w_i``, a column name or one
-        positive value per row (a Series is matched by index). In ML/REML (lme4's
-        weighted fit), NUTS and predictions (:meth:`PosteriorResult.predict`'s
-        ``weights=`` for new rows); not with a residual structure (use
-        ``blm.VarFixed``).
+        lme4's prior weights (variance σ²/w): a column or one value per row.
 
     Examples
     --------
@@ -100,9 +95,6 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
                 random_matrices: Mapping[str, Any] | None = None,
                 covariances: Mapping[str, Any] | None = None, **options: Any):
         if cls is LMM and (random_matrices is not None or covariances is not None):
-            if options.pop("weights", None) is not None:
-                raise BayesLMMError("weights= cannot be combined with random_matrices or "
-                                    "covariances (the rotated model needs iid residuals).")
             return KernelModel(formula, data, random_matrices=random_matrices,
                                covariances=covariances, **options)
         return super().__new__(cls)
@@ -116,19 +108,12 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         priors: Mapping[str, Any] | None = None,
         na_action: str = "drop",
         random_matrices: Mapping[str, Any] | None = None,
-        covariances: Mapping[str, Any] | None = None,
-        weights: Any = None,
+        covariances: Mapping[str, Any] | None = None, weights: Any = None,
     ) -> None:
         structure = as_residual(residual)
-        if structure is not None and weights is not None:
-            raise BayesLMMError("weights= (lme4's prior weights) cannot be combined with a "
-                                "residual structure: give the known variances 1/w as "
-                                "blm.VarFixed(covariate=...), with other variance functions "
-                                "in blm.VarComb(...).")
         self._spec: ModelSpec = parse_formula(formula)
-        self._design: Design = build_design(self._spec, data, na_action=na_action,
-                                            extra_columns=residual_columns(structure),
-                                            weights=weights)
+        self._design: Design = build_design(self._spec, data, na_action=na_action, weights=weights,
+                                            extra_columns=residual_columns(structure))
         self._residual: ResidualDesign | None = (
             bind(structure, self._design) if structure is not None else None)
         self._priors: ResolvedPriors = resolve_priors(self._design, priors, self._residual)
@@ -363,7 +348,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
     def _cross_products(self) -> CrossProducts:
         """[Z X y]ᵀ[Z X y], computed once: the marginal model's, and b's draws'."""
         if self._cp is None:
-            self._cp = CrossProducts.from_design(weighted(self._design))
+            self._cp = design_cross_products(self._design)
         return self._cp
 
     def prior_predictive(self, draws: int = 500, *, random_seed: int | None = None):

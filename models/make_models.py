@@ -187,6 +187,14 @@ def convert(ref: dict, fname: str, script: str = "models/make_models.py") -> str
             given = params.get(kind, {}).get("parameters") or {}  # varFixed: none
             for k, v in given.items():
                 lines.append(f"{_q(k)} = {float(v)!r}")
+    inf = ref.get("inference") or {}
+    for key in ("satterthwaite_df", "kenward_roger_df"):
+        if key in inf:
+            lines += ["", f"[reference.inference.{key}]"] + \
+                [f"{_q(fx[k])} = {float(v)!r}" for k, v in inf[key].items()]
+    if "profile_ci" in inf:  # lme4's names: sd_(Intercept)|Subject, sigma
+        lines += ["", "[reference.inference.profile_ci]"] + \
+            [f"{_q(k)} = {_val([float(x) for x in v])}" for k, v in inf["profile_ci"].items()]
     fe = ref["fixed_effects"]
     lines += ["", "[reference.fixef]"] + [f"{_q(fx[k])} = {v!r}" for k, v in fe["estimate"].items()]
     lines += ["", "[reference.se]"] + [f"{_q(fx[k])} = {v!r}" for k, v in fe["std_error"].items()]

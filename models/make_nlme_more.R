@@ -8,7 +8,7 @@
 #   (level order and ordered status of each factor); OUT_DIR receives one JSON per case
 #   in the format of models/nlme_extra/*.json. Run through models/make_nlme_more.py, which
 #   exports the data and turns the JSON files into models/*.toml.
-suppressPackageStartupMessages({library(nlme); library(lme4); library(jsonlite)})
+suppressPackageStartupMessages({library(nlme); library(lme4); library(jsonlite); library(lmerTest)})
 args <- commandArgs(trailingOnly = TRUE)
 data_dir <- args[1]; out_dir <- args[2]
 factors <- fromJSON(file.path(data_dir, "factors.json"), simplifyVector = FALSE)
@@ -186,6 +186,7 @@ one_fit <- function(case, method) {
   kind <- if (inherits(fit, "lme")) "lme" else if (inherits(fit, "gls")) "gls" else
     if (inherits(fit, "merMod")) "lmer" else "lm"
   note <- NULL; ranef_out <- NULL; re <- list(); singular <- FALSE; tol <- NULL
+  inference <- NULL
   if (kind %in% c("lme", "gls")) {
     fe <- if (kind == "lme") fixef(fit) else coef(fit)
     tt <- summary(fit)$tTable
@@ -211,6 +212,17 @@ one_fit <- function(case, method) {
     sigma <- sigma(fit); ll <- logLik(fit)
     part <- lme4_part(fit); re <- part$re; ranef_out <- part$ranef; singular <- part$singular
     engine <- paste0("lme4::lmer ", packageVersion("lme4"))
+    # lmerTest's Satterthwaite (and, REML without weights, Kenward-Roger: pbkrtest
+    # builds V without the prior weights) df; lme4's profile intervals of the standard
+    # deviations (its fixed-effect profiles are not monotonic with weights)
+    lt <- lmerTest::as_lmerModLmerTest(fit)
+    inference <- list(satterthwaite_df = as.list(summary(lt)$coefficients[, "df"]))
+    if (M == "REML" && is.null(weights(fit, type = "prior")) ||
+        M == "REML" && all(weights(fit) == 1)) inference$kenward_roger_df <-
+      as.list(summary(lt, ddf = "Kenward-Roger")$coefficients[, "df"])
+    ci <- suppressWarnings(confint(fit, parm = "theta_", method = "profile", oldNames = FALSE))
+    inference$profile_ci <- lapply(split(ci, seq_len(nrow(ci))), unname)
+    names(inference$profile_ci) <- rownames(ci)
     aic <- AIC(fit); bic <- BIC(fit)
   } else {
     # lm: REML is lm's own fit (sigma^2 = RSS_w / (n - p)); ML has sigma^2 = RSS_w / n,
@@ -240,7 +252,7 @@ one_fit <- function(case, method) {
        random_effects = re, ranef = ranef_out, nobs = nobs(fit), residual_sd = sigma,
        residual_structure_parameters = if (kind %in% c("lme", "gls")) struct_params(fit) else NULL,
        logLik = as.numeric(ll), df = attr(ll, "df"), AIC = aic, BIC = bic,
-       singular = singular, note = note, tolerance = tol,
+       singular = singular, note = note, tolerance = tol, inference = inference,
        timing = list(repeats = 3, elapsed_s = times, median_elapsed_s = median(times)),
        versions = list(R = R.version.string, nlme = as.character(packageVersion("nlme")),
                        lme4 = as.character(packageVersion("lme4"))))

@@ -59,6 +59,8 @@ def main(argv: list[str]) -> None:
             for f in sorted(out.glob("*.json")):
                 shutil.copy(f, KEEP / f.name)
     for path in sorted(KEEP.glob("*.json")):
+        if path.name == "corr_matrices.json":  # models/make_corr_matrices.R's
+            continue
         ref = json.loads(path.read_text())
         toml = convert(ref, f"models/nlme_more/{path.name}", "models/make_nlme_more.py")
         (HERE / f"{ref['case']}.toml").write_text(toml)

@@ -18,9 +18,8 @@ FORMULA = "distance ~ age + Sex + (1 | Subject)"
 STRUCTURES = [
     blm.CorSymm(group="Subject"),
     blm.CorARMA(p=1, q=1, group="Subject"),
-    blm.CorExp(coords="age", group="Subject", nugget=True),
     blm.Residual(blm.VarComb(blm.VarIdent("Sex"), blm.VarConstPower("age")),
-                 blm.CorGaus(coords="age", group="Subject")),
+                 blm.CorExp(coords="age", group="Subject", nugget=True)),
     blm.VarComb(blm.VarFixed("age"), blm.VarPower()),
 ]
 

@@ -80,9 +80,10 @@ def test_fit_matches_the_dense_weighted_likelihood(orth, method):
 def test_weights_and_structures_do_not_mix(orth):
     with pytest.raises(BayesLMMError, match="VarFixed"):
         blm.LMM(FORMULA, orth, weights="w", residual=blm.AR1(group="Subject"))
-    d = build_design(FORMULA, orth, weights="w")
+    d = build_design(FORMULA, orth)
+    rd = bind(blm.AR1(group="Subject"), d)
     with pytest.raises(FitError, match="VarFixed"):
-        fit_map(d, "ML", residual=bind(blm.AR1(group="Subject"), d))
+        fit_map(build_design(FORMULA, orth, weights="w"), "ML", residual=rd)
     with pytest.raises(BayesLMMError, match="random_matrices"):
         blm.LMM("distance ~ 1", orth, weights="w", random_matrices={"m": np.ones((108, 3))})
 
@@ -148,3 +149,30 @@ def test_cli_weights(orth, tmp_path, capsys):
     out = capsys.readouterr().out
     fit = blm.LMM(FORMULA, pd.read_csv(path), weights="w").fit_map("ML")
     assert f"{fit.loglik:.1f}" in out
+
+
+@pytest.mark.parametrize("case", ["Orthodont_weights_reml", "cake_weights_ml",
+                                  "cake_ordered_reml"])
+def test_inference_with_weights_and_ordered_factors(case):
+    """lmerTest's Satterthwaite df (and pbkrtest's Kenward–Roger df, unweighted) and lme4's
+    profile intervals of the sds (models/make_nlme_more.R)."""
+    import tomllib
+    from pathlib import Path
+
+    spec = tomllib.loads((Path(__file__).resolve().parents[1] / "models" / f"{case}.toml")
+                         .read_text())
+    ref = spec["reference"]["inference"]
+    m = blm.LMM(spec["formula"], blm.datasets.load(spec["dataset"]),
+                weights=spec.get("weights"))
+    fit = m.fit_map(spec["method"])
+    sat = fit.summary(ddf="Satterthwaite")["df"]
+    for name, value in ref["satterthwaite_df"].items():
+        assert sat[name] == pytest.approx(value, rel=1e-4), name
+    if "kenward_roger_df" in ref:
+        kr = fit.summary(ddf="Kenward-Roger")["df"]
+        for name, value in ref["kenward_roger_df"].items():
+            assert kr[name] == pytest.approx(value, rel=1e-4), name
+    ci = fit.confint("theta_", method="profile")  # sd_<group>[<term>], sigma
+    for lme4, value in ref["profile_ci"].items():
+        ours = "sigma" if lme4 == "sigma" else f"sd_{lme4.split('|')[1]}[Intercept]"
+        np.testing.assert_allclose(ci.loc[ours].to_numpy(), value, rtol=1e-3)

@@ -41,11 +41,26 @@ from .priors import ResolvedPriors, priors_as_data
 from .structure_priors import structure_coords
 from .terms import coords_of, residual_params, residual_sigma, term_scale
 
-__all__ = ["build_marginal", "marginal_supports", "MAX_DENSE_RE"]
+__all__ = ["build_marginal", "marginal_supports", "design_cross_products", "MAX_DENSE_RE"]
 
 #: Above this many random effects in a model with several grouping factors, the dense
 #: (Σq·levels)² factorisation per gradient costs more than sampling b explicitly.
 MAX_DENSE_RE = 400
+
+def design_cross_products(design: Design) -> CrossProducts:
+    """The cross-products the marginal model (and b's draws) use: of the rows scaled by
+    √w with lme4's prior weights (:func:`bayeslmm.formula.weights.weighted`).
+
+    Examples
+    --------
+    >>> import bayeslmm as blm
+    >>> from bayeslmm.formula.design import build_design
+    >>> d = build_design("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
+    >>> design_cross_products(d).n
+    30
+    """
+    return CrossProducts.from_design(weighted(design))
+
 
 def marginal_supports(design: Design, residual: ResidualDesign | None) -> str | None:
     """Why the marginal model cannot take this residual structure, or None if it can."""
@@ -113,8 +128,7 @@ def build_marginal(design: Design, priors: ResolvedPriors,
         raise BayesLMMError(f"The marginal model is not available here: {why}.")
     if residual is not None:
         return _build_whitened(design, priors, residual)
-    cp = cross_products if cross_products is not None else \
-        CrossProducts.from_design(weighted(design))  # prior weights: rows scaled by √w
+    cp = cross_products if cross_products is not None else design_cross_products(design)
     coords = coords_of(design)
     coords.pop("obs")
     with pm.Model(coords=coords) as model:

@@ -263,6 +263,11 @@ def bind(residual: Any, data: Design | pd.DataFrame, *, fitting: bool = True) ->
     r = as_residual(residual)
     if r is None:
         raise BayesLMMError("bind() needs a residual structure, got None.")
+    if getattr(data, "weights", None) is not None:
+        raise BayesLMMError("Prior weights (weights=) and a residual structure cannot be "
+                            "combined (lme4 has weights, nlme residual structures): give the "
+                            "known variances 1/w as blm.VarFixed(covariate=...), with other "
+                            "variance functions in blm.VarComb(...).")
     frame = data.data if isinstance(data, Design) else data
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"bind() takes a Design or a DataFrame, got {type(data).__name__}.")

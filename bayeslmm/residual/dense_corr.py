@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytensor.tensor as pt
-import scipy.linalg as sla
 from scipy.spatial.distance import cdist
 
 from ..errors import BayesLMMError, DataError
+from .batched_chol import UNROLL_MAX, solve_lower, unrolled_solve
 from .checks import integer_times, numeric, rows_text
 from .corr_math import arma_acf, cpc_to_corr, pacf_to_coef, spatial_corr
 from .correlations import DENSE_CORRELATIONS, METRICS, CorARMA, CorLin, CorSpher, CorSymm
@@ -211,43 +211,6 @@ def _factor(dc: DenseCorr, c, params: Mapping[str, Any], xp):
     return L
 
 
-#: PyTensor: groups of up to this many rows are factored by an unrolled Cholesky,
-#: vectorised over the groups (PyTensor's blockwise Cholesky and triangular solve loop
-#: over the groups in Python: 100× slower per gradient for many small groups)
-UNROLL_MAX = 12
-
-
-def _unrolled(C, X, m: int):
-    """The Cholesky factor's diagonal (G, m) and ``L⁻¹X`` (G, m, k) of a batch of small
-    matrices, in elementwise operations over the batch (Cholesky–Crout, then forward
-    substitution)."""
-    L = [[None] * m for _ in range(m)]
-    W = []
-    for j in range(m):
-        s = C[:, j, j]
-        for k in range(j):
-            s = s - L[j][k] ** 2
-        L[j][j] = pt.sqrt(s)
-        for i in range(j + 1, m):
-            s = C[:, i, j]
-            for k in range(j):
-                s = s - L[i][k] * L[j][k]
-            L[i][j] = s / L[j][j]
-        w = X[:, j, :]
-        for k in range(j):
-            w = w - L[j][k][:, None] * W[k]
-        W.append(w / L[j][j][:, None])
-    return pt.stack([L[j][j] for j in range(m)], axis=1), pt.stack(W, axis=1)
-
-
-def _solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """``L⁻¹B`` per group: triangular solves for few large groups, else a batched LU."""
-    if L.shape[0] > 64 or L.shape[1] < 32:
-        return np.linalg.solve(L, B)
-    return np.stack([sla.solve_triangular(Lg, Bg, lower=True, check_finite=False)
-                     for Lg, Bg in zip(L, B, strict=True)])
-
-
 def innovations(dc: DenseCorr, c, x, params: Mapping[str, Any], xp):
     """One-step innovations of sorted rows ``x`` ((n,) or (n, k)) and the log of their
     conditional variances: ``diag(L)·L⁻¹x`` and ``2 log diag(L)`` per group."""
@@ -258,11 +221,11 @@ def innovations(dc: DenseCorr, c, x, params: Mapping[str, Any], xp):
         L = _factor(dc, c, params, xp)
         Xp = np.zeros((G * m, k))
         Xp[dc.slot] = X
-        W = _solve_lower(L, Xp.reshape(G, m, k))
+        W = solve_lower(L, Xp.reshape(G, m, k))
         d = np.diagonal(L, axis1=1, axis2=2)
     elif m <= UNROLL_MAX:
         Xp = pt.set_subtensor(pt.zeros((G * m, k))[dc.slot], X)
-        d, W = _unrolled(group_corr(dc, c, params, xp), Xp.reshape((G, m, k)), m)
+        d, W = unrolled_solve(group_corr(dc, c, params, xp), Xp.reshape((G, m, k)), m)
     else:
         L = _factor(dc, c, params, xp)
         Xp = pt.set_subtensor(pt.zeros((G * m, k))[dc.slot], X)
