@@ -350,3 +350,14 @@ def test_printed_sections_follow_nlme(orthodont):
     assert "Correlation Structure: Linear spatial correlation\n Formula: ~age | Subject\n" \
         in text
     assert "Variance function:\n Structure: fixed weights\n Formula: ~age\n" in text
+
+
+def test_cli_reads_the_new_structures(capsys):
+    from bayeslmm.cli import main
+
+    assert main(["fit", "distance ~ age + Sex", "--data", "Orthodont", "--map", "ML",
+                 "--residual", "Residual(VarComb(VarIdent(Sex), VarPower(age)), "
+                 "CorARMA(p=1, q=1, group=Subject))"]) == 0
+    out = capsys.readouterr().out
+    assert "Correlation Structure: ARMA(1,1)" in out
+    assert "Combination of variance functions:" in out

@@ -14,6 +14,11 @@ class                           nlme                            parameters (nlme
 ``Residual(variance, corr.)``   ``weights=, correlation=``      both
 ==============================  ==============================  =========================
 
+The rest of nlme's structures are in :mod:`~bayeslmm.residual.correlations` (``CorSymm``,
+``CorARMA``, the spatial ``CorExp``, ``CorGaus``, ``CorSpher``, ``CorRatio``, ``CorLin``)
+and :mod:`~bayeslmm.residual.variances` (``VarConstPower``, ``VarFixed``, ``VarComb``);
+``Residual`` and :func:`parse_residual` take them all.
+
 ``covariate="fitted"`` (the default of VarPower and VarExp, as nlme's ``varPower()``)
 uses the conditional mean ``Xβ + Zb``. σ is nlme's: the sd where the variance function
 is 1 (the first level of ``by``; ``|v| = 1``; ``v = 0``).
