@@ -361,3 +361,15 @@ def test_cli_reads_the_new_structures(capsys):
     out = capsys.readouterr().out
     assert "Correlation Structure: ARMA(1,1)" in out
     assert "Combination of variance functions:" in out
+
+
+def test_edge_message_names_the_parameter():
+    from bayeslmm.residual.dense_corr import edge_message, u_bounds
+
+    df, _ = _data()
+    rd = bind(CorExp(coords=("x", "y"), group="g", nugget=True), df)
+    hi = u_bounds(rd.dense, rd.correlation)[0][1]
+    assert "range = " in edge_message(rd.dense, rd.correlation, [hi, 0.0])
+    assert edge_message(rd.dense, rd.correlation, [0.0, 0.0]) is None
+    rd = bind(CorARMA(p=1, group="g"), df)
+    assert "Phi1 = 0.99" in edge_message(rd.dense, rd.correlation, [12.0])

@@ -190,3 +190,27 @@ def test_nuts_near_nlme(case, formula, residual):
         if name in pos:
             assert abs(float(pos[name].mean()) - ref["residual_params"][name]) < \
                 2.5 * float(pos[name].std()), name
+
+
+def test_prior_groups_cover_the_structures(orthodont):
+    """The ``prior`` and ``log_prior`` groups (power-scaling sensitivity, prior plots)
+    have the structures' vector parameters with their dims."""
+    from bayeslmm.pymc.prior_draws import log_prior, prior_draws
+
+    m = blm.LMM("distance ~ age + (1 | Subject)", orthodont, residual=blm.Residual(
+        blm.VarComb(blm.VarIdent("Sex"), blm.VarConstPower("age")),
+        blm.CorARMA(p=2, q=1, group="Subject")))
+    draws = prior_draws(m.design, m._priors, m.residual, draws=30, random_seed=1)
+    assert draws["arma_pacf"].dims == ("chain", "draw", "arma_term")
+    assert draws["A.varident_ratio"].dims == ("chain", "draw", "A.varident_level")
+    lp = log_prior(m.design, m._priors, m.residual, draws)
+    np.testing.assert_allclose(lp["arma_pacf"].values, 3 * np.log(0.5))  # Uniform(-1, 1)³
+    m = blm.LMM("distance ~ age", orthodont, residual=blm.CorSymm(group="Subject"),
+                priors={"cor_symm": blm.Prior("LKJCorr", eta=3.0)})
+    draws = prior_draws(m.design, m._priors, m.residual, draws=30, random_seed=1)
+    C = np.eye(4)[None].repeat(30, 0)
+    iu = np.triu_indices(4, 1)
+    C[:, iu[0], iu[1]] = C[:, iu[1], iu[0]] = draws["cor_symm"].values[0]
+    assert np.all(np.linalg.eigvalsh(C) > 0)
+    np.testing.assert_allclose(log_prior(m.design, m._priors, m.residual, draws)["cor_symm"]
+                               .values[0], 2.0 * np.linalg.slogdet(C)[1])

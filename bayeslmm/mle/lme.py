@@ -200,7 +200,12 @@ def _u_bounds(rd: ResidualDesign) -> list[tuple[float | None, float | None]]:
 def _warn_edge(rd: ResidualDesign, u: np.ndarray, p: dict) -> None:
     """A correlation that ends on its search bound (|Phi| or Rho within ~1e-10 of its
     limit) is not an estimate: the likelihood still rises toward the edge."""
-    if rd.correlation is None or rd.dense is not None or not len(u):
+    if rd.dense is not None:
+        msg = dense_corr.edge_message(rd.dense, rd.correlation, u)
+        if msg:
+            warnings.warn(msg, stacklevel=user_stacklevel())
+        return
+    if rd.correlation is None or not len(u):
         return
     hi = _u_bounds(rd)[0][1]
     if abs(u[0]) > hi - 1e-3:

@@ -25,6 +25,7 @@ import pymc as pm
 import xarray as xr
 
 from .priors import Prior, ResolvedPriors
+from .structure_priors import structure_log_prior, structure_prior_draws
 
 __all__ = ["log_prior", "prior_draws", "with_prior_groups"]
 
@@ -66,7 +67,8 @@ def log_prior(design, priors: ResolvedPriors, residual, post: xr.Dataset) -> xr.
     out[name] = _logp(priors.sigma, post[name].values, False)
     for k, p in priors.residual.items():
         vals = post[k].values
-        out[k] = _logp(p, vals, vals.ndim > 2)
+        lp = structure_log_prior(k, p, vals, residual)
+        out[k] = lp if lp is not None else _logp(p, vals, vals.ndim > 2)
     coords = {"chain": post.chain, "draw": post.draw}
     return xr.Dataset({k: (_CD, v) for k, v in out.items()}, coords=coords)
 
@@ -97,7 +99,12 @@ def prior_draws(design, priors: ResolvedPriors, residual, *, draws: int = 1000,
             data[f"corr_{g}"] = (_CD + (f"{g}_term", f"{g}_term_bis"), corr)
     data["sigma"] = (_CD, _draw(priors.sigma, (1, draws), rng))
     for k, pr in priors.residual.items():
-        if k == "varident_ratio":
+        vector = structure_prior_draws(k, pr, residual, draws, rng)
+        if vector is not None:  # CorSymm, CorARMA, VarComb's VarIdent parts
+            dims, values, extra = vector
+            coords.update(extra)
+            data[k] = (_CD + dims, values)
+        elif k == "varident_ratio":
             levels = list(residual.by_levels[1:])
             coords["varident_level"] = levels
             data[k] = (_CD + ("varident_level",), _draw(pr, (1, draws, len(levels)), rng))

@@ -53,7 +53,8 @@ from ..residual.structures import VarIdent
 from .prior import POSITIVE_FAMILIES, Prior
 
 __all__ = ["structure_priors", "check_structure_prior", "structure_coords",
-           "structure_variables", "structure_names"]
+           "structure_variables", "structure_names", "structure_prior_draws",
+           "structure_log_prior"]
 
 
 def structure_names(rd: ResidualDesign) -> list[str]:
@@ -164,3 +165,47 @@ def structure_variables(rd: ResidualDesign, priors: dict[str, Prior]) -> dict:
         else:
             out[name] = prior.rv(name)
     return out
+
+
+def _vector_dim(rd: ResidualDesign, name: str) -> str | None:
+    if name == "cor_symm":
+        return "cor_symm_pair"
+    if name == "arma_pacf":
+        return "arma_term"
+    return name.replace("varident_ratio", "varident_level") if name.endswith(
+        "varident_ratio") and name != "varident_ratio" else None
+
+
+def structure_prior_draws(name: str, prior: Prior, rd: ResidualDesign, draws: int,
+                          rng) -> tuple[tuple, np.ndarray, dict] | None:
+    """Draws from the prior of a vector parameter of these structures: its dims after
+    ``(chain, draw)``, the values ``(1, draws, k)`` and its coords; None for a scalar.
+
+    CorSymm's come from LKJ's partial correlations (as the model samples them).
+    """
+    dim = _vector_dim(rd, name)
+    if dim is None:
+        return None
+    coords = {dim: structure_coords(rd)[dim]}
+    k = len(coords[dim])
+    if name == "cor_symm":
+        shape = lkj_cpc_shapes(rd.dense.dim, float(prior.params.get("eta", 1.0)))
+        z = 2.0 * rng.beta(shape, shape, size=(draws, k)) - 1.0
+        values = np.array([cpc_correlations(np, row, rd.dense.dim) for row in z])
+    else:
+        values = np.asarray(pm.draw(prior.dist(shape=(draws, k)), random_seed=rng))
+    return (dim,), values[None], coords
+
+
+def structure_log_prior(name: str, prior: Prior, values: np.ndarray,
+                        rd: ResidualDesign) -> np.ndarray | None:
+    """Per-draw log prior density of ``cor_symm`` (LKJ(η): ``(η − 1) log det Ω`` up to a
+    constant, as for ``corr_<group>``); None for the others (their PyMC ``logp``)."""
+    if name != "cor_symm":
+        return None
+    d = rd.dense.dim
+    full = np.broadcast_to(np.eye(d), values.shape[:-1] + (d, d)).copy()
+    iu = np.triu_indices(d, 1)
+    full[..., iu[0], iu[1]] = values
+    full[..., iu[1], iu[0]] = values
+    return (float(prior.params.get("eta", 1.0)) - 1.0) * np.linalg.slogdet(full)[1]

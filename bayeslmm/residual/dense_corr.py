@@ -44,7 +44,8 @@ from .correlations import DENSE_CORRELATIONS, METRICS, CorARMA, CorLin, CorSpher
 
 __all__ = ["DenseCorr", "bind_dense", "is_dense", "group_corr", "innovations",
            "unwhiten_sorted", "param_names", "to_params", "initial_unconstrained",
-           "u_bounds", "extra_starts", "nlme_names", "check_params", "symm_labels"]
+           "u_bounds", "extra_starts", "nlme_names", "check_params", "symm_labels",
+           "edge_message"]
 
 
 def is_dense(correlation: Any) -> bool:
@@ -306,6 +307,23 @@ def u_bounds(dc: DenseCorr, c) -> list[tuple[float | None, float | None]]:
         return [(-12.0, 12.0)] * n_unconstrained(dc, c)
     centre = float(np.log(dc.min_dist)) if dc.min_dist > 0 else 0.0
     return [(centre - 25.0, centre + 25.0)] + ([(-25.0, 25.0)] if c.nugget else [])
+
+
+def edge_message(dc: DenseCorr, c, u) -> str | None:
+    """A warning's text when the search ended on a bound of ``u`` (the likelihood still
+    rising toward a correlation of ±1, an infinite range or a nugget of 0 or 1), else
+    None."""
+    u = np.asarray(u, dtype=float)[:n_unconstrained(dc, c)]
+    hit = [k for k, (lo, hi) in enumerate(u_bounds(dc, c))
+           if min(abs(u[k] - lo), abs(u[k] - hi)) < 1e-3]
+    if not hit:
+        return None
+    named = nlme_names(dc, c, to_params(dc, c, u))
+    names = list(named) if not isinstance(c, CorARMA) else list(c.param_labels)
+    shown = ", ".join(f"{names[k]} = {named[names[k]]:.6g}" for k in hit if k < len(names))
+    return (f"The residual correlation ended at the edge of its search range ({shown}): "
+            "the likelihood keeps rising toward the limit, so this is not an estimate. The "
+            "data may not support this structure (try a simpler one, or a nugget).")
 
 
 def extra_starts(dc: DenseCorr, c, x0: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
