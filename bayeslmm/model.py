@@ -24,18 +24,18 @@ from .kernel_model import KernelModel
 from .linalg.crossprod import CrossProducts
 from .mle.fit import fit_map
 from .pymc.conditional import build_conditional
+from .pymc.direct import DirectModel
 from .pymc.graph import GraphMixin
 from .pymc.marginal import build_marginal, design_cross_products
 from .pymc.parameterization import choose_parameterization, gradient_cost
-from .pymc.prior_draws import with_prior_groups
 from .pymc.priors import ResolvedPriors, resolve_priors
 from .residual.bind import ResidualDesign, bind
 from .residual.structures import as_residual, residual_columns
-from .results.loglik import with_log_likelihood
 from .results.map import MapResult
 from .results.posterior import PosteriorResult
 from .results.prior_table import PriorTable, design_elements
-from .sampling.nuts import LOGLIK_AUTO_LIMIT, choose_sampler, complete_marginal, run_info, sample
+from .sampling.complete import complete
+from .sampling.nuts import choose_sampler, run_info, sample
 
 __all__ = ["LMM"]
 
@@ -321,24 +321,21 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         if target_accept is None:
             target_accept = 0.8 if marginal else 0.9
         sampler = choose_sampler(sampler, par)
+        model = self.build(par)
+        direct = (DirectModel.of(model, self._design, self._priors, self._cross_products)
+                  if marginal and self._residual is None and sampler == "nutpie" else None)
         idata = sample(
-            self.build(par), draws=draws, tune=tune, chains=chains,
+            model, draws=draws, tune=tune, chains=chains,
             random_seed=random_seed, sampler=sampler, target_accept=target_accept,
             cores=cores, progressbar=progressbar,
             log_likelihood=False if marginal else log_likelihood, nobs=self.nobs,
             cacheable=marginal and self._residual is None,
-            cost_hint=gradient_cost(self._design, self._residual, par),
+            cost_hint=gradient_cost(self._design, self._residual, par), direct=direct,
         )
-        if marginal:
-            cp = self._cross_products if self._design.terms and not self._residual else None
-            idata = complete_marginal(idata, self._design, random_seed, self._residual, cp)
-        want = log_likelihood or (log_likelihood is None
-                                  and draws * chains * self.nobs <= LOGLIK_AUTO_LIMIT)
-        if want or "log_likelihood" in idata.groups():  # grouped per correlation group
-            idata = with_log_likelihood(idata, self._design, self._residual)
-        # the priors on the draws: power-scaling sensitivity, prior-vs-posterior plots
-        idata = with_prior_groups(idata, self._design, self._priors, self._residual,
-                                  random_seed=random_seed)
+        cp = self._cross_products if marginal and not self._residual else None
+        idata = complete(idata, self._design, self._priors, self._residual,
+                         marginal=marginal, cross_products=cp, random_seed=random_seed,
+                         log_likelihood=log_likelihood)
         info = run_info(idata, sampler=sampler, parameterization=par, draws=draws, tune=tune,
                         chains=chains, random_seed=random_seed)
         return PosteriorResult(idata, self._design, self._priors.describe(), info=info,

@@ -1,7 +1,7 @@
 """The Gaussian LMM likelihood written plainly on dense matrices: the test oracle.
 
 It lives with the tests, not the package: the package computes the same numbers from
-cross-products (:mod:`bayeslmm.linalg.pls`, :mod:`bayeslmm.pymc.marginal_logp`), and the
+cross-products (:mod:`bayeslmm.linalg.pls`, :mod:`bayeslmm.linalg.marginal_kernel`), and the
 tests check one against the other and this module against
 ``scipy.stats.multivariate_normal``.
 

@@ -25,7 +25,7 @@ from bayeslmm.pymc.structure_priors import structure_coords
 from bayeslmm.residual.algebra import to_params
 from bayeslmm.results.loglik import with_log_likelihood
 from bayeslmm.results.varcorr import cov_to_sd_corr, psi_from_varcorr
-from bayeslmm.sampling.nuts import complete_marginal
+from bayeslmm.sampling.complete import complete_marginal
 
 __all__ = ["synthetic_posterior", "synthetic_kernel_posterior"]
 

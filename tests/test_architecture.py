@@ -135,5 +135,5 @@ def test_the_checks_see_a_violation(tmp_path):
     """The graph reader finds relative, absolute and function-level imports."""
     assert "bayeslmm.mle.lmer" in GRAPH["bayeslmm.mle.fit"]          # from .lmer import
     assert "bayeslmm.results.map" in GRAPH["bayeslmm.mle.lmer"]      # from ..results.map
-    assert "bayeslmm.sampling.ranef_draws" in GRAPH["bayeslmm.sampling.nuts"]  # in a def
+    assert "bayeslmm.sampling.ranef_draws" in GRAPH["bayeslmm.sampling.complete"]  # in a def
     assert layer("bayeslmm.pymc.priors") > layer("bayeslmm.mle.greml")

@@ -90,7 +90,7 @@ def test_pytensor_logp_and_gradient_match_numpy(formula):
     pytensor = pytest.importorskip("pytensor")
     pt = pytest.importorskip("pytensor.tensor")
     from bayeslmm.linalg.crossprod import CrossProducts
-    from bayeslmm.pymc.marginal_logp import marginal_logp
+    from bayeslmm.pymc.marginal import loglik_expression
     from tests.oracle import marginal_loglik
 
     d = build_design(formula, random_data(9, n=70))
@@ -104,8 +104,8 @@ def test_pytensor_logp_and_gradient_match_numpy(formula):
     beta, sigma = pt.vector("beta"), pt.scalar("sigma")
     chol = [pt.matrix(f"L{k}") for k in range(len(d.terms))]
     cp = CrossProducts.from_design(d)
-    logp = marginal_logp(cp.marginal_arrays(), beta, sigma, [chol[k] for k in cp.order],
-                         n=cp.n, q=cp.q, m=cp.m)
+    logp = loglik_expression(cp.marginal_arrays(), float(cp.n), beta, sigma,
+                             [chol[k] for k in cp.order], cp.q, cp.m)
     inputs = [beta, sigma, *chol]
     f = pytensor.function(inputs, [logp, *pytensor.grad(logp, inputs)], mode="FAST_COMPILE")
     out = f(beta_v, sigma_v, *chol_v)

@@ -27,6 +27,7 @@ import pandas as pd
 from formulae import design_matrices
 
 from ..errors import DataError, FormulaError, suggest, user_stacklevel
+from .checks import check_columns, check_finite, check_response
 from .contrasts import (
     ENCODINGS,
     check_functions,
@@ -325,6 +326,7 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
         spec = parse_formula(spec)
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
+    check_columns(data)
     if na_action not in ("drop", "raise"):
         raise DataError(f"na_action must be 'drop' or 'raise', got {na_action!r}.")
     response_cols = _columns_used(spec.response, data, "the response")
@@ -386,10 +388,14 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
     )
     names = [r_name(n) for n in dm.common.as_dataframe().columns] if dm.common is not None \
         else []
+    check_finite(X, names, clean.index, "fixed effects")
     X, names, dropped = _drop_dependent(X, names)
     evaluators = {"fixed": dm.common}
     terms = _merge_bars(spec, clean, evaluators, ordered)
+    for t in terms:
+        check_finite(t.Z, t.term_names, clean.index, f"random-effect term of {t.group!r}")
     _check_terms(terms, len(y))
+    check_response(y, spec.response, terms, clean.index)
     return Design(
         spec=spec, y=y, X=X, fixef_names=names, terms=terms, data=clean,
         rows=clean.index, response=spec.response, dropped_fixef=dropped,

@@ -96,8 +96,14 @@ class ResidualCriterion:
         whiten_design(rd, design, self.params(initial_unconstrained(rd)))
 
     def start(self) -> np.ndarray:
-        """lme4's θ start (Λ = I) and iid residuals."""
-        return np.concatenate([self.layout.start(), initial_unconstrained(self.rd)])
+        """lme4's θ start (Λ = I, in the covariates' units) and iid residuals."""
+        return np.concatenate([self.layout.start(), initial_unconstrained(self.rd)]) \
+            / self.scale
+
+    @property
+    def scale(self) -> np.ndarray:
+        """The search's units (:meth:`bayeslmm.linalg.theta.ThetaLayout.scales`; 1 for u)."""
+        return np.concatenate([self.layout.scales(self.design.terms), np.ones(self.n_u)])
 
     def params(self, u) -> dict:
         """Residual parameters at u (with the fitted-value covariate if any)."""
@@ -292,7 +298,7 @@ def fit_lme(design, rd: ResidualDesign, method: str, *,
     with one_blas_thread(crit.n_theta + design.X.shape[1] + 1):
         while True:
             x_new, converged, msg, n = search(crit.value, crit.value_and_grad, x, bounds,
-                                              is_diag, maxiter, extra)
+                                              is_diag, maxiter, extra, scale=crit.scale)
             nfev, rounds, extra = nfev + n, rounds + 1, ()
             pls, ld = crit.at(x_new[crit.n_theta:])
             sol = pls.solution(x_new[:crit.n_theta], reml)
@@ -334,7 +340,8 @@ def lme_result(design, rd: ResidualDesign, crit: ResidualCriterion, x: np.ndarra
     # back to nlme's scale (variance function 1 at its reference): σ·e^-m, θ·e^m
     sol = replace(sol, sigma=sol.sigma * np.exp(-m))
     theta_nlme = theta * np.exp(m)
-    singular = bool(np.any(theta[crit.layout.is_diag] < SINGULAR_TOL))
+    singular = bool(np.any((theta * crit.scale[:crit.n_theta])[crit.layout.is_diag]
+                           < SINGULAR_TOL))
     if warn:
         warn_fit(method, converged, singular, msg)
         _warn_edge(rd, u, p)

@@ -66,10 +66,10 @@ def weights_part(design, sol) -> dict | None:
             "params": {}, "scale": sol.sigma / np.sqrt(design.weights)}
 
 
-def _optimise(pls: PLS, reml: bool, maxiter: int | None):
+def _optimise(pls: PLS, reml: bool, maxiter: int | None, scale: np.ndarray):
     lay = pls.layout
     f = lambda th: pls.objective(th, reml)  # noqa: E731
-    theta0 = lay.start()
+    theta0 = lay.start() / scale  # lme4's Λ = I, in the units of the covariates
     f0 = f(theta0)
     if not np.isfinite(f0):
         raise FitError(
@@ -80,7 +80,7 @@ def _optimise(pls: PLS, reml: bool, maxiter: int | None):
         return theta0, True, "no covariance parameters", 0
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lay.lower]
     fg = lambda th: pls.objective_and_gradient(th, reml)  # noqa: E731
-    return search(f, fg, theta0, bounds, lay.is_diag, maxiter)
+    return search(f, fg, theta0, bounds, lay.is_diag, maxiter, scale=scale)
 
 
 def fit_lmer(design, method: str = "REML", *, maxiter: int | None = None) -> MapResult:
@@ -125,9 +125,10 @@ def fit_lmer(design, method: str = "REML", *, maxiter: int | None = None) -> Map
     reml = m == "REML"
     pls = PLS.from_design(weighted(design))  # lme4's prior weights: rows scaled by √w
     with one_blas_thread(pls.cp.Arr.shape[0]):
-        theta, converged, msg, nfev = _optimise(pls, reml, maxiter)
+        scale = pls.layout.scales(design.terms)
+        theta, converged, msg, nfev = _optimise(pls, reml, maxiter, scale)
         sol = pls.solution(theta, reml)
-    singular = bool(np.any(theta[pls.layout.is_diag] < SINGULAR_TOL))
+    singular = bool(np.any((theta * scale)[pls.layout.is_diag] < SINGULAR_TOL))
     warn_fit(m, converged, singular, msg)
     engine = MapEngine(design, m, theta, sol.sigma, sol.beta, fitter=fit_lmer)
     return assemble(design, m, pls, theta, sol, converged, singular, nfev, msg,

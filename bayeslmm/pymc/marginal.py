@@ -3,7 +3,7 @@
 Same parameters and priors as the conditional model (``beta``, ``sigma``, ``sd_<g>``,
 ``corr_<g>``, ``chol_<g>``), so both target the same posterior of the
 hyper-parameters; the likelihood is the exact marginal ``N(y | Xβ, ZΨ̃Zᵀ + σ²I)``
-computed from cross-products (:mod:`bayeslmm.pymc.marginal_logp`): its cost per gradient does
+computed from cross-products (:mod:`bayeslmm.pymc.marginal_op`): its cost per gradient does
 not depend on the number of rows. The random effects are drawn afterwards from their
 exact Gaussian conditional (:mod:`bayeslmm.sampling.ranef_draws`).
 
@@ -36,12 +36,13 @@ from ..linalg.crossprod import CrossProducts
 from ..residual.algebra import crossing_factors, logdet_lambda, whiten
 from ..residual.bind import ResidualDesign
 from ..residual.structures import VarIdent
-from .marginal_logp import marginal_logp
+from .marginal_op import marginal_logp
 from .priors import ResolvedPriors, priors_as_data
 from .structure_priors import structure_coords
 from .terms import coords_of, residual_params, residual_sigma, term_scale
 
-__all__ = ["build_marginal", "marginal_supports", "design_cross_products", "MAX_DENSE_RE"]
+__all__ = ["build_marginal", "marginal_supports", "loglik_expression",
+           "design_cross_products", "MAX_DENSE_RE"]
 
 #: Above this many random effects in a model with several grouping factors, the dense
 #: (Σq·levels)² factorisation per gradient costs more than sampling b explicitly.
@@ -133,17 +134,44 @@ def build_marginal(design: Design, priors: ResolvedPriors,
     coords.pop("obs")
     with pm.Model(coords=coords) as model:
         arrays = {k: pm.Data(f"stat_{k}", v) for k, v in cp.marginal_arrays().items()}
+        arrays["ms"] = pm.Data("stat_ms", np.asarray(cp.m, dtype=np.int64))
         n = pm.Data("stat_n", float(cp.n))
         priors = priors_as_data(priors)
         beta = priors.beta.rv("beta", dims="fixef")
         chols = [term_scale(t, priors)[0] for t in design.terms]
         sigma = priors.sigma.rv("sigma")
-        loglik = marginal_logp(arrays, beta, sigma, [chols[k] for k in cp.order], n=n,
-                               q=cp.q, m=cp.m)
-        if design.weights is not None:
+        loglik = loglik_expression(arrays, n, beta, sigma, [chols[k] for k in cp.order], cp.q,
+                                   cp.m)
+        if design.weights is not None:  # prior weights: ½ Σ log w
             loglik = loglik + pm.Data("stat_log_weights", log_weight_term(design))
         pm.Potential("marginal_loglik", loglik)
     return model
+
+
+def loglik_expression(arrays, n, beta, sigma, chols, qs, ms):
+    """The marginal log-likelihood of cross-products ``arrays`` (NumPy, ``pm.Data`` or
+    expressions): the compiled Op (:mod:`bayeslmm.pymc.marginal_op`) with the factors'
+    Cholesky factors ``chols`` (in the arrays' factor order) packed into one
+    (K, q_max, q_max) tensor; without random effects, the least-squares likelihood.
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> arrays = {"xy_xy": np.array([[4.0, 2.0], [2.0, 3.0]])}  # X = 1, 4 rows
+    >>> lp = loglik_expression(arrays, 4.0, pt.as_tensor([0.5]), 1.0, [], (), ())
+    >>> round(float(lp.eval()), 4)  # rᵀr = 3 - 2·0.5·2 + 4·0.5² = 2, σ = 1
+    -4.6758
+    """
+    if not chols:
+        u = pt.concatenate([-beta, pt.ones(1)])
+        rtr = pt.dot(u, pt.dot(arrays["xy_xy"], u))
+        return -0.5 * (n * np.log(2 * np.pi) + n * pt.log(sigma**2) + rtr / sigma**2)
+    qmax = max(qs)
+    Ls = pt.stack([pt.set_subtensor(pt.zeros((qmax, qmax))[:q, :q], L)
+                   for L, q in zip(chols, qs, strict=True)])
+    levels = arrays.get("ms", np.asarray(ms, dtype=np.int64))
+    return marginal_logp(arrays["zz"], arrays["z_xy"], arrays["xy_xy"], n, levels, beta,
+                         sigma, Ls, qs=qs)
 
 
 def _build_whitened(design: Design, priors: ResolvedPriors, rd: ResidualDesign) -> pm.Model:
@@ -158,7 +186,7 @@ def _build_whitened(design: Design, priors: ResolvedPriors, rd: ResidualDesign) 
         sigma = residual_sigma(design, rd, priors, params)
         arrays = _whitened_arrays(design, rd, params)
         q, m = [t.q for t in design.terms], [t.n_levels for t in design.terms]
-        pm.Potential("marginal_loglik",
-                     marginal_logp(arrays, beta, sigma, chols, n=design.nobs, q=q, m=m)
+        pm.Potential("marginal_loglik", loglik_expression(arrays, float(design.nobs), beta, sigma,
+                                                chols, q, m)
                      - 0.5 * logdet_lambda(rd, params))
     return model

@@ -27,15 +27,93 @@ import xarray as xr
 from .priors import Prior, ResolvedPriors
 from .structure_priors import structure_log_prior, structure_prior_draws
 
-__all__ = ["log_prior", "prior_draws", "with_prior_groups"]
+__all__ = ["log_prior", "prior_draws", "with_prior_groups", "lkj_corr_draws"]
 
 _CD = ("chain", "draw")
 
 
+def _numpy_logp(name: str, x: np.ndarray, par: dict) -> np.ndarray | None:
+    """PyMC's log-density of its common families in NumPy (no graph to compile)."""
+    from scipy import special
+
+    def student(nu, mu, s):
+        z = (x - mu) / s
+        return (special.gammaln(0.5 * (nu + 1)) - special.gammaln(0.5 * nu)
+                - 0.5 * np.log(nu * np.pi) - np.log(s) - 0.5 * (nu + 1) * np.log1p(z * z / nu))
+
+    if name == "Normal":
+        z = (x - par["mu"]) / par["sigma"]
+        return -0.5 * z * z - np.log(par["sigma"]) - 0.5 * np.log(2 * np.pi)
+    if name == "HalfNormal":
+        z = x / par["sigma"]
+        return np.log(2) - 0.5 * np.log(2 * np.pi) - np.log(par["sigma"]) - 0.5 * z * z
+    if name == "Exponential":
+        return np.log(par["lam"]) - par["lam"] * x
+    if name == "StudentT":
+        return student(par["nu"], par["mu"], par["sigma"])
+    if name == "HalfStudentT":
+        return np.log(2) + student(par["nu"], 0.0, par["sigma"])
+    if name == "HalfCauchy":
+        return np.log(2 / np.pi) - np.log(par["beta"]) - np.log1p((x / par["beta"]) ** 2)
+    if name == "Cauchy":
+        z = (x - par["alpha"]) / par["beta"]
+        return -np.log(np.pi) - np.log(par["beta"]) - np.log1p(z * z)
+    return None
+
+
+def _numpy_draw(name: str, par: dict, shape: tuple, rng) -> np.ndarray | None:
+    """Draws of the same families with NumPy's generator."""
+    p = {k: np.asarray(v, dtype=float) for k, v in par.items()}
+    if name == "Normal":
+        return p["mu"] + p["sigma"] * rng.standard_normal(shape)
+    if name == "HalfNormal":
+        return p["sigma"] * np.abs(rng.standard_normal(shape))
+    if name == "Exponential":
+        return rng.exponential(size=shape) / p["lam"]
+    if name in ("StudentT", "HalfStudentT"):
+        t = rng.standard_t(p["nu"], size=shape) * p["sigma"]
+        return p["mu"] + t if name == "StudentT" else np.abs(t)
+    if name in ("HalfCauchy", "Cauchy"):
+        c = rng.standard_cauchy(shape)
+        return p["beta"] * np.abs(c) if name == "HalfCauchy" else p["alpha"] + p["beta"] * c
+    return None
+
+
+def _params(prior: Prior) -> dict:
+    return {k: np.asarray(v, dtype=float) for k, v in prior.params.items()}
+
+
 def _logp(prior: Prior, values: np.ndarray, vector: bool) -> np.ndarray:
     """Log density of each draw (summed over a vector parameter's elements)."""
-    lp = pm.logp(prior.dist(shape=values.shape), values).eval()
+    lp = _numpy_logp(prior.name, values, _params(prior)) if set(prior.params) <= \
+        {"mu", "sigma", "lam", "nu", "beta", "alpha"} else None
+    if lp is None:  # any other PyMC family: its own logp
+        lp = pm.logp(prior.dist(shape=values.shape), values).eval()
     return lp.sum(axis=-1) if vector else lp
+
+
+def lkj_corr_draws(n: int, eta: float, draws: int, rng) -> np.ndarray:
+    """Draws of an n × n correlation matrix from LKJ(η), by the onion method
+    (Lewandowski, Kurowicka & Joe 2009).
+
+    >>> r = lkj_corr_draws(3, 2.0, 4000, np.random.default_rng(0))
+    >>> r.shape, bool(np.allclose(r[:, [0, 1, 2], [0, 1, 2]], 1.0))
+    ((4000, 3, 3), True)
+    """
+    out = np.empty((draws, n, n))
+    for d in range(draws):
+        b = eta + (n - 2) / 2
+        r12 = 2.0 * rng.beta(b, b) - 1.0
+        R = np.array([[1.0, r12], [r12, 1.0]])
+        for k in range(2, n):
+            b -= 0.5
+            y = rng.beta(k / 2, b)
+            u = rng.standard_normal(k)
+            w = np.sqrt(y) * u / np.linalg.norm(u)
+            z = np.linalg.cholesky(R) @ w
+            R = np.block([[R, z[:, None]], [z[None, :], np.ones((1, 1))]])
+        out[d] = R[:n, :n]
+    return out
 
 
 def _lkj_logp(corr: np.ndarray, blocks, eta: float) -> np.ndarray:
@@ -74,7 +152,10 @@ def log_prior(design, priors: ResolvedPriors, residual, post: xr.Dataset) -> xr.
 
 
 def _draw(prior: Prior, shape: tuple, rng) -> np.ndarray:
-    return np.asarray(pm.draw(prior.dist(shape=shape), random_seed=rng))
+    out = _numpy_draw(prior.name, prior.params, shape, rng)
+    if out is None:
+        out = pm.draw(prior.dist(shape=shape), random_seed=rng)
+    return np.asarray(out)
 
 
 def prior_draws(design, priors: ResolvedPriors, residual, *, draws: int = 1000,
@@ -93,9 +174,8 @@ def prior_draws(design, priors: ResolvedPriors, residual, *, draws: int = 1000,
             corr = np.broadcast_to(np.eye(q), (1, draws, q, q)).copy()
             for b in t.blocks:
                 if len(b) > 1:
-                    lkj = pm.LKJCorr.dist(n=len(b), eta=priors.eta[g], return_matrix=True)
-                    corr[0][:, np.array(b)[:, None], np.array(b)] = pm.draw(
-                        lkj, draws=draws, random_seed=rng)
+                    corr[0][:, np.array(b)[:, None], np.array(b)] = lkj_corr_draws(
+                        len(b), priors.eta[g], draws, rng)
             data[f"corr_{g}"] = (_CD + (f"{g}_term", f"{g}_term_bis"), corr)
     data["sigma"] = (_CD, _draw(priors.sigma, (1, draws), rng))
     for k, pr in priors.residual.items():

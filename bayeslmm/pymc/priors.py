@@ -26,7 +26,7 @@ column (1 for constant or two-valued columns, which are not rescaled, as in rsta
                             ``"fitted"``), the same reading
 ``varident_ratio``          ``LogNormal(0, 1)`` per non-reference level: the
                             log sd ratio ~ Normal(0, 1)
-``cor_symm`` (CorSymm)      ``LKJCorr(eta=1)``: flat over correlation matrices
+``cor_symm`` (CorSymm)      ``LKJCorr(n=d, eta=1)``: flat over correlation matrices
 ``arma_pacf`` (CorARMA)     ``Uniform(-1, 1)`` per partial autocorrelation
 ``range``, ``nugget``       ``LogNormal(log d̃, 1)`` (d̃ the median distance
                             within groups); ``Uniform(0, 1)``
@@ -167,7 +167,7 @@ def default_residual_priors(design: Design, rd: ResidualDesign) -> dict[str, Pri
 
 def _check_residual_prior(key: str, prior: Prior, rd: ResidualDesign) -> None:
     if key in structure_names(rd):
-        check_structure_prior(key, prior)
+        check_structure_prior(key, prior, rd)
         return
     if key == "varident_ratio" and prior.name not in POSITIVE_FAMILIES:
         raise BayesLMMError(f"Prior for {key!r} must be on positive values (e.g. "

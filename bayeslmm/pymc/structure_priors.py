@@ -5,7 +5,7 @@ VarConstPower, VarFixed, VarComb (:mod:`bayeslmm.residual.variances`).
 Defaults, on each parameter's natural scale:
 
 ==============================  ======================================================
-``cor_symm`` (CorSymm)          ``LKJCorr(eta=1)``: flat over the d × d correlation
+``cor_symm`` (CorSymm)          ``LKJCorr(n=d, eta=1)``: flat over the d × d correlation
                                 matrices (dims ``cor_symm_pair``, labels
                                 ``cor(1,2)`` …). Sampled as LKJ's canonical partial
                                 correlations ``cor_symm_cpc``, independent
@@ -81,7 +81,7 @@ def structure_priors(design: Design, rd: ResidualDesign) -> dict[str, Prior]:
     out: dict[str, Prior] = {}
     c = rd.correlation
     if isinstance(c, CorSymm):
-        out["cor_symm"] = Prior("LKJCorr", eta=1.0)
+        out["cor_symm"] = Prior("LKJCorr", n=rd.dense.dim, eta=1.0)
     elif isinstance(c, CorARMA):
         out["arma_pacf"] = Prior("Uniform", lower=-1.0, upper=1.0)
     elif rd.dense is not None:
@@ -104,13 +104,14 @@ def structure_priors(design: Design, rd: ResidualDesign) -> dict[str, Prior]:
     return out
 
 
-def check_structure_prior(key: str, prior: Prior) -> None:
+def check_structure_prior(key: str, prior: Prior, rd: ResidualDesign) -> None:
     """Refuse a user's prior that leaves the parameter's domain."""
     p = prior.params
-    if key == "cor_symm" and (prior.name != "LKJCorr" or set(p) != {"eta"}
-                              or not float(p["eta"]) > 0):
-        raise BayesLMMError(f"Prior for 'cor_symm' must be an LKJCorr with its eta > 0 only "
-                            f"(e.g. Prior('LKJCorr', eta=2)), got {prior!r}.")
+    if key == "cor_symm":
+        d = rd.dense.dim
+        if prior.name != "LKJCorr" or set(p) != {"n", "eta"} or int(p["n"]) != d:
+            raise BayesLMMError(f"Prior for 'cor_symm' must be an LKJCorr of the {d} × {d} "
+                                f"matrix, e.g. Prior('LKJCorr', n={d}, eta=2); got {prior!r}.")
     bounds = {"arma_pacf": (-1.0, 1.0), "nugget": (0.0, 1.0)}.get(key)
     if bounds is not None:
         lo, hi = bounds

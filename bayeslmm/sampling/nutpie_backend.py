@@ -58,8 +58,8 @@ import pytensor
 
 from ..errors import user_stacklevel
 
-__all__ = ["compile_model", "pick_backend", "structure_key", "memory_key", "model_data",
-           "is_cached", "cache_dir", "SMALL_MODEL"]
+__all__ = ["compile_model", "compile_direct", "pick_backend", "structure_key", "memory_key",
+           "model_data", "is_cached", "cache_dir", "SMALL_MODEL"]
 
 #: below this cost hint (q²·groups for the marginal model) one thread calling numba
 #: beats parallel chains under JAX (measured in benchmarks/bench_sampling.py)
@@ -272,3 +272,38 @@ def _numba_pyfunc(model: pm.Model, key: str | None):
         make_initial_point_fn=initial_point_fn,
         expanded_dtypes=[np.dtype("float64")] * len(names), expanded_shapes=shapes,
         expanded_names=names, shared_data=shared, dims=dims, coords=coords)
+
+
+def compile_direct(model: pm.Model, direct):
+    """A nutpie model evaluating ``direct`` (a :class:`~bayeslmm.pymc.direct.DirectModel`
+    of ``model``): precompiled numba code, so nothing is compiled here but PyMC's
+    initial-point function (in Python mode); PyMC's initial points and names."""
+    from nutpie.compile_pymc import _rv_dict_to_flat_array_wrapper, _wrap_with_lock
+    from nutpie.compiled_pyfunc import from_pyfunc
+    from pymc.initial_point import make_initial_point_fn
+
+    with pytensor.config.change_flags(cxx=""):
+        start_fn = _wrap_with_lock(make_initial_point_fn(
+            model=model, jitter_rvs=set(model.free_RVs), return_transformed=True))
+        start_fn(0)
+    initial_point_fn = _rv_dict_to_flat_array_wrapper(
+        start_fn, names=direct.value_names, shapes=direct.value_shapes)
+
+    def make_logp():
+        def logp(x, **data):
+            return direct.logp_grad(x)
+        return logp
+
+    def make_expand(seed1, seed2, chain):
+        def expand(x, **data):
+            return direct.expand(x)
+        return expand
+
+    dims = {n: model.named_vars_to_dims[n] for n in direct.names
+            if n in model.named_vars_to_dims}
+    coords = {d: list(model.coords[d]) for dd in dims.values() for d in dd}
+    return from_pyfunc(
+        ndim=direct.ndim, make_logp_fn=make_logp, make_expand_fn=make_expand,
+        make_initial_point_fn=initial_point_fn,
+        expanded_dtypes=[np.dtype("float64")] * len(direct.names),
+        expanded_shapes=direct.shapes, expanded_names=direct.names, dims=dims, coords=coords)

@@ -22,15 +22,12 @@ import warnings
 import arviz as az
 import numpy as np
 import pymc as pm
-import xarray as xr
 
 from ..errors import BayesLMMError, quiet_libraries, user_stacklevel
-from ..formula.weights import weighted
-from ..linalg.crossprod import CrossProducts
 from .compiled import COMPILED
 
-__all__ = ["available_samplers", "choose_sampler", "sample", "complete_marginal",
-           "check_options", "interrupted", "run_info", "LOGLIK_AUTO_LIMIT"]
+__all__ = ["available_samplers", "choose_sampler", "sample", "check_options",
+           "interrupted", "run_info", "LOGLIK_AUTO_LIMIT"]
 
 #: ``log_likelihood=None`` stores the pointwise log-likelihood only below this many
 #: values (draws × chains × rows), 200 MB of float64.
@@ -126,6 +123,7 @@ def sample(
     cacheable: bool = False,
     cost_hint: int = 0,
     low_rank_mass: bool = False,
+    direct=None,
 ) -> az.InferenceData:
     """Sample ``model`` with NUTS and return InferenceData.
 
@@ -136,6 +134,8 @@ def sample(
     ``cost_hint`` (roughly the work of one gradient) picks its backend.
     ``low_rank_mass`` lets nutpie adapt a diagonal-plus-low-rank mass matrix (for
     posteriors with strongly correlated parameters; PyMC's sampler ignores it).
+    ``direct`` (a :class:`~bayeslmm.pymc.direct.DirectModel` of ``model``) lets nutpie
+    evaluate the model with precompiled code instead of compiling its graph.
     Interrupted sampling (Ctrl-C) stops every chain and returns the draws made so far,
     marked (see :func:`run_info`); interrupted before any draw after tuning, it raises
     KeyboardInterrupt.
@@ -148,7 +148,8 @@ def sample(
             idata = _nutpie(model, cacheable, draws=opts["draws"], tune=opts["tune"],
                             chains=opts["chains"], cores=cores, seed=opts["random_seed"],
                             progressbar=progressbar, target_accept=opts["target_accept"],
-                            cost_hint=cost_hint, low_rank_mass=low_rank_mass)
+                            cost_hint=cost_hint, low_rank_mass=low_rank_mass,
+                            direct=direct)
         else:
             idata = _pymc(model, nuts, draws=opts["draws"], tune=opts["tune"],
                           chains=opts["chains"], cores=cores, seed=opts["random_seed"],
@@ -165,8 +166,7 @@ def sample(
 def interrupted(idata: az.InferenceData, draws: int, chains: int) -> str | None:
     """Why ``idata`` holds fewer draws than asked for (sampling stopped by Ctrl-C), or None.
 
-    >>> import xarray as xr
-    >>> post = xr.Dataset({"x": (("chain", "draw"), np.zeros((2, 5)))})
+    >>>     >>> post = xr.Dataset({"x": (("chain", "draw"), np.zeros((2, 5)))})
     >>> interrupted(az.InferenceData(posterior=post), draws=100, chains=2)
     'sampling was interrupted: 2 chains x 5 draws of the 2 x 100 asked for'
     """
@@ -183,8 +183,7 @@ def run_info(idata: az.InferenceData, **asked) -> dict:
     draws it actually holds; an interrupted run (Ctrl-C) is marked (``"interrupted"``,
     which the result's warnings and printed form repeat) and warned about here.
 
-    >>> import xarray as xr
-    >>> post = xr.Dataset({"x": (("chain", "draw"), np.zeros((1, 5)))})
+    >>>     >>> post = xr.Dataset({"x": (("chain", "draw"), np.zeros((1, 5)))})
     >>> run_info(az.InferenceData(posterior=post), draws=5, chains=1, tune=5)["draws"]
     5
     """
@@ -278,8 +277,23 @@ def _pymc(model, nuts, *, draws, tune, chains, cores, seed, progressbar,
             raise
 
 
+def _compiled(model, backend: str, cacheable: bool):
+    """The nutpie model of ``model``'s graph: from this process's cache (its data swapped
+    in) or compiled (and kept, when the graph depends on the data only through pm.Data)."""
+    from . import nutpie_backend as nb
+
+    key = nb.memory_key(model, backend) if cacheable else None
+    compiled = COMPILED.get(key) if key is not None else None
+    if compiled is not None:
+        return compiled.with_data(**nb.model_data(model))
+    compiled = nb.compile_model(model, backend, key=key[0] if key else None)
+    if key is not None:
+        COMPILED.put(key, compiled)
+    return compiled
+
+
 def _nutpie(model, cacheable, *, draws, tune, chains, cores, seed, progressbar,
-            target_accept, cost_hint, low_rank_mass=False) -> az.InferenceData:
+            target_accept, cost_hint, low_rank_mass=False, direct=None) -> az.InferenceData:
     """nutpie directly (not through pm.sample), so that its compiled model is cached.
 
     The model runs on PyTensor's numba backend with its chains in one thread, compiled
@@ -291,18 +305,14 @@ def _nutpie(model, cacheable, *, draws, tune, chains, cores, seed, progressbar,
     from . import nutpie_backend as nb
 
     backend = nb.pick_backend(cost_hint, cacheable)
-    key = nb.memory_key(model, backend) if cacheable else None
-    compiled = COMPILED.get(key) if key is not None else None
-    if compiled is None:
-        compiled = nb.compile_model(model, backend, key=key[0] if key else None)
-        if key is not None:
-            COMPILED.put(key, compiled)
+    if direct is not None and backend == "numba":
+        backend, compiled = "direct", nb.compile_direct(model, direct)
     else:
-        compiled = compiled.with_data(**nb.model_data(model))
+        compiled = _compiled(model, backend, cacheable)
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31))
     if cores is None:
-        cores = 1 if backend == "numba" else chains
+        cores = 1 if backend in ("numba", "direct") else chains
     start = time.perf_counter()
     idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
                           cores=cores, seed=int(seed), progress_bar=progressbar,
@@ -316,26 +326,4 @@ def _nutpie(model, cacheable, *, draws, tune, chains, cores, seed, progressbar,
     idata.posterior = post.drop_dims([d for d in post.dims if d not in used])
     idata.posterior.attrs.update(sampling_time=time.perf_counter() - start,
                                  nutpie_backend=backend)
-    return idata
-
-
-def complete_marginal(idata: az.InferenceData, design, random_seed=None,
-                      residual=None, cross_products=None) -> az.InferenceData:
-    """After NUTS on the marginal model: draw every ``b_<group>`` exactly from its
-    Gaussian conditional and add ``observed_data``, so the InferenceData has the same
-    groups, variables and coords as the conditional model's."""
-    from .ranef_draws import draw_random_effects  # numba: imported when first needed
-
-    post = idata.posterior
-    if design.terms:
-        cp = cross_products
-        if cp is None and residual is None:  # prior weights: rows scaled by √w
-            cp = CrossProducts.from_design(weighted(design))
-        seed = np.random.SeedSequence(random_seed).spawn(1)[0]
-        draws = draw_random_effects(design, cp, post, seed, residual=residual)
-        for name, da in draws.items():
-            post[name] = da
-    obs = xr.Dataset({"y": xr.DataArray(design.y, dims="obs",
-                                         coords={"obs": np.arange(design.nobs)})})
-    idata.add_groups(observed_data=obs)
     return idata

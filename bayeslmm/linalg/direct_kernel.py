@@ -1,0 +1,140 @@
+"""The whole log-density of a marginal mixed model (priors, transforms, likelihood) and
+its gradient in the unconstrained parameters, in numba: nothing to compile per model.
+
+A model is described by plain arrays (:class:`bayeslmm.pymc.direct.DirectModel` makes
+them from a PyMC marginal model and checks that they describe it exactly): the
+unconstrained vector ``x`` holds β, then each grouping factor's parameters (``log`` of
+its standard deviations, or PyMC's packed covariance Cholesky factor with ``log`` on its
+diagonal), then ``log σ``. The log-density is PyMC's (the same priors, transforms and
+Jacobians; :mod:`bayeslmm.linalg.prior_kernels`) plus the marginal likelihood
+(:mod:`bayeslmm.linalg.marginal_kernel`). These functions are compiled once per machine
+and cached by numba; every model of any structure then runs without compiling.
+
+Spec arrays: ``fkind`` (0: standard deviations, 1: Cholesky factor), ``fq``, ``foff``
+(start in ``x``), ``fsd`` (the sd prior's family code), ``feta`` (LKJ η) and ``fpar``
+((K, q_max, 3) the sd prior's parameters), all in design order; ``order`` is the factors'
+order in the cross-products.
+
+Examples
+--------
+See :class:`bayeslmm.pymc.direct.DirectModel`, whose ``logp_grad`` calls these and is
+tested equal to PyMC's own compiled log-density and gradient.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from .marginal_kernel import dense_logp_grad, one_factor_logp_grad
+from .prior_kernels import family_logp, lkj_chol_logp
+
+__all__ = ["direct_one_factor", "direct_dense"]
+
+
+@numba.njit(cache=True)
+def _priors(x, p, bcode, bpar, fkind, fq, foff, fsd, feta, fpar, scode, spar, soff):
+    """log prior + log Jacobian, its gradient, the factors' L (design order), σ."""
+    grad = np.zeros(x.shape[0])
+    lp = 0.0
+    for i in range(p):
+        a, d = family_logp(bcode, x[i], bpar[i])
+        lp += a
+        grad[i] += d
+    K = fq.shape[0]
+    qmax = 1
+    for k in range(K):
+        qmax = max(qmax, fq[k])
+    Ls = np.zeros((K, qmax, qmax))
+    for k in range(K):
+        q, off = fq[k], foff[k]
+        if fkind[k] == 0:
+            for i in range(q):
+                sd = math.exp(x[off + i])
+                a, d = family_logp(fsd[k], sd, fpar[k, i])
+                lp += a + x[off + i]
+                grad[off + i] += d * sd + 1.0
+                Ls[k, i, i] = sd
+        else:
+            idx = 0
+            for i in range(q):
+                for j in range(i + 1):
+                    v = x[off + idx]
+                    Ls[k, i, j] = math.exp(v) if i == j else v
+                    idx += 1
+            a, gL = lkj_chol_logp(np.ascontiguousarray(Ls[k, :q, :q]), feta[k], fsd[k],
+                                  np.ascontiguousarray(fpar[k, :q]))
+            lp += a
+            idx = 0
+            for i in range(q):
+                for j in range(i + 1):
+                    if i == j:
+                        lp += x[off + idx]  # the log transform of the diagonal
+                        grad[off + idx] += gL[i, i] * Ls[k, i, i] + 1.0
+                    else:
+                        grad[off + idx] += gL[i, j]
+                    idx += 1
+    sigma = math.exp(x[soff])
+    a, d = family_logp(scode, sigma, spar)
+    lp += a + x[soff]
+    grad[soff] += d * sigma + 1.0
+    return lp, grad, Ls, sigma
+
+
+@numba.njit(cache=True)
+def _back(grad, gL, k, Ls, fkind, fq, foff):  # pragma: no cover - compiled
+    """Add the likelihood's gradient in factor k's L to the unconstrained gradient."""
+    q, off = fq[k], foff[k]
+    if fkind[k] == 0:
+        for i in range(q):
+            grad[off + i] += gL[i, i] * Ls[k, i, i]
+        return
+    idx = 0
+    for i in range(q):
+        for j in range(i + 1):
+            grad[off + idx] += gL[i, j] * (Ls[k, i, i] if i == j else 1.0)
+            idx += 1
+
+
+@numba.njit(cache=True)
+def direct_one_factor(x, p, bcode, bpar, fkind, fq, foff, fsd, feta, fpar, scode, spar,
+                      soff, zz, z_xy, xy_xy, n):  # pragma: no cover - compiled
+    """``(log p(x), ∇ log p(x))`` of a model with one grouping factor."""
+    lp, grad, Ls, sigma = _priors(x, p, bcode, bpar, fkind, fq, foff, fsd, feta, fpar,
+                                  scode, spar, soff)
+    q = fq[0]
+    ll, gb, gs, gL, _, _, _ = one_factor_logp_grad(zz, z_xy, xy_xy, n, x[:p], sigma,
+                                                   np.ascontiguousarray(Ls[0, :q, :q]),
+                                                   False)
+    if not np.isfinite(ll):
+        return -np.inf, grad
+    grad[:p] += gb
+    grad[soff] += gs * sigma
+    _back(grad, gL, 0, Ls, fkind, fq, foff)
+    return lp + ll, grad
+
+
+@numba.njit(cache=True)
+def direct_dense(x, p, bcode, bpar, fkind, fq, foff, fsd, feta, fpar, scode, spar, soff,
+                 order, zz, z_xy, xy_xy, n, ms):  # pragma: no cover - compiled
+    """``(log p(x), ∇ log p(x))`` of a model with several grouping factors; ``ms`` their
+    levels in the cross-products' ``order``."""
+    lp, grad, Ls, sigma = _priors(x, p, bcode, bpar, fkind, fq, foff, fsd, feta, fpar,
+                                  scode, spar, soff)
+    K = order.shape[0]
+    ordered = np.zeros(Ls.shape)
+    qs = np.empty(K, dtype=np.int64)
+    for pos in range(K):
+        ordered[pos] = Ls[order[pos]]
+        qs[pos] = fq[order[pos]]
+    ll, gb, gs, gLs, _, _, _ = dense_logp_grad(zz, z_xy, xy_xy, n, x[:p], sigma, ordered,
+                                               qs, ms, False)
+    if not np.isfinite(ll):
+        return -np.inf, grad
+    grad[:p] += gb
+    grad[soff] += gs * sigma
+    for pos in range(K):
+        _back(grad, gLs[pos], order[pos], Ls, fkind, fq, foff)
+    return lp + ll, grad
