@@ -112,7 +112,7 @@ def test_cor_symm_prior_is_lkj(orthodont):
     """cor_symm's draws have LKJ(η)'s marginals: each correlation Beta(η − 1 + d/2)
     on (−1, 1), variance 1/(2η + d − 1)."""
     m = blm.LMM("distance ~ age", orthodont, residual=blm.CorSymm(group="Subject"),
-                priors={"cor_symm": blm.Prior("LKJCorr", n=4, eta=2.0)})
+                priors={"eta_cor_symm": 2.0})
     draws = m.prior_predictive(4000, random_seed=2).prior["cor_symm"].values[0]
     assert draws.shape == (4000, 6)
     np.testing.assert_allclose(draws.var(axis=0), 1 / (2 * 2.0 + 4 - 1), rtol=0.1)
@@ -121,13 +121,13 @@ def test_cor_symm_prior_is_lkj(orthodont):
 
 
 @pytest.mark.parametrize("key, prior, match", [
-    ("cor_symm", blm.Prior("LKJCorr", n=3, eta=1), r"LKJCorr of the 4 × 4"),
+    ("eta_cor_symm", -1.0, r"eta_cor_symm must be a positive number"),
     ("arma_pacf", blm.Prior("Normal", mu=0, sigma=1), r"within \(-1, 1\)"),
     ("nugget", blm.Prior("Uniform", lower=0, upper=2), r"within \(0, 1\)"),
     ("range", blm.Prior("Normal", mu=3, sigma=1), "positive values"),
 ])
 def test_prior_overrides_are_checked(orthodont, key, prior, match):
-    residual = {"cor_symm": blm.CorSymm(group="Subject"),
+    residual = {"eta_cor_symm": blm.CorSymm(group="Subject"),
                 "arma_pacf": blm.CorARMA(p=1, group="Subject")}.get(
         key, blm.CorExp(coords="age", group="Subject", nugget=True))
     m = blm.LMM("distance ~ age", orthodont, residual=residual)
@@ -136,7 +136,7 @@ def test_prior_overrides_are_checked(orthodont, key, prior, match):
     ok = {"arma_pacf": blm.Prior("Uniform", lower=-0.9, upper=0.9),
           "nugget": blm.Prior("Beta", alpha=2, beta=5),
           "range": blm.Prior("LogNormal", mu=1, sigma=0.5),
-          "cor_symm": blm.Prior("LKJCorr", n=4, eta=3)}[key]
+          "eta_cor_symm": 3.0}[key]
     assert resolve_priors(m.design, {key: ok}, m.residual).residual[key] == ok
 
 
@@ -206,7 +206,7 @@ def test_prior_groups_cover_the_structures(orthodont):
     lp = log_prior(m.design, m._priors, m.residual, draws)
     np.testing.assert_allclose(lp["arma_pacf"].values, 3 * np.log(0.5))  # Uniform(-1, 1)³
     m = blm.LMM("distance ~ age", orthodont, residual=blm.CorSymm(group="Subject"),
-                priors={"cor_symm": blm.Prior("LKJCorr", n=4, eta=3.0)})
+                priors={"eta_cor_symm": 3.0})
     draws = prior_draws(m.design, m._priors, m.residual, draws=30, random_seed=1)
     C = np.eye(4)[None].repeat(30, 0)
     iu = np.triu_indices(4, 1)

@@ -27,15 +27,8 @@ import pandas as pd
 from formulae import design_matrices
 
 from ..errors import DataError, FormulaError, suggest, user_stacklevel
+from . import contrasts
 from .checks import check_columns, check_finite, check_response
-from .contrasts import (
-    ENCODINGS,
-    check_functions,
-    list_literals,
-    ordered_columns,
-    r_name,
-    rewrite_ordered,
-)
 from .spec import ModelSpec, identifiers, parse_formula
 from .weights import check_weights, weights_series
 
@@ -47,7 +40,7 @@ NAMESPACE: dict[str, Any] = {
     "log10": np.log10, "log1p": np.log1p, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
     "sin": np.sin, "cos": np.cos, "tan": np.tan,
 }
-_KNOWN = set(NAMESPACE) | set(ENCODINGS) | {"True", "False", "None"}
+_KNOWN = set(NAMESPACE) | set(contrasts.ENCODINGS) | {"True", "False", "None"}
 
 
 @dataclass(frozen=True)
@@ -158,7 +151,7 @@ def _strip_strings(expr: str) -> str:
 def _columns_used(expr: str, data: pd.DataFrame, where: str) -> list[str]:
     cols = []
     found = identifiers(_strip_strings(expr))
-    check_functions([n for n, called in found if called], NAMESPACE, where)
+    contrasts.check_functions([n for n, called in found if called], NAMESPACE, where)
     for name, called in found:
         if called or name in data.columns:
             if not called:
@@ -228,10 +221,10 @@ def factor_codes(data: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray,
 def _matrix(expr: str, data: pd.DataFrame, where: str, ordered: set[str] = frozenset()):
     """formulae's matrices of ``expr``, ordered factors coded as R codes them."""
     lhs, tilde, rhs = expr.rpartition("~")
-    rhs, lists = list_literals(rewrite_ordered(rhs, set(ordered)))
+    rhs, lists = contrasts.list_literals(contrasts.rewrite_ordered(rhs, set(ordered)))
     try:
         return design_matrices(lhs + tilde + rhs, data, na_action="error",
-                               extra_namespace={**NAMESPACE, **ENCODINGS, **lists})
+                               extra_namespace={**NAMESPACE, **contrasts.ENCODINGS, **lists})
     except Exception as exc:  # formulae raises many kinds; name the term for the user
         raise FormulaError(f"Cannot evaluate {where} {expr!r}: {exc}") from exc
 
@@ -267,7 +260,7 @@ def _merge_bars(spec: ModelSpec, data: pd.DataFrame, evaluators: dict,
         for bar in bars:
             dm = _matrix(bar.expr, data, f"random-effect term {bar}", ordered)
             evaluators[group].append(dm.common)
-            block_names = [r_name(n) for n in dm.common.as_dataframe().columns]
+            block_names = [contrasts.r_name(n) for n in dm.common.as_dataframe().columns]
             if not block_names:
                 raise FormulaError(f"Random-effect term {bar} has no columns.")
             for nm in block_names:
@@ -373,7 +366,7 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
             UserWarning,
             stacklevel=user_stacklevel(),
         )
-    ordered = ordered_columns(data, predictors)  # R's contr.poly (before _normalise_factors)
+    ordered = contrasts.ordered_columns(data, predictors)  # before _normalise_factors
     clean = _normalise_factors(data.loc[complete], used)
     if len(clean) == 0:
         raise DataError("No rows left after dropping rows with missing values.")
@@ -386,8 +379,8 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
     X = np.asarray(dm.common.design_matrix, dtype=float) if dm.common is not None else np.zeros(
         (len(y), 0)
     )
-    names = [r_name(n) for n in dm.common.as_dataframe().columns] if dm.common is not None \
-        else []
+    names = [] if dm.common is None else [contrasts.r_name(n)
+                                           for n in dm.common.as_dataframe().columns]
     check_finite(X, names, clean.index, "fixed effects")
     X, names, dropped = _drop_dependent(X, names)
     evaluators = {"fixed": dm.common}

@@ -144,9 +144,12 @@ def log_prior(design, priors: ResolvedPriors, residual, post: xr.Dataset) -> xr.
     name = "sigma_ref" if "sigma_ref" in post else "sigma"
     out[name] = _logp(priors.sigma, post[name].values, False)
     for k, p in priors.residual.items():
+        lkj = structure_log_prior(k, p, post, residual)  # CorSymm's LKJ(η)
+        if lkj is not None:
+            out[lkj[0]] = lkj[1]
+            continue
         vals = post[k].values
-        lp = structure_log_prior(k, p, vals, residual)
-        out[k] = lp if lp is not None else _logp(p, vals, vals.ndim > 2)
+        out[k] = _logp(p, vals, vals.ndim > 2)
     coords = {"chain": post.chain, "draw": post.draw}
     return xr.Dataset({k: (_CD, v) for k, v in out.items()}, coords=coords)
 
@@ -181,9 +184,9 @@ def prior_draws(design, priors: ResolvedPriors, residual, *, draws: int = 1000,
     for k, pr in priors.residual.items():
         vector = structure_prior_draws(k, pr, residual, draws, rng)
         if vector is not None:  # CorSymm, CorARMA, VarComb's VarIdent parts
-            dims, values, extra = vector
+            name, dims, values, extra = vector
             coords.update(extra)
-            data[k] = (_CD + dims, values)
+            data[name] = (_CD + dims, values)
         elif k == "varident_ratio":
             levels = list(residual.by_levels[1:])
             coords["varident_level"] = levels

@@ -26,7 +26,8 @@ column (1 for constant or two-valued columns, which are not rescaled, as in rsta
                             ``"fitted"``), the same reading
 ``varident_ratio``          ``LogNormal(0, 1)`` per non-reference level: the
                             log sd ratio ~ Normal(0, 1)
-``cor_symm`` (CorSymm)      ``LKJCorr(n=d, eta=1)``: flat over correlation matrices
+``cor_symm`` (CorSymm)      LKJ(η = ``eta_cor_symm`` = 1): flat over correlation
+                            matrices
 ``arma_pacf`` (CorARMA)     ``Uniform(-1, 1)`` per partial autocorrelation
 ``range``, ``nugget``       ``LogNormal(log d̃, 1)`` (d̃ the median distance
                             within groups); ``Uniform(0, 1)``
@@ -148,7 +149,7 @@ def default_residual_priors(design: Design, rd: ResidualDesign) -> dict[str, Pri
     """Defaults for the residual parameters (see module doc)."""
     out = structure_priors(design, rd)
     for name in rd.param_names:
-        if name in out:
+        if name in out or f"eta_{name}" in out:  # CorSymm's LKJ: eta_cor_symm
             continue
         if name in ("Phi", "Rho"):
             lo, hi = _bounds(rd)

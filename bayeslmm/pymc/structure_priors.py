@@ -5,7 +5,8 @@ VarConstPower, VarFixed, VarComb (:mod:`bayeslmm.residual.variances`).
 Defaults, on each parameter's natural scale:
 
 ==============================  ======================================================
-``cor_symm`` (CorSymm)          ``LKJCorr(n=d, eta=1)``: flat over the d × d correlation
+``cor_symm`` (CorSymm)          LKJ(η) with ``eta_cor_symm`` = η = 1 (a number, as
+                                ``eta_<group>``): flat over the d × d correlation
                                 matrices (dims ``cor_symm_pair``, labels
                                 ``cor(1,2)`` …). Sampled as LKJ's canonical partial
                                 correlations ``cor_symm_cpc``, independent
@@ -76,12 +77,12 @@ def _power_scale(v: np.ndarray, name: str) -> float:
     return float(np.clip(1 / s, 1, 2)) if name.endswith("power") else 1 / s
 
 
-def structure_priors(design: Design, rd: ResidualDesign) -> dict[str, Prior]:
+def structure_priors(design: Design, rd: ResidualDesign) -> dict[str, Prior | float]:
     """Default priors of the parameters in :func:`structure_names` (module doc)."""
     out: dict[str, Prior] = {}
     c = rd.correlation
     if isinstance(c, CorSymm):
-        out["cor_symm"] = Prior("LKJCorr", n=rd.dense.dim, eta=1.0)
+        out["eta_cor_symm"] = 1.0  # LKJ's η (a number, as eta_<group>)
     elif isinstance(c, CorARMA):
         out["arma_pacf"] = Prior("Uniform", lower=-1.0, upper=1.0)
     elif rd.dense is not None:
@@ -107,11 +108,6 @@ def structure_priors(design: Design, rd: ResidualDesign) -> dict[str, Prior]:
 def check_structure_prior(key: str, prior: Prior, rd: ResidualDesign) -> None:
     """Refuse a user's prior that leaves the parameter's domain."""
     p = prior.params
-    if key == "cor_symm":
-        d = rd.dense.dim
-        if prior.name != "LKJCorr" or set(p) != {"n", "eta"} or int(p["n"]) != d:
-            raise BayesLMMError(f"Prior for 'cor_symm' must be an LKJCorr of the {d} × {d} "
-                                f"matrix, e.g. Prior('LKJCorr', n={d}, eta=2); got {prior!r}.")
     bounds = {"arma_pacf": (-1.0, 1.0), "nugget": (0.0, 1.0)}.get(key)
     if bounds is not None:
         lo, hi = bounds
@@ -150,10 +146,10 @@ def structure_variables(rd: ResidualDesign, priors: dict[str, Prior]) -> dict:
     out = {}
     c = rd.correlation
     for name in structure_names(rd):
-        prior = priors[name]
+        prior = priors.get(name)
         if name == "cor_symm":
             d = rd.dense.dim
-            shape = lkj_cpc_shapes(d, float(prior.params.get("eta", 1.0)))
+            shape = lkj_cpc_shapes(d, float(priors["eta_cor_symm"]))
             half = pm.Beta("cor_symm_cpc", alpha=shape, beta=shape, dims="cor_symm_pair")
             out[name] = pm.Deterministic(name, cpc_correlations(pt, 2.0 * half - 1.0, d),
                                          dims="cor_symm_pair")
@@ -177,36 +173,40 @@ def _vector_dim(rd: ResidualDesign, name: str) -> str | None:
         "varident_ratio") and name != "varident_ratio" else None
 
 
-def structure_prior_draws(name: str, prior: Prior, rd: ResidualDesign, draws: int,
-                          rng) -> tuple[tuple, np.ndarray, dict] | None:
-    """Draws from the prior of a vector parameter of these structures: its dims after
-    ``(chain, draw)``, the values ``(1, draws, k)`` and its coords; None for a scalar.
+def structure_prior_draws(key: str, prior, rd: ResidualDesign, draws: int,
+                          rng) -> tuple[str, tuple, np.ndarray, dict] | None:
+    """Draws from the prior ``key`` of a vector parameter of these structures: the
+    variable's name, its dims after ``(chain, draw)``, the values ``(1, draws, k)`` and
+    its coords; None for a scalar.
 
-    CorSymm's come from LKJ's partial correlations (as the model samples them).
+    CorSymm's (key ``eta_cor_symm``) come from LKJ's partial correlations, as the model
+    samples them.
     """
+    name = "cor_symm" if key == "eta_cor_symm" else key
     dim = _vector_dim(rd, name)
     if dim is None:
         return None
     coords = {dim: structure_coords(rd)[dim]}
     k = len(coords[dim])
     if name == "cor_symm":
-        shape = lkj_cpc_shapes(rd.dense.dim, float(prior.params.get("eta", 1.0)))
+        shape = lkj_cpc_shapes(rd.dense.dim, float(prior))
         z = 2.0 * rng.beta(shape, shape, size=(draws, k)) - 1.0
         values = np.array([cpc_correlations(np, row, rd.dense.dim) for row in z])
     else:
         values = np.asarray(pm.draw(prior.dist(shape=(draws, k)), random_seed=rng))
-    return (dim,), values[None], coords
+    return name, (dim,), values[None], coords
 
 
-def structure_log_prior(name: str, prior: Prior, values: np.ndarray,
-                        rd: ResidualDesign) -> np.ndarray | None:
-    """Per-draw log prior density of ``cor_symm`` (LKJ(η): ``(η − 1) log det Ω`` up to a
-    constant, as for ``corr_<group>``); None for the others (their PyMC ``logp``)."""
-    if name != "cor_symm":
+def structure_log_prior(key: str, prior, post, rd: ResidualDesign) -> tuple | None:
+    """``("cor_symm", per-draw log prior density)`` for the key ``eta_cor_symm`` (LKJ(η):
+    ``(η − 1) log det Ω`` up to a constant, as for ``corr_<group>``); None for the others
+    (their PyMC ``logp``)."""
+    if key != "eta_cor_symm":
         return None
+    values = post["cor_symm"].values
     d = rd.dense.dim
     full = np.broadcast_to(np.eye(d), values.shape[:-1] + (d, d)).copy()
     iu = np.triu_indices(d, 1)
     full[..., iu[0], iu[1]] = values
     full[..., iu[1], iu[0]] = values
-    return (float(prior.params.get("eta", 1.0)) - 1.0) * np.linalg.slogdet(full)[1]
+    return "cor_symm", (float(prior) - 1.0) * np.linalg.slogdet(full)[1]
