@@ -20,6 +20,8 @@ array([[1.    , 0.6065, 0.    ],
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 
@@ -37,14 +39,20 @@ def _groups(data: pd.DataFrame, group: str | None) -> np.ndarray:
     return pd.factorize(keys)[0]
 
 
-def arma_autocorrelation(phi, theta, lag: int, terms: int = 4000) -> float:
-    """ρ(lag) of an ARMA process from its MA(∞) weights ψ (a long truncated sum)."""
-    phi, theta = np.atleast_1d(phi).astype(float), np.atleast_1d(theta).astype(float)
+@lru_cache(maxsize=64)
+def _psi(phi: tuple, theta: tuple, terms: int) -> np.ndarray:
     psi = np.zeros(terms)
     psi[0] = 1.0
     for j in range(1, terms):
         psi[j] = (theta[j - 1] if j <= len(theta) else 0.0) + sum(
             phi[i - 1] * psi[j - i] for i in range(1, min(j, len(phi)) + 1))
+    return psi
+
+
+def arma_autocorrelation(phi, theta, lag: int, terms: int = 4000) -> float:
+    """ρ(lag) of an ARMA process from its MA(∞) weights ψ (a long truncated sum)."""
+    key = (tuple(np.atleast_1d(phi).astype(float)), tuple(np.atleast_1d(theta).astype(float)))
+    psi = _psi(*key, terms)
     return float(psi[:terms - lag] @ psi[lag:] / (psi @ psi))
 
 

@@ -3,6 +3,7 @@ checks), variables and coordinates, the conditional and marginal likelihoods aga
 scipy on the dense oracle's Λ, draws and predictions; NUTS itself in the sampling tier."""
 
 import numpy as np
+import pymc as pm
 import pytest
 from scipy import stats
 
@@ -15,12 +16,15 @@ from tests.oracle_structures import correlation_matrix, sd_weights
 from tests.posteriors import synthetic_posterior
 
 FORMULA = "distance ~ age + Sex + (1 | Subject)"
+#: (structure, parameterization): each model built costs a compilation
 STRUCTURES = [
-    blm.CorSymm(group="Subject"),
-    blm.CorARMA(p=1, q=1, group="Subject"),
-    blm.Residual(blm.VarComb(blm.VarIdent("Sex"), blm.VarConstPower("age")),
-                 blm.CorExp(coords="age", group="Subject", nugget=True)),
-    blm.VarComb(blm.VarFixed("age"), blm.VarPower()),
+    (blm.CorSymm(group="Subject"), "marginal"),
+    (blm.CorARMA(p=1, q=1, group="Subject"), "conditional"),
+    (blm.Residual(blm.VarComb(blm.VarIdent("Sex"), blm.VarConstPower("age")),
+                  blm.CorExp(coords="age", group="Subject", nugget=True)), "marginal"),
+    (blm.Residual(blm.VarComb(blm.VarIdent("Sex"), blm.VarConstPower("age")),
+                  blm.CorExp(coords="age", group="Subject", nugget=True)), "conditional"),
+    (blm.VarComb(blm.VarFixed("age"), blm.VarPower()), "conditional"),
 ]
 
 
@@ -57,34 +61,35 @@ def _lambda(m, vals, fitted):
     return d[:, None] * C * d[None, :]
 
 
-@pytest.mark.parametrize("residual", STRUCTURES, ids=repr)
-def test_likelihoods_match_scipy_on_the_dense_oracle(orthodont, residual):
+@pytest.mark.parametrize("residual, parameterization", STRUCTURES, ids=repr)
+def test_likelihoods_match_scipy_on_the_dense_oracle(orthodont, residual, parameterization):
     m = blm.LMM(FORMULA, orthodont, residual=residual)
     d, rd = m.design, m.residual
-    extra = [n for n in ("arma_coef",) if n in m.pymc_model.named_vars]
-    for model in (m.pymc_model, m.marginal_model) if not rd.fitted_covariate else \
-            (m.pymc_model,):
-        rng = np.random.default_rng(4)
-        point = {k: v + rng.normal(scale=0.3, size=np.shape(v))
-                 for k, v in model.initial_point(random_seed=3).items()}
-        conditional = "y" in model.named_vars
-        names = ["beta", "sigma", "sd_Subject", *rd.param_names, *extra] + (
-            ["b_Subject"] if conditional else ["marginal_loglik"])
-        vals = _values(model, names, point)
-        mu = d.X @ vals["beta"]
-        if conditional:
-            mu = mu + vals["b_Subject"][d.terms[0].codes, 0]
-        lam = vals["sigma"] ** 2 * _lambda(m, vals, mu)
-        if conditional:
-            want = stats.multivariate_normal(mu, lam).logpdf(d.y)
-            got = model.compile_logp(vars=[model["y"]])(point)
-        else:
-            Z, G = dense_z(d.terms), dense_psi(d.terms, [vals["sd_Subject"][None, :] ** 2])
-            want = stats.multivariate_normal(mu, Z @ G @ Z.T + lam).logpdf(d.y)
-            got = vals["marginal_loglik"]
-        assert abs(got - want) < 1e-8 * max(1.0, abs(want)), (conditional, got, want)
-        assert np.all(np.isfinite(model.compile_dlogp()(point)))
-
+    model = m.build(parameterization)
+    extra = [n for n in ("arma_coef",) if n in model.named_vars]
+    rng = np.random.default_rng(4)
+    point = {k: v + rng.normal(scale=0.3, size=np.shape(v))
+             for k, v in model.initial_point(random_seed=3).items()}
+    conditional = "y" in model.named_vars
+    names = ["beta", "sigma", "sd_Subject", *rd.param_names, *extra] + (
+        ["b_Subject"] if conditional else ["marginal_loglik"])
+    outs = model.replace_rvs_by_values([model[n] for n in names])
+    if conditional:  # the likelihood term of y, in the same compilation
+        outs.append(model.logp(vars=[model["y"]]))
+    fn = model.compile_fn(outs, inputs=model.value_vars, on_unused_input="ignore")
+    got = fn(point)
+    vals = dict(zip(names, got, strict=False))
+    mu = d.X @ vals["beta"]
+    if conditional:
+        mu = mu + vals["b_Subject"][d.terms[0].codes, 0]
+    lam = vals["sigma"] ** 2 * _lambda(m, vals, mu)
+    if conditional:
+        want, got = stats.multivariate_normal(mu, lam).logpdf(d.y), got[-1]
+    else:
+        Z, G = dense_z(d.terms), dense_psi(d.terms, [vals["sd_Subject"][None, :] ** 2])
+        want = stats.multivariate_normal(mu, Z @ G @ Z.T + lam).logpdf(d.y)
+        got = vals["marginal_loglik"]
+    assert abs(got - want) < 1e-8 * max(1.0, abs(want)), (conditional, got, want)
 
 def test_default_priors_variables_and_coords(orthodont):
     m = blm.LMM("distance ~ age", orthodont, residual=blm.Residual(
@@ -113,7 +118,7 @@ def test_cor_symm_prior_is_lkj(orthodont):
     on (−1, 1), variance 1/(2η + d − 1)."""
     m = blm.LMM("distance ~ age", orthodont, residual=blm.CorSymm(group="Subject"),
                 priors={"eta_cor_symm": 2.0})
-    draws = m.prior_predictive(4000, random_seed=2).prior["cor_symm"].values[0]
+    draws = pm.draw(m.build("marginal")["cor_symm"], draws=4000, random_seed=2)
     assert draws.shape == (4000, 6)
     np.testing.assert_allclose(draws.var(axis=0), 1 / (2 * 2.0 + 4 - 1), rtol=0.1)
     C = cpc_to_corr(2 * np.random.default_rng(1).beta(*[lkj_cpc_shapes(4, 2.0)] * 2) - 1, 4)
