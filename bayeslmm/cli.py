@@ -132,8 +132,12 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--data", required=True, help="a bundled dataset name or a CSV file")
     f.add_argument("--map", choices=["ML", "REML"], help="fit by ML or REML instead of NUTS")
     f.add_argument("--residual", metavar="SPEC",
-                   help="residual structure, e.g. \"AR1(group=Subject)\" or "
-                        "\"Residual(VarIdent(by=Sex), CAR1(time=age, group=Subject))\"")
+                   help="residual structure, e.g. \"AR1(group=Subject)\", "
+                        "\"Residual(VarIdent(by=Sex), CAR1(time=age, group=Subject))\", "
+                        "\"CorExp(coords=(x, y), group=site, nugget=True)\", "
+                        "\"VarComb(VarIdent(by=Sex), VarPower(covariate=age))\"")
+    f.add_argument("--weights", metavar="COLUMN",
+                   help="lme4's prior weights: residual variance sigma^2 / COLUMN")
     f.add_argument("--random-matrix", metavar="NAME=FILE",
                    help="a wide random-effect matrix (genotypes): .npy with the data's rows "
                         "in order, or .csv whose first column holds the --id of each row")
@@ -159,6 +163,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="rows of the random matrix for the new rows (.npy or .csv, in "
                          "their order), for a fit with --random-matrix")
     pr.add_argument("--kind", choices=["mean", "response"], default="mean")
+    pr.add_argument("--weights", metavar="COLUMN",
+                    help="prior weights of the new rows (--kind response; default: the "
+                         "fit's weights column)")
     pr.add_argument("--new-levels", choices=["sample", "population", "error"],
                     default="sample")
     pr.add_argument("--no-random", action="store_true", help="population-level predictions")
@@ -195,7 +202,8 @@ def _predict(args) -> int:
         if args.new_matrix:
             raise BayesLMMError("--new-matrix is for fits with --random-matrix.")
         draws = result.predict(new, kind=args.kind, include_random=not args.no_random,
-                               new_levels=args.new_levels, random_seed=args.seed)
+                               new_levels=args.new_levels, random_seed=args.seed,
+                               weights=args.weights)
     hdi = az.hdi(draws, hdi_prob=args.hdi)[draws.name].values
     pct = f"{args.hdi:.0%}".rstrip("%")
     out = new.copy()
@@ -267,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
                                                           "--random-matrix")])
         if args.covariance:
             extra["covariances"] = dict([_matrix_file(args.covariance, "--covariance")])
+        if args.weights:
+            extra["weights"] = args.weights
         model = LMM(args.formula, data, residual=residual, **extra)
         if args.map:
             result = model.fit_map(method=args.map)

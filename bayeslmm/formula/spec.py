@@ -168,6 +168,8 @@ def parse_formula(formula: str) -> ModelSpec:
     --------
     >>> parse_formula("y ~ x + (x || g)").bars[0].correlated
     False
+    >>> parse_formula("y ~ x + zerocorr(1 + x | g)").bars[0]
+    Bar(expr='1 + x', group='g', correlated=False)
     """
     if not isinstance(formula, str) or not formula.strip():
         raise FormulaError("The formula must be a non-empty string like 'y ~ x + (x | g)'.")
@@ -190,9 +192,17 @@ def parse_formula(formula: str) -> ModelSpec:
         inner = rhs[start + 1 : end - 1]
         if not _has_top_bar(inner):
             continue
-        fixed_pieces.append(rhs[last:start])
+        call = _CALLED.search(rhs[:start])
+        if call and call.group(1) != "zerocorr":
+            raise FormulaError(
+                f"Unknown function {call.group(1)!r} around the random-effect term "
+                f"'({inner})' in {formula!r}: random effects are written (x | g), (x || g) "
+                "for uncorrelated terms, or zerocorr(x | g) (MixedModels.jl's spelling of "
+                "||); other structures of the random effects are not supported.")
+        fixed_pieces.append(rhs[last:call.start() if call else start])
         last = end
         expr, group, correlated = _split_bar(inner, formula)
+        correlated = correlated and call is None  # zerocorr(x | g) is (x || g)
         if not expr:
             raise FormulaError(
                 f"Random-effect term '({inner})' in {formula!r} has nothing left of the bar; "
@@ -208,6 +218,9 @@ def parse_formula(formula: str) -> ModelSpec:
         )
     fixed = _tidy(fixed)
     return ModelSpec(formula=formula, response=lhs, fixed=fixed or "1", bars=tuple(bars))
+
+
+_CALLED = re.compile(r"([A-Za-z_.][\w.]*)\s*$")
 
 
 def _has_top_bar(inner: str) -> bool:

@@ -38,6 +38,7 @@ import numpy as np
 from ..errors import BayesLMMError, FitError, user_stacklevel
 from ..linalg.pls import PLS
 from ..linalg.theta import ThetaLayout
+from ..residual import dense_corr, varfuncs
 from ..residual.algebra import (
     initial_unconstrained,
     log_sd_weights,
@@ -189,9 +190,13 @@ def _u_bounds(rd: ResidualDesign) -> list[tuple[float | None, float | None]]:
     """Keep Phi and Rho off ±1 and the varIdent ratios finite."""
     out: list[tuple[float | None, float | None]] = []
     c = rd.correlation
-    if c is not None:
+    if rd.dense is not None:
+        out += dense_corr.u_bounds(rd.dense, c)
+    elif c is not None:
         out.append((-12.0, 12.0) if isinstance(c, AR1) else (-25.0, 25.0))
-    if isinstance(rd.variance, VarIdent):
+    if rd.varfuncs is not None:
+        out += varfuncs.u_bounds(rd.varfuncs)
+    elif isinstance(rd.variance, VarIdent):
         out += [(-25.0, 25.0)] * (len(rd.by_levels) - 1)
     elif rd.variance is not None:
         out.append((None, None))
@@ -201,6 +206,11 @@ def _u_bounds(rd: ResidualDesign) -> list[tuple[float | None, float | None]]:
 def _warn_edge(rd: ResidualDesign, u: np.ndarray, p: dict) -> None:
     """A correlation that ends on its search bound (|Phi| or Rho within ~1e-10 of its
     limit) is not an estimate: the likelihood still rises toward the edge."""
+    if rd.dense is not None:
+        msg = dense_corr.edge_message(rd.dense, rd.correlation, u)
+        if msg:
+            warnings.warn(msg, stacklevel=user_stacklevel())
+        return
     if rd.correlation is None or not len(u):
         return
     hi = _u_bounds(rd)[0][1]
@@ -216,6 +226,8 @@ def _warn_edge(rd: ResidualDesign, u: np.ndarray, p: dict) -> None:
 def _strong_start(crit: ResidualCriterion, x0: np.ndarray) -> tuple:
     """With random effects and a correlation: also start at a correlation of 0.6."""
     c = crit.rd.correlation
+    if crit.rd.dense is not None:  # spatial likelihoods: local maxima even without θ
+        return dense_corr.extra_starts(crit.rd.dense, c, x0, crit.n_theta)
     if c is None or crit.n_theta == 0:
         return ()
     x = x0.copy()

@@ -86,6 +86,8 @@ def search(f, fg, x0: np.ndarray, bounds: list, is_diag: np.ndarray, maxiter: in
     :meth:`bayeslmm.linalg.theta.ThetaLayout.scales`). Returns the end point, whether it
     is stationary, a message and the number of evaluations.
     """
+    if len(x0) == 0:  # e.g. gls with a variance function without parameters (VarFixed)
+        return np.asarray(x0, dtype=float), True, "no parameters to search", 1
     if scale is not None:
         s = np.asarray(scale, dtype=float)
         best, ok, msg, nfev = search(

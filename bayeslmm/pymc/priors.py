@@ -26,7 +26,16 @@ column (1 for constant or two-valued columns, which are not rescaled, as in rsta
                             ``"fitted"``), the same reading
 ``varident_ratio``          ``LogNormal(0, 1)`` per non-reference level: the
                             log sd ratio ~ Normal(0, 1)
+``cor_symm`` (CorSymm)      LKJ(η = ``eta_cor_symm`` = 1): flat over correlation
+                            matrices
+``arma_pacf`` (CorARMA)     ``Uniform(-1, 1)`` per partial autocorrelation
+``range``, ``nugget``       ``LogNormal(log d̃, 1)`` (d̃ the median distance
+                            within groups); ``Uniform(0, 1)``
+``const`` (VarConstPower)   ``LogNormal(0, 2)``; VarComb's parts as above, named
+                            ``A.power``, ``B.varident_ratio`` …
 ==========================  ===================================================
+
+The last rows are :mod:`bayeslmm.pymc.structure_priors`' (which says more).
 
 σ is nlme's: the residual sd where the variance function is 1. With VarPower or
 VarExp the ``sigma`` prior applies instead to ``sigma_ref``, the residual sd at a
@@ -62,119 +71,11 @@ from ..errors import BayesLMMError, suggest
 from ..formula.design import Design
 from ..residual.bind import ResidualDesign
 from ..residual.structures import AR1, CAR1, CompSymm
+from .prior import POSITIVE_FAMILIES, Prior
+from .structure_priors import check_structure_prior, structure_names, structure_priors
 
 __all__ = ["Prior", "default_priors", "default_residual_priors", "resolve_priors",
            "ResolvedPriors", "priors_as_data", "prior_as_data", "POSITIVE_FAMILIES"]
-
-#: Distribution families a scale parameter's prior may take (positive support).
-POSITIVE_FAMILIES = {"HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential", "Gamma",
-                     "InverseGamma", "LogNormal", "Weibull", "Uniform", "TruncatedNormal"}
-
-
-@dataclass(frozen=True)
-class Prior:
-    """A prior: a PyMC distribution name and its parameters.
-
-    Parameters
-    ----------
-    name : str
-        A distribution in ``pymc`` (``"Normal"``, ``"StudentT"``, ``"HalfNormal"`` ...).
-    **params
-        Its parameters, scalars or arrays (broadcast over the coefficients).
-
-    Examples
-    --------
-    >>> import bayeslmm as blm
-    >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"),
-    ...             priors={"sigma": blm.Prior("HalfNormal", sigma=50)})
-    >>> m.priors["sigma"]
-    "Prior('HalfNormal', sigma=50)"
-    """
-
-    name: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def __init__(self, name: str, **params: Any) -> None:
-        dist = getattr(pm, name, None) if isinstance(name, str) else None
-        if not (isinstance(dist, type) and issubclass(dist, pm.Distribution)):
-            raise BayesLMMError(f"Unknown PyMC distribution {name!r} in Prior: give the name "
-                                "of one, e.g. Prior('HalfNormal', sigma=10).")
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "params", dict(params))
-        _check_params(self)
-
-    def __repr__(self) -> str:
-        args = "".join(f", {k}={_fmt(v)}" for k, v in self.params.items())
-        return f"Prior({self.name!r}{args})"
-
-    def dist(self, **kwargs: Any):
-        """An unnamed PyMC distribution (``pm.<name>.dist``).
-
-        Examples
-        --------
-        >>> d = Prior("Normal", mu=0, sigma=[1.0, 10.0]).dist()
-        >>> pm.draw(d, random_seed=1).shape
-        (2,)
-        """
-        return getattr(pm, self.name).dist(**self.params, **kwargs)
-
-    def rv(self, name: str, **kwargs: Any):
-        """A named random variable inside the current model context.
-
-        Examples
-        --------
-        >>> with pm.Model() as model:
-        ...     x = Prior("HalfNormal", sigma=2).rv("x")
-        >>> model.free_RVs
-        [x]
-        """
-        return getattr(pm, self.name)(name, **self.params, **kwargs)
-
-
-#: parameters that must be positive, whatever the family (and alpha/beta but for Cauchy)
-_POSITIVE_PARAMS = {"sigma", "tau", "lam", "nu", "scale", "eta", "alpha", "beta"}
-
-
-def _check_params(prior: Prior) -> None:
-    """Refuse, when the prior is made, parameters its family does not take, values that
-    are not finite numbers, scales that are not positive, and what PyMC itself refuses."""
-    import inspect
-
-    signature = inspect.signature(getattr(pm, prior.name).dist).parameters
-    known = [k for k, p in signature.items() if p.kind is p.POSITIONAL_OR_KEYWORD
-             or p.kind is p.KEYWORD_ONLY]
-    unknown = [k for k in prior.params if k not in known]
-    if unknown:
-        raise BayesLMMError(f"{prior!r}: {prior.name} has no parameter "
-                            f"{', '.join(map(repr, unknown))}.{suggest(unknown[0], known)} "
-                            f"It takes {', '.join(known)}.")
-    for k, v in prior.params.items():
-        if hasattr(v, "owner"):  # a model's pm.Data (priors_as_data)
-            continue
-        try:
-            arr = np.asarray(v, dtype=float)
-        except (TypeError, ValueError):
-            raise BayesLMMError(f"{prior!r}: parameter {k!r} must be a number or an array "
-                                f"of numbers, got {v!r}.") from None
-        if not np.all(np.isfinite(arr)):
-            raise BayesLMMError(f"{prior!r}: parameter {k!r} must be finite, got {v!r}.")
-        positive = k in _POSITIVE_PARAMS and not (prior.name == "Cauchy" and k == "alpha")
-        if positive and np.any(arr <= 0):
-            raise BayesLMMError(f"{prior!r}: parameter {k!r} must be positive, got {v!r}.")
-    lo, hi = prior.params.get("lower"), prior.params.get("upper")
-    if lo is not None and hi is not None and np.any(np.asarray(lo) >= np.asarray(hi)):
-        raise BayesLMMError(f"{prior!r}: lower must be below upper.")
-    try:
-        prior.dist()
-    except Exception as exc:  # PyMC's own checks, named for the user
-        raise BayesLMMError(f"{prior!r} is not a valid {prior.name}: {exc}") from exc
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, np.ndarray):
-        return np.array2string(v, precision=4, separator=", ")
-    return f"{v:.4g}" if isinstance(v, float) else repr(v)
-
 
 def _scale(col: np.ndarray) -> float:
     """rstanarm's rule: two-valued (or constant) columns are not rescaled."""
@@ -246,8 +147,10 @@ def _bounds(rd: ResidualDesign) -> tuple[float, float]:
 
 def default_residual_priors(design: Design, rd: ResidualDesign) -> dict[str, Prior]:
     """Defaults for the residual parameters (see module doc)."""
-    out = {}
+    out = structure_priors(design, rd)
     for name in rd.param_names:
+        if name in out or f"eta_{name}" in out:  # CorSymm's LKJ: eta_cor_symm
+            continue
         if name in ("Phi", "Rho"):
             lo, hi = _bounds(rd)
             out[name] = Prior("Uniform", lower=lo, upper=hi)
@@ -264,6 +167,9 @@ def default_residual_priors(design: Design, rd: ResidualDesign) -> dict[str, Pri
 
 
 def _check_residual_prior(key: str, prior: Prior, rd: ResidualDesign) -> None:
+    if key in structure_names(rd):
+        check_structure_prior(key, prior, rd)
+        return
     if key == "varident_ratio" and prior.name not in POSITIVE_FAMILIES:
         raise BayesLMMError(f"Prior for {key!r} must be on positive values (e.g. "
                             f"LogNormal), got {prior.name}.")

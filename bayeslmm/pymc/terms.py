@@ -27,6 +27,7 @@ from ..formula.design import Design, ReTerm
 from ..residual.bind import ResidualDesign
 from ..residual.structures import VarExp, VarPower
 from .priors import Prior, ResolvedPriors
+from .structure_priors import structure_variables
 
 __all__ = ["coords_of", "fixed_effects", "term_scale", "residual_params", "residual_sigma",
            "STANDARDISED", "unit_scale"]
@@ -165,8 +166,10 @@ def term_scale(t: ReTerm, priors: ResolvedPriors):
 
 def residual_params(rd: ResidualDesign, priors: ResolvedPriors) -> dict:
     """The residual parameters as PyMC variables, named as nlme names them."""
-    out = {}
+    out = structure_variables(rd, priors.residual)
     for name in rd.param_names:
+        if name in out:
+            continue
         dims = "varident_level" if name == "varident_ratio" else None
         out[name] = priors.residual[name].rv(name, dims=dims)
     return out

@@ -20,6 +20,7 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
+from ..formula.weights import weighted
 from ..linalg.crossprod import CrossProducts
 from ..pymc.prior_draws import with_prior_groups
 from ..results.loglik import with_log_likelihood
@@ -37,8 +38,8 @@ def complete_marginal(idata: az.InferenceData, design, random_seed=None,
     post = idata.posterior
     if design.terms:
         cp = cross_products
-        if cp is None and residual is None:
-            cp = CrossProducts.from_design(design)
+        if cp is None and residual is None:  # prior weights: rows scaled by √w
+            cp = CrossProducts.from_design(weighted(design))
         seed = np.random.SeedSequence(random_seed).spawn(1)[0]
         draws = draw_random_effects(design, cp, post, seed, residual=residual)
         for name, da in draws.items():
