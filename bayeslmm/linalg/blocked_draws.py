@@ -33,8 +33,8 @@ __all__ = ["blocked_draw"]
 
 
 @numba.njit(cache=True)
-def _draw(a11, c1, bptr, bblk, a21, boff, bfac, a22, c2, beta, sigma, Ls, qs,
-          eps):  # pragma: no cover - compiled
+def _draw(a11, c1, bptr, bblk, tptr, tent, eown, a21, boff, bfac, a22, c2, beta, sigma, Ls,
+          qs, eps):  # pragma: no cover - compiled
     m1, q1, p1 = c1.shape[0], c1.shape[1], c1.shape[2]
     p, r = p1 - 1, a22.shape[0]
     s = sigma * sigma
@@ -43,8 +43,8 @@ def _draw(a11, c1, bptr, bblk, a21, boff, bfac, a22, c2, beta, sigma, Ls, qs,
     u[p] = 1.0
     L1 = np.ascontiguousarray(Ls[0, :q1, :q1])
     ok, _, Ci, _, _, z1 = first_factor(a11, c1, L1, s, u)
-    T, S, c2u, w2, y2, C21, B = rest_schur(a21, a22, c2, bptr, bblk, boff, bfac, Ls, qs,
-                                            L1, Ci, z1, s, u)
+    T, S, c2u, w2, y2, C21, B = rest_schur(a21, a22, c2, bptr, bblk, tptr, tent, eown,
+                                            boff, bfac, Ls, qs, L1, Ci, z1, s, u)
     C22 = np.linalg.cholesky(S)
     z2 = np.zeros(r)   # C₂₂ z₂ = y₂
     for i in range(r):
@@ -88,7 +88,8 @@ def blocked_draw(arrays: dict, beta, sigma: float, Ls, qs, eps) -> np.ndarray:
     """One draw of b (all factors, in the cross-products' order, level-major) given
     ``beta``, ``sigma``, the factors' ``Ls`` and standard normal ``eps`` (length Q)."""
     a = arrays
-    return _draw(a["a11"], a["c1"], a["bptr"], a["bblk"], a["a21"], a["boff"], a["bfac"],
+    return _draw(a["a11"], a["c1"], a["bptr"], a["bblk"], a["tptr"], a["tent"], a["eown"],
+                 a["a21"], a["boff"], a["bfac"],
                  a["a22"], a["c2"], np.ascontiguousarray(beta, np.float64), float(sigma),
                  np.ascontiguousarray(Ls, np.float64), np.asarray(qs, np.int64),
                  np.ascontiguousarray(eps, np.float64))

@@ -49,7 +49,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .blocked_parts import first_factor, gradient, rest_schur
+from .blocked_parts import entry_rows, first_factor, gradient, rest_schur
 from .crossed_kernel import crossed_kernel
 from .nested_kernel import nested_kernel
 from .small_dense import mv
@@ -61,8 +61,8 @@ _LOG2PI = float(np.log(2.0 * np.pi))
 
 
 @numba.njit(cache=True)
-def blocked_kernel(a11, c1, bptr, bblk, a21, a21d, boff, bfac, a22, c2, xy_xy, n, full,
-                   blockdiag, beta, sigma, Ls, qs):  # pragma: no cover - compiled
+def blocked_kernel(a11, c1, bptr, bblk, tptr, tent, eown, a21, a21d, boff, bfac, a22, c2,
+                   xy_xy, n, full, blockdiag, beta, sigma, Ls, qs):  # pragma: no cover - compiled
     """``(logp, d_beta, d_sigma, d_Ls)``; ``logp = -inf`` where P is not positive
     definite. Arguments: the layout's arrays, then β, σ, Ls (K, q_max, q_max) and the
     factors' q, all in the cross-products' order. Fully crossed designs run
@@ -74,15 +74,15 @@ def blocked_kernel(a11, c1, bptr, bblk, a21, a21d, boff, bfac, a22, c2, xy_xy, n
     if blockdiag:
         return nested_kernel(a11, c1, bptr, bblk, a21, boff, bfac, a22, c2, xy_xy, n,
                              beta, sigma, Ls, qs)
-    return pattern_kernel(a11, c1, bptr, bblk, a21, boff, bfac, a22, c2, xy_xy, n, beta,
-                          sigma, Ls, qs)
+    return pattern_kernel(a11, c1, bptr, bblk, tptr, tent, eown, a21, boff, bfac, a22, c2,
+                          xy_xy, n, beta, sigma, Ls, qs)
 
 
 @numba.njit(cache=True)
-def pattern_kernel(a11, c1, bptr, bblk, a21, boff, bfac, a22, c2, xy_xy, n, beta, sigma,
-                   Ls, qs):  # pragma: no cover - compiled
+def pattern_kernel(a11, c1, bptr, bblk, tptr, tent, eown, a21, boff, bfac, a22, c2, xy_xy,
+                   n, beta, sigma, Ls, qs):  # pragma: no cover - compiled
     """The general case: any pattern, S dense (r × r)."""
-    m1, q1, p1 = c1.shape[0], c1.shape[1], c1.shape[2]
+    q1, p1 = c1.shape[1], c1.shape[2]
     p, r, nb = p1 - 1, a22.shape[0], boff.shape[0] - 1
     s = sigma * sigma
     u = np.empty(p1)
@@ -95,19 +95,32 @@ def pattern_kernel(a11, c1, bptr, bblk, a21, boff, bfac, a22, c2, xy_xy, n, beta
     ok, logdet, Ci, c1u, w1, z1 = first_factor(a11, c1, L1, s, u)
     if not ok:
         return bad
-    T, S, c2u, w2, y2, C21, B = rest_schur(a21, a22, c2, bptr, bblk, boff, bfac, Ls, qs,
-                                            L1, Ci, z1, s, u)
+    T, S, c2u, w2, y2, C21, B = rest_schur(a21, a22, c2, bptr, bblk, tptr, tent, eown,
+                                            boff, bfac, Ls, qs, L1, Ci, z1, s, u)
     ok, ld2, M22 = spd_inverse(S)
     if not ok:
         return bad
     v2 = np.dot(M22, y2)
     # (P⁻¹)₂₁ on the pattern: −S⁻¹B
     M21 = np.zeros(C21.shape)
-    for j in range(m1):
-        for e in range(bptr[j], bptr[j + 1]):
-            o, qa = boff[bblk[e]], qs[bfac[bblk[e]]]
+    eo, eq = entry_rows(bblk, boff, bfac, qs)
+    for b in range(nb):   # by the rows of S⁻¹ it reads: one block's
+        o, qa = boff[b], qs[bfac[b]]
+        for x in range(tptr[b], tptr[b + 1]):
+            e = tent[x]
+            j = eown[e]
+            if q1 == 1 and qa == 1:
+                acc = 0.0
+                for f in range(bptr[j], bptr[j + 1]):
+                    if eq[f] == 1:
+                        acc += M22[o, eo[f]] * B[f, 0, 0]
+                    else:
+                        for t in range(eq[f]):
+                            acc += M22[o, eo[f] + t] * B[f, t, 0]
+                M21[e, 0, 0] = -acc
+                continue
             for f in range(bptr[j], bptr[j + 1]):
-                o2, qb = boff[bblk[f]], qs[bfac[bblk[f]]]
+                o2, qb = eo[f], eq[f]
                 for i in range(qa):
                     for t in range(qb):
                         mvl = M22[o + i, o2 + t]
@@ -133,7 +146,8 @@ def blocked_logp_grad(arrays: dict, beta, sigma: float, Ls, qs) -> tuple:
     blocked_arrays`'s dict (see the module doc for an example)."""
     a = arrays
     f64 = np.float64
-    return blocked_kernel(a["a11"], a["c1"], a["bptr"], a["bblk"], a["a21"], a["a21d"],
+    return blocked_kernel(a["a11"], a["c1"], a["bptr"], a["bblk"], a["tptr"], a["tent"],
+                          a["eown"], a["a21"], a["a21d"],
                           a["boff"], a["bfac"], a["a22"], a["c2"], a["xy_xy"],
                           float(a["n"]), bool(a["full"]), bool(a["blockdiag"]),
                           np.ascontiguousarray(beta, f64), float(sigma),

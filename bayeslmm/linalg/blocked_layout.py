@@ -9,7 +9,8 @@ effects ("the rest", r of them) are cut into *level blocks* (one level of one fa
 q_k rows): ``boff`` (their first rows, plus r), ``bfac`` (their factor's position).
 Z₁ᵀZ_rest is stored by the first factor's level: level j meets the level blocks
 ``bblk[bptr[j]:bptr[j+1]]`` (sorted), and ``a21[e, :q_b, :]`` is the q_b × q₁ block
-Z_bᵀZ₁ⱼ of entry e. ``a22`` = Z_restᵀZ_rest and ``c2`` = Z_restᵀ[X y] are dense.
+Z_bᵀZ₁ⱼ of entry e; by level block b, its entries are ``tent[tptr[b]:tptr[b+1]]``, and
+``eown[e]`` is entry e's level j. ``a22`` = Z_restᵀZ_rest and ``c2`` = Z_restᵀ[X y] are dense.
 
 ``full`` (every level of the first factor meets every level block: fully crossed)
 lets the kernel use one large matrix product instead of per-level ones; ``blockdiag``
@@ -71,11 +72,16 @@ def blocked_arrays(cp) -> dict[str, np.ndarray]:
     a21[e, cols - boff[b], a] = vals
     bblk = (pairs % nb).astype(np.int64)
     bptr = np.concatenate([[0], np.cumsum(np.bincount(pairs // nb, minlength=m1))])
+    # the pattern by level block of the rest (for loops that write one block's rows)
+    eown = (pairs // nb).astype(np.int64)
+    tent = np.argsort(bblk, kind="stable").astype(np.int64)
+    tptr = np.concatenate([[0], np.cumsum(np.bincount(bblk, minlength=nb))]).astype(np.int64)
     a22 = np.ascontiguousarray(cp.Arr[:rz, :rz])
     full = len(pairs) == m1 * nb
     return {
         "a11": np.ascontiguousarray(cp.A11), "c1": np.ascontiguousarray(cp.C1xy),
-        "bptr": bptr.astype(np.int64), "bblk": bblk, "a21": a21, "boff": boff,
+        "bptr": bptr.astype(np.int64), "bblk": bblk, "tptr": tptr, "tent": tent,
+        "eown": eown, "a21": a21, "boff": boff,
         "bfac": bfac, "a22": a22, "c2": np.ascontiguousarray(cp.Arr[:rz, rz:]),
         "xy_xy": np.ascontiguousarray(cp.xy_xy), "n": float(cp.n),
         "full": np.bool_(full),

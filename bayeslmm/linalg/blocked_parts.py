@@ -18,7 +18,8 @@ import numpy as np
 
 from .small_dense import mm, mv, small_chol
 
-__all__ = ["first_factor", "pattern_products", "rest_schur", "gradient", "rest_left"]
+__all__ = ["first_factor", "pattern_products", "rest_schur", "gradient", "rest_left",
+           "entry_rows"]
 
 _LOG2PI = float(np.log(2.0 * np.pi))
 
@@ -204,8 +205,8 @@ def rest_left(Ls, boff, bfac, qs, X, trans):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def rest_schur(a21, a22, c2, bptr, bblk, boff, bfac, Ls, qs, L1, Ci, z1, s,
-               u):  # pragma: no cover - compiled
+def rest_schur(a21, a22, c2, bptr, bblk, tptr, tent, eown, boff, bfac, Ls, qs, L1, Ci, z1,
+               s, u):  # pragma: no cover - compiled
     """The rest's dense part: T = A₂₂L̃₂, S = L̃₂ᵀT + sI − C₂₁C₂₁ᵀ (the Schur complement),
     c₂ = Z_restᵀr, w₂ = L̃₂ᵀc₂, y₂ = w₂ − C₂₁z₁, and C₂₁, B on the pattern."""
     r, q1 = a22.shape[0], a21.shape[2]
@@ -217,11 +218,24 @@ def rest_schur(a21, a22, c2, bptr, bblk, boff, bfac, Ls, qs, L1, Ci, z1, s,
     w2 = rest_left(Ls, boff, bfac, qs, c2u.reshape(r, 1), True).ravel()
     y2 = w2.copy()
     C21, B = pattern_products(a21, bptr, bblk, boff, bfac, Ls, qs, L1, Ci, z1, y2)
-    for j in range(bptr.shape[0] - 1):
-        for e in range(bptr[j], bptr[j + 1]):
-            o, qa = boff[bblk[e]], qs[bfac[bblk[e]]]
+    eo, eq = entry_rows(bblk, boff, bfac, qs)
+    if q1 == 1 and eq.max() == 1:   # scalar terms only: the common crossed intercepts
+        c = C21[:, 0, 0].copy()
+        for b in range(tptr.shape[0] - 1):
+            o = boff[b]
+            for x in range(tptr[b], tptr[b + 1]):
+                e = tent[x]
+                j, ce = eown[e], c[e]
+                for f in range(bptr[j], bptr[j + 1]):
+                    S[o, eo[f]] -= ce * c[f]
+        return T, S, c2u, w2, y2, C21, B
+    for b in range(tptr.shape[0] - 1):   # by the rows of S it writes: one block's
+        o, qa = boff[b], qs[bfac[b]]
+        for x in range(tptr[b], tptr[b + 1]):
+            e = tent[x]
+            j = eown[e]
             for f in range(bptr[j], bptr[j + 1]):
-                o2, qb = boff[bblk[f]], qs[bfac[bblk[f]]]
+                o2, qb = eo[f], eq[f]
                 for i in range(qa):
                     for t in range(qb):
                         acc = 0.0
@@ -229,3 +243,15 @@ def rest_schur(a21, a22, c2, bptr, bblk, boff, bfac, Ls, qs, L1, Ci, z1, s,
                             acc += C21[e, i, a] * C21[f, t, a]
                         S[o + i, o2 + t] -= acc
     return T, S, c2u, w2, y2, C21, B
+
+
+@numba.njit(cache=True)
+def entry_rows(bblk, boff, bfac, qs):  # pragma: no cover - compiled
+    """Each pattern entry's first row in the rest and its number of rows."""
+    ne = bblk.shape[0]
+    eo = np.empty(ne, dtype=np.int64)
+    eq = np.empty(ne, dtype=np.int64)
+    for e in range(ne):
+        eo[e] = boff[bblk[e]]
+        eq[e] = qs[bfac[bblk[e]]]
+    return eo, eq

@@ -126,8 +126,9 @@ def direct_one_factor(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, fet
 
 @numba.njit(cache=True)
 def direct_blocked(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, fpar, fc,
-                   scode, spar, soff, order, a11, c1, bptr, bblk, a21, a21d, boff, bfac,
-                   a22, c2, xy_xy, n, full, blockdiag):  # pragma: no cover - compiled
+                   scode, spar, soff, order, a11, c1, bptr, bblk, tptr, tent, eown, a21,
+                   a21d, boff, bfac, a22, c2, xy_xy, n, full,
+                   blockdiag):  # pragma: no cover - compiled
     """``(log p(x), ∇ log p(x))`` of a model with several grouping factors, by the blocked
     factorisation (:mod:`bayeslmm.linalg.blocked_kernel`); ``order`` is the factors'
     order in its layout."""
@@ -139,8 +140,9 @@ def direct_blocked(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, 
     for pos in range(K):
         ordered[pos] = Ls[order[pos]]
         qs[pos] = fq[order[pos]]
-    ll, gb, gs, gLs = blocked_kernel(a11, c1, bptr, bblk, a21, a21d, boff, bfac, a22, c2,
-                                     xy_xy, n, full, blockdiag, beta, sigma, ordered, qs)
+    ll, gb, gs, gLs = blocked_kernel(a11, c1, bptr, bblk, tptr, tent, eown, a21, a21d, boff,
+                                     bfac, a22, c2, xy_xy, n, full, blockdiag, beta, sigma,
+                                     ordered, qs)
     if not np.isfinite(ll):
         return -np.inf, grad
     grad[:p] += gb * bscale

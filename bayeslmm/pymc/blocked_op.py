@@ -45,9 +45,9 @@ from ..linalg.blocked_kernel import blocked_kernel
 __all__ = ["BlockedMarginalLogp", "blocked_logp", "register_jax", "DATA_NAMES"]
 
 #: the layout's arrays the Op takes, in its input order
-DATA_NAMES = ("a11", "c1", "bptr", "bblk", "a21", "a21d", "boff", "bfac", "a22", "c2",
-              "xy_xy", "n")
-_INTS = {"bptr", "bblk", "boff", "bfac"}
+DATA_NAMES = ("a11", "c1", "bptr", "bblk", "tptr", "tent", "eown", "a21", "a21d", "boff",
+              "bfac", "a22", "c2", "xy_xy", "n")
+_INTS = {"bptr", "bblk", "tptr", "tent", "eown", "boff", "bfac"}
 
 
 class BlockedMarginalLogp(Op):
@@ -114,11 +114,11 @@ def _numba_blocked_logp(op, node, **kwargs):
     full, blockdiag = op.full, op.blockdiag
 
     @numba_basic.numba_njit
-    def blocked(a11, c1, bptr, bblk, a21, a21d, boff, bfac, a22, c2, xy_xy, n, beta, sigma,
-                Ls):
-        lp, gb, gs, gLs = blocked_kernel(a11, c1, bptr, bblk, a21, a21d, boff, bfac, a22,
-                                         c2, xy_xy, n.item(), full, blockdiag, beta,
-                                         sigma.item(), Ls, qs)
+    def blocked(a11, c1, bptr, bblk, tptr, tent, eown, a21, a21d, boff, bfac, a22, c2, xy_xy,
+                n, beta, sigma, Ls):
+        lp, gb, gs, gLs = blocked_kernel(a11, c1, bptr, bblk, tptr, tent, eown, a21, a21d,
+                                         boff, bfac, a22, c2, xy_xy, n.item(), full,
+                                         blockdiag, beta, sigma.item(), Ls, qs)
         return np.array(lp), gb, np.array(gs), gLs
 
     return blocked, 1
