@@ -35,7 +35,7 @@ import numpy as np
 from .marginal_kernel import dense_logp_grad, one_factor_logp_grad
 from .prior_kernels import family_logp, lkj_chol_logp
 
-__all__ = ["direct_one_factor", "direct_dense"]
+__all__ = ["direct_one_factor", "direct_dense", "prior_terms", "factor_grad_back"]
 
 
 @numba.njit(cache=True)
@@ -145,3 +145,9 @@ def direct_dense(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, fp
     for pos in range(K):
         _back(grad, gLs[pos], order[pos], Ls, fkind, fq, foff, fc)
     return lp + ll, grad
+
+
+#: the prior step and the chain rule of a factor, for kernels built on these
+#: (:mod:`bayeslmm.linalg.direct_residual`)
+prior_terms = _priors
+factor_grad_back = _back

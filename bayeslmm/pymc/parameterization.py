@@ -18,9 +18,10 @@ Examples
 from __future__ import annotations
 
 from ..errors import BayesLMMError
+from ..residual.sufficient import sufficient_reason
 from .marginal import MAX_DENSE_RE, marginal_supports
 
-__all__ = ["choose_parameterization", "gradient_cost", "PARAMETERIZATIONS"]
+__all__ = ["choose_parameterization", "gradient_cost", "cacheable", "PARAMETERIZATIONS"]
 
 #: Values of ``parameterization``.
 PARAMETERIZATIONS = ("auto", "marginal", "conditional")
@@ -53,7 +54,25 @@ def choose_parameterization(design, residual, requested: str) -> str:
 
 def gradient_cost(design, residual, parameterization: str) -> int:
     """Roughly the work of one gradient: q²·levels (+ p²) for the marginal model on
-    cross-products; rows × q where the graph touches every row."""
-    if parameterization == "marginal" and residual is None:
-        return sum(t.n_levels * t.q**2 for t in design.terms) + len(design.fixef_names) ** 2
+    cross-products (twice that on a residual structure's statistics, which are
+    combined at every gradient); rows × q where the graph touches every row."""
+    if cacheable(design, residual, parameterization):
+        cost = sum(t.n_levels * t.q**2 for t in design.terms) + len(design.fixef_names) ** 2
+        return cost if residual is None else 2 * cost
     return design.nobs * max(1, sum(t.q for t in design.terms))
+
+
+def cacheable(design, residual, parameterization: str) -> bool:
+    """Whether the model's graph depends on the data only through ``pm.Data`` (one
+    compiled model per structure): the marginal model with iid residuals or a residual
+    structure with sufficient statistics (:mod:`bayeslmm.residual.sufficient`).
+
+    >>> import bayeslmm as blm
+    >>> m = blm.LMM("distance ~ age + (1 | Subject)", blm.datasets.load("Orthodont"),
+    ...             residual=blm.CAR1(time="age", group="Subject"))
+    >>> cacheable(m.design, m.residual, "marginal"), cacheable(m.design, None, "conditional")
+    (True, False)
+    """
+    if parameterization != "marginal":
+        return False
+    return residual is None or sufficient_reason(residual) is None
