@@ -93,10 +93,17 @@ def _gap_keys(lag: np.ndarray) -> np.ndarray:
     return np.array([float(f"{v:.12g}") for v in lag]) if len(lag) else lag
 
 
-def _strata(rd: ResidualDesign) -> tuple[np.ndarray, int]:
-    if isinstance(rd.variance, VarIdent):
+def _strata(rd: ResidualDesign, levels: list[str] | None = None) -> tuple[np.ndarray, int]:
+    """VarIdent's stratum of each sorted row, coded by ``levels`` (default its own)."""
+    if not isinstance(rd.variance, VarIdent):
+        return np.zeros(rd.n, dtype=np.int64), 1
+    if levels is None:
         return np.asarray(rd.by_codes, dtype=np.int64), len(rd.by_levels)
-    return np.zeros(rd.n, dtype=np.int64), 1
+    missing = sorted(set(rd.by_levels) - set(levels))
+    if missing:
+        raise ValueError(f"Levels {missing} of {rd.variance!r} are not among {levels}.")
+    remap = np.array([levels.index(v) for v in rd.by_levels], dtype=np.int64)
+    return remap[rd.by_codes], len(levels)
 
 
 def sufficient_reason(rd: ResidualDesign) -> str | None:
@@ -282,9 +289,13 @@ def _compsymm(design, rd: ResidualDesign, strata: np.ndarray, S: int) -> tuple[d
     return out, dict(zip(values.astype(float).tolist(), counts.tolist(), strict=True))
 
 
-def residual_stats(design, rd: ResidualDesign) -> ResidualStats:
+def residual_stats(design, rd: ResidualDesign,
+                   by_levels: list[str] | None = None) -> ResidualStats:
     """The statistics of ``rd`` bound to ``design``'s rows (or to a chunk of whole
     correlation groups: chunks' statistics add up).
+
+    ``by_levels``: VarIdent's levels of all the data, reference first, for a chunk
+    bound on its own (``bind(..., fitting=False)``), which may lack some levels.
 
     Raises
     ------
@@ -295,7 +306,7 @@ def residual_stats(design, rd: ResidualDesign) -> ResidualStats:
     if why:
         raise ValueError(f"No sufficient statistics: {why}.")
     family = _family(rd)
-    strata, S = _strata(rd)
+    strata, S = _strata(rd, by_levels)
     kind0 = _KINDS[family]
     parts: dict[tuple, CrossProducts] = {}
     for a in range(S):
