@@ -116,8 +116,8 @@ def sufficient_reason(rd: ResidualDesign) -> str | None:
     >>> df = pd.DataFrame({"g": list("aabb"), "t": [0.0, 0.5, 0.0, 0.7], "v": [1., 2, 3, 4]})
     >>> sufficient_reason(bind(blm.CAR1(time="t", group="g"), df)) is None
     True
-    >>> sufficient_reason(bind(blm.VarPower(covariate="v"), df))
-    'VarPower(covariate=\\'v\\') depends on a covariate of each row'
+    >>> print(sufficient_reason(bind(blm.VarPower(covariate="v"), df)))
+    VarPower(covariate='v') depends on a covariate of each row
     """
     v, c = rd.variance, rd.correlation
     if rd.varfuncs is not None or (v is not None and not isinstance(v, VarIdent)):
@@ -187,7 +187,7 @@ class ResidualStats:
         ...             residual=blm.CompSymm(group="Subject"))
         >>> s = residual_stats(m.design, m.residual)
         >>> (s + s).n, (s + s).counts.tolist()
-        (216, [54])
+        (216, [54.0])
         """
         if (self.family, self.n_strata) != (other.family, other.n_strata):
             raise ValueError("Statistics of different residual structures cannot be added.")
@@ -213,6 +213,25 @@ class ResidualStats:
         """``log|Λ|`` at ``params``."""
         return float(stats_logdet(self.family, self.values, self.counts, self.strata_rows,
                                   params, log_shift))
+
+    def conditioned(self, params: Mapping[str, Any], tol: float = 1e-4) -> bool:
+        """Whether the combination keeps its digits at ``params``: the coefficients
+        grow like 1/(1 − r²) (Markov) or 1/(1 − ρ), and the statistics' sum cancels by
+        as much, so a correlation within ``tol`` of its limit is better whitened row
+        by row.
+
+        >>> s = ResidualStats("markov", *[np.zeros(0)] * 4, (), 0, 1, np.ones(1),
+        ...                   np.array([1.0, 3.0]), np.ones(2))
+        >>> s.conditioned({"Phi": 0.99}), s.conditioned({"Phi": 0.99999})
+        (True, False)
+        """
+        if self.family == "markov":
+            r2 = float(params["Phi"]) ** (2.0 * self.values)
+            return bool(np.all(1.0 - r2 >= tol))
+        if self.family == "compsymm":
+            rho = float(params["Rho"])
+            return bool(1.0 - rho >= tol and np.all(1.0 + (self.values - 1.0) * rho >= tol))
+        return True
 
     def cross_products(self, params: Mapping[str, Any],
                        log_shift: float = 0.0) -> CrossProducts:
