@@ -31,7 +31,6 @@ from .pymc.parameterization import cacheable, choose_parameterization, gradient_
 from .pymc.priors import ResolvedPriors, resolve_priors
 from .residual.bind import ResidualDesign, bind
 from .residual.structures import as_residual, residual_columns
-from .residual.sufficient import ResidualStats, residual_stats, sufficient_reason
 from .results.map import MapResult
 from .results.posterior import PosteriorResult
 from .results.prior_table import PriorTable, design_elements
@@ -120,7 +119,6 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         self._priors: ResolvedPriors = resolve_priors(self._design, priors, self._residual)
         self._models: dict[str, pm.Model] = {}  # by parameterization: what fit samples
         self._cp: CrossProducts | None = None
-        self._stats: list = []  # the residual structure's statistics, once computed
 
     def __repr__(self) -> str:
         return f"LMM({self._spec.formula!r}, nobs={self.nobs}, groups={self.ngroups})"
@@ -254,8 +252,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
             if par == "marginal":
                 cp = None if self._residual is not None else self._cross_products
                 self._models[par] = build_marginal(self._design, self._priors,
-                                                   self._residual, cp,
-                                                   stats=self._residual_stats)
+                                                   self._residual, cp)
             else:
                 self._models[par] = build_conditional(self._design, self._priors,
                                                       self._residual)
@@ -327,7 +324,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         model = self.build(par)
         direct = (DirectModel.of(model, self._design, self._priors,
                                  None if self._residual else self._cross_products,
-                                 residual=self._residual, stats=self._residual_stats)
+                                 residual=self._residual)
                   if marginal and sampler == "nutpie" else None)
         idata = sample(
             model, draws=draws, tune=tune, chains=chains,
@@ -345,16 +342,6 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
                         chains=chains, random_seed=random_seed)
         return PosteriorResult(idata, self._design, self._priors.describe(), info=info,
                                residual=self._residual)
-
-    @property
-    def _residual_stats(self) -> ResidualStats | None:
-        """The residual structure's sufficient statistics, computed once (None for iid
-        residuals or a structure bound to its rows)."""
-        if not self._stats:
-            rd = self._residual
-            ok = rd is not None and sufficient_reason(rd) is None
-            self._stats.append(residual_stats(self._design, rd) if ok else None)
-        return self._stats[0]
 
     @property
     def _cross_products(self) -> CrossProducts:

@@ -52,7 +52,7 @@ from ..residual.algebra import (
 )
 from ..residual.bind import ResidualDesign
 from ..residual.structures import AR1, CAR1, CompSymm, VarIdent
-from ..residual.sufficient import residual_stats, sufficient_reason
+from ..residual.sufficient import statistics
 from ..results.map import MapResult
 from .assemble import assemble, warn_fit
 from .engine import MapEngine
@@ -99,7 +99,7 @@ class ResidualCriterion:
         # raises FitError for correlation groups that cross random-effect levels
         whiten_design(rd, design, self.params(initial_unconstrained(rd)))
         # AR1, CAR1 (few gaps), CompSymm, VarIdent: no pass over the rows per evaluation
-        self.stats = residual_stats(design, rd) if sufficient_reason(rd) is None else None
+        self.stats = statistics(design, rd)
 
     def start(self) -> np.ndarray:
         """lme4's θ start (Λ = I, in the covariates' units) and iid residuals."""

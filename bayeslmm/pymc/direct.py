@@ -35,7 +35,7 @@ from ..linalg.direct_kernel import direct_dense, direct_one_factor
 from ..linalg.direct_residual import direct_residual_dense, direct_residual_one_factor
 from ..linalg.prior_kernels import FAMILIES, PARAMETERS, lkj_normalizing_constant
 from ..residual.structures import CompSymm, VarIdent
-from ..residual.sufficient import residual_stats, sufficient_reason
+from ..residual.sufficient import statistics, sufficient_reason
 from .terms import STANDARDISED, unit_scale
 
 __all__ = ["DirectModel"]
@@ -128,7 +128,7 @@ class DirectModel:
         rspec: tuple = ()
         if residual is not None:
             rspec = _residual_spec(residual, priors, off,
-                                   stats if stats is not None else residual_stats(design, residual))
+                                   stats if stats is not None else statistics(design, residual))
             if rspec is None:
                 return None
         soff = off + (_n_residual(residual) if residual is not None else 0)

@@ -35,14 +35,9 @@ from ..formula.weights import log_weight_term, weighted
 from ..linalg.crossprod import CrossProducts
 from ..residual.algebra import crossing_factors, logdet_lambda, whiten
 from ..residual.bind import ResidualDesign
+from ..residual.closed_forms import coefficients, stats_logdet
 from ..residual.structures import VarIdent
-from ..residual.sufficient import (
-    ResidualStats,
-    coefficients,
-    residual_stats,
-    stats_logdet,
-    sufficient_reason,
-)
+from ..residual.sufficient import ResidualStats, statistics, sufficient_reason
 from .marginal_op import marginal_logp
 from .priors import ResolvedPriors, priors_as_data
 from .structure_priors import structure_coords
@@ -213,7 +208,7 @@ def _build_stats(design: Design, priors: ResolvedPriors, rd: ResidualDesign,
                  stats: ResidualStats | None) -> pm.Model:
     """The marginal model on the residual structure's statistics: the cross-products
     ``Σ_k c_k S_k`` formed from data stacks, the Op's gradient in them carrying ∂/∂c."""
-    stats = stats if stats is not None else residual_stats(design, rd)
+    stats = stats if stats is not None else statistics(design, rd)
     first = stats.parts[0]
     coords = {**coords_of(design), **structure_coords(rd)}
     coords.pop("obs")

@@ -50,13 +50,12 @@ True
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pytensor.tensor as pt
-from pytensor.graph.basic import Variable
 
 from ..linalg.crossprod import CrossProducts
 from ..linalg.residual_stats import (
@@ -66,10 +65,11 @@ from ..linalg.residual_stats import (
     row_map,
 )
 from .bind import ResidualDesign
+from .closed_forms import coefficients, stats_logdet
 from .structures import AR1, CAR1, CompSymm, VarIdent
 
-__all__ = ["ResidualStats", "residual_stats", "sufficient_reason", "coefficients",
-           "stats_logdet", "MAX_GAPS", "MAX_STATS"]
+__all__ = ["ResidualStats", "residual_stats", "statistics", "sufficient_reason", "MAX_GAPS",
+           "MAX_STATS"]
 
 #: CAR1 (and AR1 with a time column) uses statistics when its gaps take at most this
 #: many distinct values (integer days, visits); more keep the row-wise path.
@@ -88,9 +88,28 @@ def _family(rd: ResidualDesign) -> str:
 
 
 def _gap_keys(lag: np.ndarray) -> np.ndarray:
-    """Gaps rounded to 12 significant digits (exact for integers): equal keys share a
-    statistic, in every chunk alike."""
-    return np.array([float(f"{v:.12g}") for v in lag]) if len(lag) else lag
+    """Gaps (positive) rounded to 12 significant digits (integers as they are): equal
+    keys share a statistic, in every chunk alike."""
+    if not len(lag) or np.all(lag == np.round(lag)):
+        return lag
+    scale = 10.0 ** (11 - np.floor(np.log10(lag)))
+    return np.round(lag * scale) / scale
+
+
+_MEMO: dict[tuple, tuple] = {}
+
+
+def _memo(name: str, objects: tuple, make):
+    """``make()`` once per live ``objects`` (frozen designs, bound structures)."""
+    key = (name, *map(id, objects))
+    hit = _MEMO.get(key)
+    if hit is not None and all(r() is o for r, o in zip(hit[0], objects, strict=True)):
+        return hit[1]
+    value = make()
+    _MEMO[key] = (tuple(weakref.ref(o) for o in objects), value)
+    for o in objects:
+        weakref.finalize(o, _MEMO.pop, key, None)
+    return value
 
 
 def _strata(rd: ResidualDesign, levels: list[str] | None = None) -> tuple[np.ndarray, int]:
@@ -119,6 +138,10 @@ def sufficient_reason(rd: ResidualDesign) -> str | None:
     >>> print(sufficient_reason(bind(blm.VarPower(covariate="v"), df)))
     VarPower(covariate='v') depends on a covariate of each row
     """
+    return _memo("reason", (rd,), lambda: _reason(rd))
+
+
+def _reason(rd: ResidualDesign) -> str | None:
     v, c = rd.variance, rd.correlation
     if rd.varfuncs is not None or (v is not None and not isinstance(v, VarIdent)):
         return f"{v!r} depends on a covariate of each row"
@@ -347,58 +370,16 @@ def residual_stats(design, rd: ResidualDesign,
                          np.array([counts[v] for v in vals], dtype=float))
 
 
-def _xp(params: Mapping[str, Any], *arrays):
-    return pt if any(isinstance(v, Variable) for v in (*params.values(), *arrays)) else np
+def statistics(design, rd: ResidualDesign | None) -> ResidualStats | None:
+    """:func:`residual_stats` of ``rd`` bound to ``design``, computed once while both
+    live; None for iid residuals or a structure bound to its rows.
 
-
-def _log_delta(params: Mapping[str, Any], xp, log_shift):
-    """log δ per stratum (reference 0), shifted by −log_shift."""
-    if "varident_ratio" not in params:
-        return xp.zeros(1) - log_shift
-    return xp.concatenate([xp.zeros(1), xp.log(params["varident_ratio"])]) - log_shift
-
-
-def coefficients(family: str, kind, value, a, b, params: Mapping[str, Any],
-                 log_shift: float = 0.0):
-    """``c_k`` of the statistics (NumPy or PyTensor, as the inputs are); ``kind``,
-    ``value``, ``a``, ``b`` may be data tensors (``pm.Data``).
-
-    >>> coefficients("markov", np.array([0, 1, 2]), np.ones(3), np.zeros(3, int),
-    ...              np.zeros(3, int), {"Phi": 0.5}).round(4).tolist()
-    [1.0, 0.3333, -0.6667]
+    >>> import bayeslmm as blm
+    >>> m = blm.LMM("distance ~ age + (1 | Subject)", blm.datasets.load("Orthodont"),
+    ...             residual=blm.CompSymm(group="Subject"))
+    >>> statistics(m.design, m.residual) is statistics(m.design, m.residual)
+    True
     """
-    xp = _xp(params, kind, value, a, b)
-    where = pt.switch if xp is pt else np.where
-    w = xp.exp(-_log_delta(params, xp, log_shift))
-    ww = w[a] * w[b]
-    if family == "markov":
-        r = params["Phi"] ** value
-        f = 1.0 / (1.0 - r * r)
-        g = where(xp.eq(kind, 0) if xp is pt else kind == 0, 1.0,
-                  where(xp.eq(kind, 1) if xp is pt else kind == 1, r * r * f, -r * f))
-    elif family == "compsymm":
-        rho = params["Rho"]
-        g = where(xp.eq(kind, 3) if xp is pt else kind == 3, 1.0 / (1.0 - rho),
-                  -rho / ((1.0 + (value - 1.0) * rho) * (1.0 - rho)))
-    else:
-        g = 1.0
-    return g * ww
-
-
-def stats_logdet(family: str, values, counts, strata_rows, params: Mapping[str, Any],
-                 log_shift: float = 0.0):
-    """``log|Λ|`` from the gap or group-size counts and the rows per stratum.
-
-    >>> float(stats_logdet("compsymm", np.array([2.0]), np.array([1.0]), np.array([2.0]),
-    ...                    {"Rho": 0.5}))  # log det [[1, .5], [.5, 1]] = log 0.75
-    -0.2876820724517809
-    """
-    xp = _xp(params, values, counts, strata_rows)
-    out = 2.0 * xp.sum(strata_rows * _log_delta(params, xp, log_shift))
-    if family == "markov":
-        out = out + xp.sum(counts * xp.log1p(-(params["Phi"] ** (2.0 * values))))
-    elif family == "compsymm":
-        rho = params["Rho"]
-        out = out + xp.sum(counts * ((values - 1.0) * xp.log1p(-rho)
-                                     + xp.log1p((values - 1.0) * rho)))
-    return out
+    if rd is None or sufficient_reason(rd) is not None:
+        return None
+    return _memo("stats", (design, rd), lambda: residual_stats(design, rd))

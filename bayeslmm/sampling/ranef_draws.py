@@ -19,7 +19,7 @@ import xarray as xr
 
 from ..formula.design import Design
 from ..linalg.crossprod import CrossProducts, factor_order
-from ..residual.sufficient import residual_stats, sufficient_reason
+from ..residual.sufficient import statistics
 from ..results.predict import psi_factor
 
 __all__ = ["draw_random_effects"]
@@ -161,8 +161,7 @@ def _stacks(design: Design, cp: CrossProducts | None, rd, post: xr.Dataset):
     nc, nd = post.sizes["chain"], post.sizes["draw"]
     if rd is None:
         parts, coef = [cp], np.ones((nc * nd, 1))
-    elif sufficient_reason(rd) is None:
-        stats = residual_stats(design, rd)
+    elif (stats := statistics(design, rd)) is not None:
         values = {k: post[k].values.reshape(nc * nd, *post[k].shape[2:])
                   for k in rd.param_names}
         parts = list(stats.parts)
