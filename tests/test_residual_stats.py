@@ -230,3 +230,32 @@ def test_random_effect_draws_with_several_factors_match_the_dense_conditional(df
     se = np.sqrt(np.diag(cov) / copies)
     assert np.max(np.abs(flat.mean(0) - mean) / se) < 4.5
     np.testing.assert_allclose(np.cov(flat.T), cov, atol=0.08 * np.diag(cov).max())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["Orthodont_ar1_reml", "Orthodont_car1_reml",
+                                  "Orthodont_varident_ar1_reml"])
+def test_nuts_on_the_statistics_near_nlme(case):
+    """NUTS on the statistics (nutpie, the direct kernel): no divergences; β, σ and the
+    residual parameters within 2.5 posterior sds of nlme's REML estimates."""
+    import tomllib
+    from pathlib import Path
+
+    toml = tomllib.loads((Path(__file__).parents[1] / "models" / f"{case}.toml").read_text())
+    ref = toml["reference"]
+    m = blm.LMM(toml["formula"], blm.datasets.load("Orthodont"),
+                residual=blm.residual.parse_residual(toml["residual"]))
+    post = m.fit(draws=500, tune=500, chains=2, random_seed=3, progressbar=False)
+    pos = post.idata.posterior
+    assert post.info["parameterization"] == "marginal"
+    assert pos.attrs["nutpie_backend"] == "direct"
+    assert int(post.idata.sample_stats.diverging.sum()) == 0
+    for name, value in ref["fixef"].items():
+        draws = pos["beta"].sel(fixef=name)
+        assert abs(float(draws.mean()) - value) < 2.5 * float(draws.std()), name
+    assert abs(float(pos["sigma"].mean()) - ref["sigma"]) < 2.5 * float(pos["sigma"].std())
+    assert abs(float(pos["Phi"].mean()) - ref["residual_params"]["Phi"]) \
+        < 2.5 * float(pos["Phi"].std())
+    if "varident_ratio" in pos:
+        draws = pos["varident_ratio"].values[..., 0]
+        assert abs(draws.mean() - ref["residual_params"]["Female"]) < 2.5 * draws.std()
