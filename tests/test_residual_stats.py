@@ -119,6 +119,7 @@ PYMC_CASES = [
     ("y ~ x + (x | g)", AR1(group="g", time="t")),
     ("y ~ x + (1 | g) + (x | school)", Residual(VarIdent("s"), CAR1("ct", "g"))),
     ("y ~ x", Residual(VarIdent("s"), CompSymm("g"))),
+    ("y ~ x + (1 | g)", VarIdent(by="s")),
 ]
 
 
