@@ -80,6 +80,7 @@ def gradients() -> pd.DataFrame:
     import bayeslmm as blm
     from bayeslmm.pymc.direct import DirectModel
     from bayeslmm.pymc.marginal import _build_whitened  # the former path, for comparison
+    from bayeslmm.residual.sufficient import residual_stats
 
     rows = []
     for n in (10_000, 100_000):
@@ -87,7 +88,7 @@ def gradients() -> pd.DataFrame:
         for name, text in STRUCTURES.items():
             m = blm.LMM("y ~ x + (x | g)", df, residual=blm.residual.parse_residual(text))
             t = time.perf_counter()
-            stats = m._residual_stats
+            stats = residual_stats(m.design, m.residual)
             stats_s = time.perf_counter() - t
             model = m.build("marginal")
             direct = DirectModel.of(model, m.design, m._priors, None, residual=m.residual,
