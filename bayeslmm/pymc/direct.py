@@ -5,9 +5,13 @@ structure). For the marginal model as :func:`bayeslmm.pymc.marginal.build_margin
 makes it, unchanged by the user, with priors of the families of
 :mod:`bayeslmm.linalg.prior_kernels`, :class:`DirectModel` describes the same
 log-density in arrays for :mod:`bayeslmm.linalg.direct_kernel`, whose functions are
-compiled once per machine: fits of any structure then start at once. Anything else (a
-user's Deterministic or Potential, a residual structure, another prior family, a factor
-with several correlated blocks) gets ``None`` here and runs on PyTensor's compiled graph.
+compiled once per machine: fits of any structure then start at once. A residual
+structure with sufficient statistics (:mod:`bayeslmm.residual.sufficient`) runs on
+:mod:`bayeslmm.linalg.direct_residual` (with several grouping factors, on the dense
+factorisation: the blocked one has no gradient in its data yet). Anything else (a
+user's Deterministic or Potential, a residual structure bound to its rows, another
+prior family, a factor with several correlated blocks) gets ``None`` here and runs on
+PyTensor's compiled graph.
 
 The unconstrained parameters are PyMC's, in the model's own order (``beta_z``, per
 factor ``sd_<g>_log__`` or ``chol_<g>_z_cholesky-cov-packed__``, ``sigma_log__``), so the
@@ -31,11 +35,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..linalg.direct_kernel import direct_dense, direct_one_factor
+from ..linalg.blocked_layout import blocked_arrays
+from ..linalg.direct_kernel import direct_blocked, direct_one_factor
 from ..linalg.direct_residual import direct_residual_dense, direct_residual_one_factor
 from ..linalg.prior_kernels import FAMILIES, PARAMETERS, lkj_normalizing_constant
 from ..residual.structures import CompSymm, VarIdent
 from ..residual.sufficient import statistics, sufficient_reason
+from .blocked_op import DATA_NAMES
 from .terms import STANDARDISED, unit_scale
 
 __all__ = ["DirectModel"]
@@ -138,19 +144,23 @@ class DirectModel:
         shapes = [(p,)] + [((t.q * (t.q + 1) // 2) if k else t.q,)
                            for t, k in zip(design.terms, fkind, strict=True)]
         rvs = [v.name for v in model.unobserved_RVs]
-        if residual is not None:
+        if residual is not None:  # statistics (several factors: the dense kernel)
             data, dense = rspec[0], len(design.terms) != 1
             shapes += [() if name != "varident_ratio" else (len(residual.by_levels) - 1,)
                        for name in residual.param_names] + [()]
             return cls(spec, data, dense, constant, values, shapes, rvs,
                        cls._shapes(design, rvs, residual), [t.group for t in design.terms],
                        rspec[1])
-        arrays = cp.marginal_arrays()
-        data = (np.ascontiguousarray(arrays["zz"]), np.ascontiguousarray(arrays["z_xy"]),
-                np.ascontiguousarray(arrays["xy_xy"]), float(cp.n))
         dense = len(design.terms) > 1
-        if dense:
-            data = (np.array(cp.order, np.int64), *data, np.array(cp.m, np.int64))
+        if dense:  # several factors: the blocked layout
+            lay = blocked_arrays(cp)
+            data = (np.array(cp.order, np.int64),
+                    *[np.ascontiguousarray(lay[k]) for k in DATA_NAMES[:-1]], float(cp.n),
+                    bool(lay["full"]), bool(lay["blockdiag"]))
+        else:
+            arrays = cp.marginal_arrays()
+            data = (np.ascontiguousarray(arrays["zz"]), np.ascontiguousarray(arrays["z_xy"]),
+                    np.ascontiguousarray(arrays["xy_xy"]), float(cp.n))
         shapes.append(())
         return cls(spec, data, dense, constant, values, shapes, rvs,
                    cls._shapes(design, rvs), [t.group for t in design.terms])
@@ -201,8 +211,7 @@ class DirectModel:
             f = direct_residual_dense if self.dense else direct_residual_one_factor
             lp, grad = f(x, *self.spec, *self.data, *self.residual)
         elif self.dense:
-            order, zz, zxy, xx, n, ms = self.data
-            lp, grad = direct_dense(x, *self.spec, order, zz, zxy, xx, n, ms)
+            lp, grad = direct_blocked(x, *self.spec, *self.data)
         else:
             lp, grad = direct_one_factor(x, *self.spec, *self.data)
         return float(lp + self.constant), grad

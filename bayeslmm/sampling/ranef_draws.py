@@ -7,8 +7,9 @@ block-diagonal factor of Ψ̃) and r = y − Xβ:
 
 so every b draw is exact, and the pair (hyper-parameters, b) is a draw from the same
 joint posterior that the conditional model samples. One grouping factor: P is block
-diagonal (one q×q block per level), all levels and draws at once. Several factors: a
-dense Cholesky of P per draw.
+diagonal (one q×q block per level), all levels and draws at once. Several factors: the
+blocked Cholesky factor of P per draw (:mod:`bayeslmm.linalg.blocked_draws`), or with a
+residual structure's statistics a dense P per draw.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import numpy as np
 import xarray as xr
 
 from ..formula.design import Design
+from ..linalg.blocked_draws import blocked_draw
+from ..linalg.blocked_layout import blocked_arrays
 from ..linalg.crossprod import CrossProducts, factor_order
 from ..residual.sufficient import statistics
 from ..results.predict import psi_factor
@@ -104,8 +107,26 @@ def _one_factor_kernel(L, beta, sigma, coef, ZtZ, ZtX, Zty, eps, out):  # pragma
                 out[d, j, a] = acc
 
 
-def _several(zz, z_xy, coef, ms, Ls, beta, sigma, rng) -> np.ndarray:
-    """(draws, Q) exact joint draws for several factors, a dense P per draw; factors
+def _several(cp: CrossProducts, Ls, beta, sigma, rng) -> np.ndarray:
+    """(draws, Q) exact joint draws for several factors by the blocked Cholesky factor
+    (:mod:`bayeslmm.linalg.blocked_draws`); factors (and ``Ls``) in the cross-products'
+    order."""
+    arrays = blocked_arrays(cp)
+    Q = sum(q * m for q, m in zip(cp.q, cp.m, strict=True))
+    qmax = max(cp.q)
+    out = np.empty((len(sigma), Q))
+    packed = np.zeros((len(cp.q), qmax, qmax))
+    for d in range(len(sigma)):
+        for k, L in enumerate(Ls):
+            packed[k, :cp.q[k], :cp.q[k]] = L[d]
+        out[d] = blocked_draw(arrays, beta[d], sigma[d], packed, cp.q,
+                              rng.standard_normal(Q))
+    return out
+
+
+def _several_dense(zz, z_xy, coef, ms, Ls, beta, sigma, rng) -> np.ndarray:
+    """(draws, Q) exact joint draws for several factors, a dense P per draw (a residual
+    structure's statistics: the blocked layout takes one set of cross-products); factors
     (and ``Ls``) in the cross-products' order; ``zz``, ``z_xy`` stacks (K, Q, …)
     combined per draw with ``coef`` (draws, K)."""
     out = np.empty((len(sigma), zz.shape[1]))
@@ -147,9 +168,7 @@ def _whitened(design: Design, rd, post: xr.Dataset, beta, sigma, Ls, rng) -> np.
                                    Ls[0][d:d + 1], beta[d:d + 1], sigma[d:d + 1],
                                    rng).reshape(-1))
         else:
-            a = cp.marginal_arrays()
-            out.append(_several(a["zz"][None], a["z_xy"][None], np.ones((1, 1)), cp.m,
-                                [Ls[k][d:d + 1] for k in cp.order], beta[d:d + 1],
+            out.append(_several(cp, [Ls[k][d:d + 1] for k in cp.order], beta[d:d + 1],
                                 sigma[d:d + 1], rng)[0])
     return np.array(out)
 
@@ -171,6 +190,8 @@ def _stacks(design: Design, cp: CrossProducts | None, rd, post: xr.Dataset):
         return None
     if len(design.terms) == 1:
         return (np.stack([c.A11 for c in parts]), np.stack([c.C1xy for c in parts])), coef
+    if rd is None:  # the blocked draws read ``cp`` itself
+        return (None, None), coef
     arrays = [c.marginal_arrays() for c in parts]
     return (np.stack([a["zz"] for a in arrays]), np.stack([a["z_xy"] for a in arrays])), coef
 
@@ -202,10 +223,12 @@ def draw_random_effects(design: Design, cp: CrossProducts, post: xr.Dataset,
         if len(design.terms) == 1:
             flat[sl] = _one_factor(zz, z_xy, coef[sl], Ls[0][sl], beta[sl], sigma[sl],
                                    rng).reshape(sl.stop - sl.start, -1)
+        elif residual is None:
+            flat[sl] = _several(cp, [Ls[k][sl] for k in order], beta[sl], sigma[sl], rng)
         else:
             ms = [design.terms[k].n_levels for k in order]
-            flat[sl] = _several(zz, z_xy, coef[sl], ms, [Ls[k][sl] for k in order],
-                                beta[sl], sigma[sl], rng)
+            flat[sl] = _several_dense(zz, z_xy, coef[sl], ms, [Ls[k][sl] for k in order],
+                                      beta[sl], sigma[sl], rng)
     out, pos = {}, 0
     for k in order:
         t = design.terms[k]
