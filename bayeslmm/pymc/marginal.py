@@ -101,6 +101,11 @@ def marginal_supports(design: Design, residual: ResidualDesign | None) -> str | 
     if len(design.terms) > 1 and why:
         return (f"with several grouping factors the marginal model needs a residual structure "
                 f"with sufficient statistics, and {why}; use the conditional model")
+    n_re = sum(t.n_levels * t.q for t in design.terms)
+    if len(design.terms) > 1 and n_re > MAX_DENSE_RE:
+        return (f"with several grouping factors a residual structure's statistics are "
+                f"combined in one dense system of all {n_re} random effects (at most "
+                f"{MAX_DENSE_RE}); use the conditional model")
     return None
 
 

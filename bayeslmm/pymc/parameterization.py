@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import BayesLMMError
 from ..linalg.crossprod import factor_order
 from ..residual.sufficient import sufficient_reason
-from .marginal import MAX_DENSE_RE, MAX_REST_RE, marginal_supports
+from .marginal import MAX_REST_RE, marginal_supports
 
 __all__ = ["choose_parameterization", "gradient_cost", "cacheable", "rest", "nested",
            "PARAMETERIZATIONS"]
@@ -56,11 +56,9 @@ def choose_parameterization(design, residual, requested: str) -> str:
         return "marginal"
     if requested == "conditional":
         return "conditional"
-    if residual is None:
-        cheap = len(design.terms) <= 1 or rest(design) <= MAX_REST_RE or nested(design)
-    else:  # the statistics' several-factor path is dense in all Q random effects
-        cheap = (len(design.terms) <= 1
-                 or sum(t.n_levels * t.q for t in design.terms) <= MAX_DENSE_RE)
+    # (a residual structure with several factors: marginal_supports bounds its size)
+    cheap = (len(design.terms) <= 1 or residual is not None or rest(design) <= MAX_REST_RE
+             or nested(design))
     return "marginal" if cheap and why is None else "conditional"
 
 
