@@ -9,7 +9,8 @@ prior) and the VarIdent ratios (``log``, ``LogNormal`` priors). Per evaluation: 
 coefficients c_k and their derivatives, the combined cross-products, the likelihood
 kernel with its gradient in the cross-products (``data_grads``), whose contraction
 with each ``S_k`` gives ∂/∂c_k, then the chain rule to the parameters; plus
-``−½ log|Λ|``. The cost does not depend on the number of rows.
+``−½ log|Λ|``. The cost does not depend on the number of rows. The entry points release
+the GIL, so nutpie's chains (threads) run them in parallel.
 
 Residual spec: ``rkind`` (0: no correlation, 1: Markov ``Phi``, 2: CompSymm ``Rho``),
 ``roff`` (the correlation's place in ``x``; the ratios follow), ``rlo``, ``rhi`` (its
@@ -146,7 +147,7 @@ def _chain(grad, coef, dcoef, rkind, roff, a, b, gzz, gzxy, gxx, zz, zxy, xx):  
             grad[ioff + b[k] - 1] -= dc * coef[k]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def direct_residual_one_factor(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta,
                                fpar, fc, scode, spar, soff, zz, z_xy, xy_xy, n, rkind, roff,
                                rlo, rhi, rpar, kind, value, a, b, values, counts,
@@ -178,7 +179,7 @@ def direct_residual_one_factor(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff,
     return lp + rlp + ll, grad
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def direct_residual_dense(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, fpar,
                           fc, scode, spar, soff, order, zz, z_xy, xy_xy, n, ms, rkind, roff,
                           rlo, rhi, rpar, kind, value, a, b, values, counts,
