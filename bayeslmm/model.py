@@ -17,9 +17,11 @@ from typing import Any
 import pandas as pd
 import pymc as pm
 
-from .errors import quiet_libraries
-from .formula.design import Design, build_design
+from .dask.frame import POINTWISE_OUT_OF_CORE, model_design
+from .errors import BayesLMMError, quiet_libraries
+from .formula.design import Design
 from .formula.spec import ModelSpec, parse_formula
+from .formula.summary import SummaryDesign
 from .kernel_model import KernelModel
 from .linalg.crossprod import CrossProducts
 from .mle.fit import fit_map
@@ -55,9 +57,9 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         ``(0 + x | g)``, ``(1 | a/b)`` (nested), ``(1 | a:b)``, several factors
         (crossed), and the transforms formulae supports (``np.log(x)``, ``scale(x)``,
         ``C(x)``, ``I(x ** 2)``, ``sin(2 * pi * t)``).
-    data : DataFrame
+    data : DataFrame or dask DataFrame
         Factors as pandas categoricals keep their level order (first = baseline);
-        numeric grouping columns are treated as categorical.
+        numeric grouping columns are categorical; a dask one is read out of core.
     residual : optional
         Residual structure ``ε ~ N(0, σ²Λ)`` as in nlme (:mod:`bayeslmm.residual`):
         a correlation (``blm.AR1``, ``blm.CAR1``, ``blm.CompSymm``), a variance function
@@ -110,8 +112,9 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
     ) -> None:
         structure = as_residual(residual)
         self._spec: ModelSpec = parse_formula(formula)
-        self._design: Design = build_design(self._spec, data, na_action=na_action,
-                                            extra_columns=residual_columns(structure))
+        self._design: Design | SummaryDesign = model_design(  # pandas, or dask: out of core
+            self._spec, data, na_action=na_action, residual=structure,
+            extra_columns=tuple(residual_columns(structure)))
         self._residual: ResidualDesign | None = (
             bind(structure, self._design) if structure is not None else None)
         self._priors: ResolvedPriors = resolve_priors(self._design, priors, self._residual)
@@ -316,6 +319,8 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         """
         par = choose_parameterization(self._design, self._residual, parameterization)
         marginal = par == "marginal"
+        if log_likelihood and not self._design.in_memory:
+            raise BayesLMMError(f"log_likelihood=True: {POINTWISE_OUT_OF_CORE}")
         if target_accept is None:
             target_accept = 0.8 if marginal else 0.9
         sampler = choose_sampler(sampler, par)

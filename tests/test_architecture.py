@@ -21,6 +21,7 @@ LAYERS = [
     ["bayeslmm.errors", "bayeslmm.datasets"],
     ["bayeslmm.linalg"],
     ["bayeslmm.formula"],
+    ["bayeslmm.dask"],
     ["bayeslmm.residual"],
     ["bayeslmm.results"],
     ["bayeslmm.mle"],

@@ -17,27 +17,23 @@ Examples
 
 from __future__ import annotations
 
-import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from formulae import design_matrices
 
-from ..errors import DataError, FormulaError, suggest, user_stacklevel
-from .spec import ModelSpec, identifiers, parse_formula
+from ..errors import DataError, FormulaError, user_stacklevel
+from ..linalg.moments import Moments
+from .columns import NAMESPACE, columns_used
+from .spec import ModelSpec, parse_formula
+from .transforms import argument, set_transforms, stateful_calls
 
-__all__ = ["ReTerm", "Design", "build_design", "factor_codes", "level_label", "NAMESPACE"]
+__all__ = ["ReTerm", "Design", "build_design", "factor_codes", "level_label", "NAMESPACE",
+           "columns_used", "formula_matrices", "merge_bars", "check_terms", "normalise_factors"]
 
-#: Names a formula may use besides columns (``sin(2 * pi * Time)``, ``np.log(x)``).
-NAMESPACE: dict[str, Any] = {
-    "np": np, "numpy": np, "pi": np.pi, "e": np.e, "log": np.log, "log2": np.log2,
-    "log10": np.log10, "log1p": np.log1p, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
-    "sin": np.sin, "cos": np.cos, "tan": np.tan,
-}
-_KNOWN = set(NAMESPACE) | {"True", "False", "None"}
 
 
 @dataclass(frozen=True)
@@ -124,6 +120,30 @@ class Design:
         """Number of levels per grouping factor."""
         return {t.group: t.n_levels for t in self.terms}
 
+    @property
+    def column_dtypes(self) -> pd.Series:
+        """The types of the columns used (factors with their levels)."""
+        return self.data.dtypes
+
+    @property
+    def in_memory(self) -> bool:
+        """True: the rows are here (an out-of-core design has only their cross-products)."""
+        return True
+
+    def moments(self) -> dict[str, Any]:
+        """Moments of ``y``, of each column of ``X`` and of each ``Z`` column per factor
+        (what the data-scaled priors read): ``{"y": m, "X": [...], "Z": {group: [...]}}``.
+
+        >>> import bayeslmm as blm
+        >>> d = build_design("Reaction ~ Days + (Days | Subject)",
+        ...                  blm.datasets.load("sleepstudy"))
+        >>> mom = d.moments()
+        >>> mom["y"].n, round(mom["X"][1].mean, 2), mom["Z"]["Subject"][0].two_valued
+        (180, 4.5, True)
+        """
+        return {"y": Moments.of(self.y), "X": [Moments.of(c) for c in self.X.T],
+                "Z": {t.group: [Moments.of(c) for c in t.Z.T] for t in self.terms}}
+
     def term(self, group: str) -> ReTerm:
         """The term of a grouping factor, by name."""
         for t in self.terms:
@@ -132,28 +152,7 @@ class Design:
         raise KeyError(f"No grouping factor {group!r}; have {[t.group for t in self.terms]}.")
 
 
-def _strip_strings(expr: str) -> str:
-    expr = re.sub(r"\"[^\"]*\"|'[^']*'", " ", expr)
-    return re.sub(r"\b[A-Za-z_]\w*\s*=(?!=)", " ", expr)  # keyword arguments
-
-
-def _columns_used(expr: str, data: pd.DataFrame, where: str) -> list[str]:
-    cols = []
-    for name, called in identifiers(_strip_strings(expr)):
-        if called or name in data.columns:
-            if not called:
-                cols.append(name)
-            continue
-        if name in _KNOWN or re.fullmatch(r"[\d.]+", name) or name.split(".")[0] in _KNOWN:
-            continue
-        raise DataError(
-            f"Unknown column {name!r} in {where}.{suggest(name, data.columns)} "
-            f"The data have columns {list(map(str, data.columns))}."
-        )
-    return cols
-
-
-def _normalise_factors(data: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+def normalise_factors(data: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     """Make categoricals ordered (formulae then keeps their order) and drop unused levels."""
     data = data.copy()
     for c in cols:
@@ -205,7 +204,8 @@ def factor_codes(data: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray,
     return codes.astype(np.int64), labels
 
 
-def _matrix(expr: str, data: pd.DataFrame, where: str):
+def formula_matrices(expr: str, data: pd.DataFrame, where: str):
+    """formulae's design matrices of ``expr`` on ``data`` (our namespace), errors named."""
     try:
         return design_matrices(expr, data, na_action="error", extra_namespace=NAMESPACE)
     except Exception as exc:  # formulae raises many kinds; name the term for the user
@@ -232,7 +232,8 @@ def _drop_dependent(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[s
     return X[:, keep], [names[j] for j in keep], dropped
 
 
-def _merge_bars(spec: ModelSpec, data: pd.DataFrame, evaluators: dict) -> list[ReTerm]:
+def merge_bars(spec: ModelSpec, data: pd.DataFrame, evaluators: dict) -> list[ReTerm]:
+    """One :class:`ReTerm` per grouping factor (its bars merged); fills ``evaluators``."""
     terms = []
     for group in spec.groups:
         bars = [b for b in spec.bars if b.group == group]
@@ -240,7 +241,7 @@ def _merge_bars(spec: ModelSpec, data: pd.DataFrame, evaluators: dict) -> list[R
         cols, names, blocks = [], [], []
         evaluators[group] = []
         for bar in bars:
-            dm = _matrix(bar.expr, data, f"random-effect term {bar}")
+            dm = formula_matrices(bar.expr, data, f"random-effect term {bar}")
             evaluators[group].append(dm.common)
             block_names = list(dm.common.as_dataframe().columns)
             if not block_names:
@@ -260,7 +261,24 @@ def _merge_bars(spec: ModelSpec, data: pd.DataFrame, evaluators: dict) -> list[R
     return terms
 
 
-def _check_terms(terms: list[ReTerm], n: int) -> None:
+def _exact_transforms(spec: ModelSpec, clean: pd.DataFrame, evaluators: dict, X, terms):
+    """``center()``/``scale()`` evaluated with the exact moments of their argument (as
+    on data in chunks, :mod:`bayeslmm.formula.transforms`), not formulae's np.mean/np.std."""
+    calls = stateful_calls(tuple([spec.fixed] + [b.expr for b in spec.bars]), strict=False)
+    if not calls:
+        return X, terms
+    set_transforms(evaluators, {k: Moments.of(argument(c, clean, NAMESPACE))
+                                for k, c in calls.items()})
+    if evaluators["fixed"] is not None:
+        X = np.asarray(evaluators["fixed"].evaluate_new_data(clean).design_matrix, dtype=float)
+    terms = [replace(t, Z=np.column_stack([
+        np.asarray(ev.evaluate_new_data(clean).design_matrix, dtype=float)
+        for ev in evaluators[t.group]])) for t in terms]
+    return X, terms
+
+
+def check_terms(terms, n: int) -> None:
+    """Every factor has ≥ 2 levels and fewer random effects than observations."""
     for t in terms:
         if t.n_levels < 2:
             raise DataError(
@@ -300,25 +318,7 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
         raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
     if na_action not in ("drop", "raise"):
         raise DataError(f"na_action must be 'drop' or 'raise', got {na_action!r}.")
-    response_cols = _columns_used(spec.response, data, "the response")
-    used = _columns_used(spec.fixed, data, "the fixed effects")
-    for bar in spec.bars:
-        used += _columns_used(bar.expr, data, f"random-effect term {bar}")
-        for c in bar.group_columns:
-            if c not in data.columns:
-                raise DataError(
-                    f"Unknown grouping column {c!r} in random-effect term {bar}."
-                    f"{suggest(c, data.columns)} The data have columns {list(data.columns)}."
-                )
-            used.append(c)
-    for c in extra_columns:
-        if c not in data.columns:
-            raise DataError(f"Unknown column {c!r} in the residual structure."
-                            f"{suggest(c, data.columns)} The data have columns "
-                            f"{list(map(str, data.columns))}.")
-    predictors = list(dict.fromkeys(used))
-    used += list(extra_columns)
-    used = list(dict.fromkeys(response_cols + used))
+    response_cols, used, predictors = columns_used(spec, data.columns, extra_columns)
     if spec.response in data.columns and not pd.api.types.is_numeric_dtype(data[spec.response]):
         raise DataError(
             f"The response {spec.response!r} is not numeric (dtype {data[spec.response].dtype}); "
@@ -341,10 +341,10 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
             UserWarning,
             stacklevel=user_stacklevel(),
         )
-    clean = _normalise_factors(data.loc[complete], used)
+    clean = normalise_factors(data.loc[complete], used)
     if len(clean) == 0:
         raise DataError("No rows left after dropping rows with missing values.")
-    dm = _matrix(f"{spec.response} ~ {spec.fixed}", clean, "formula")
+    dm = formula_matrices(f"{spec.response} ~ {spec.fixed}", clean, "formula")
     y = np.asarray(dm.response.design_matrix, dtype=float).reshape(-1)
     if dm.response.design_matrix.ndim > 1 and dm.response.design_matrix.shape[1] != 1:
         raise DataError(f"The response {spec.response!r} must be one numeric column.")
@@ -354,10 +354,11 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
         (len(y), 0)
     )
     names = list(dm.common.as_dataframe().columns) if dm.common is not None else []
-    X, names, dropped = _drop_dependent(X, names)
     evaluators = {"fixed": dm.common}
-    terms = _merge_bars(spec, clean, evaluators)
-    _check_terms(terms, len(y))
+    terms = merge_bars(spec, clean, evaluators)
+    X, terms = _exact_transforms(spec, clean, evaluators, X, terms)
+    X, names, dropped = _drop_dependent(X, names)
+    check_terms(terms, len(y))
     return Design(
         spec=spec, y=y, X=X, fixef_names=names, terms=terms, data=clean,
         rows=clean.index, response=spec.response, dropped_fixef=dropped,

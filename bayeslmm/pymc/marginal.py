@@ -111,9 +111,7 @@ def build_marginal(design: Design, priors: ResolvedPriors,
     if residual is not None:
         return _build_whitened(design, priors, residual)
     cp = cross_products if cross_products is not None else CrossProducts.from_design(design)
-    coords = coords_of(design)
-    coords.pop("obs")
-    with pm.Model(coords=coords) as model:
+    with pm.Model(coords=coords_of(design, obs=False)) as model:
         arrays = {k: pm.Data(f"stat_{k}", v) for k, v in cp.marginal_arrays().items()}
         arrays["ms"] = pm.Data("stat_ms", np.asarray(cp.m, dtype=np.int64))
         n = pm.Data("stat_n", float(cp.n))
@@ -153,8 +151,7 @@ def loglik_expression(arrays, n, beta, sigma, chols, qs, ms):
 
 
 def _build_whitened(design: Design, priors: ResolvedPriors, rd: ResidualDesign) -> pm.Model:
-    coords = coords_of(design)
-    coords.pop("obs")
+    coords = coords_of(design, obs=False)
     if isinstance(rd.variance, VarIdent):
         coords["varident_level"] = list(rd.by_levels[1:])
     with pm.Model(coords=coords) as model:

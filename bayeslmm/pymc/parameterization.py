@@ -37,9 +37,17 @@ def choose_parameterization(design, residual, requested: str) -> str:
     if requested not in PARAMETERIZATIONS:
         raise BayesLMMError(f"Unknown parameterization {requested!r}; choose one of "
                             f"{PARAMETERIZATIONS}.")
+    why = marginal_supports(design, residual)
+    if not design.in_memory:  # rows out of core: only the cross-products are here
+        if requested == "conditional" or why:
+            raise BayesLMMError(
+                "This model's rows are not in memory: only the marginal model (from "
+                "cross-products) can be sampled"
+                + (f", and it is not available here: {why}." if why else
+                   "; use parameterization='marginal' (or 'auto')."))
+        return "marginal"
     if not design.terms and residual is None:
         return "conditional"  # no random effects: nothing to integrate out
-    why = marginal_supports(design, residual)
     if requested == "marginal":
         if why:
             raise BayesLMMError(f"parameterization='marginal' is not available: {why}.")

@@ -1,0 +1,8 @@
+"""placeholder"""
+
+__all__ = ["grm"]
+
+
+def grm(X):
+    """placeholder"""
+    raise NotImplementedError
