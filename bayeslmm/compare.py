@@ -36,6 +36,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
+from .dask.frame import POINTWISE_OUT_OF_CORE
 from .errors import BayesLMMError
 
 __all__ = ["compare"]
@@ -76,6 +77,9 @@ def compare(results: Mapping, *, ic: str = "loo", scale: str = "log",
         raise BayesLMMError(f"level must be 'observation' or 'group', got {level!r}.")
     if ic not in ("loo", "waic"):
         raise BayesLMMError(f"ic must be 'loo' or 'waic', got {ic!r}.")
+    for name, r in results.items():
+        if not r._design.in_memory:
+            raise BayesLMMError(f"compare(): model {name!r}: {POINTWISE_OUT_OF_CORE}")
     ys = {name: r._design.y for name, r in results.items()}
     first = next(iter(ys.values()))
     for name, y in ys.items():

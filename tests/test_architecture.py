@@ -28,7 +28,7 @@ LAYERS = [
     ["bayeslmm.pymc"],
     ["bayeslmm.sampling"],
     ["bayeslmm.model", "bayeslmm.kernel_model", "bayeslmm.io", "bayeslmm.plots",
-     "bayeslmm.compare", "bayeslmm.anova"],
+     "bayeslmm.compare", "bayeslmm.anova", "bayeslmm.many"],
     ["bayeslmm.cli"],
     ["bayeslmm"],
 ]

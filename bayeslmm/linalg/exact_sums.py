@@ -156,13 +156,19 @@ def _column_sums(x):
     v = np.zeros(2)
     r = np.zeros(2)
     for i in range(len(x)):
-        _acc(v, r, 0, x[i])
-        _acc(v, r, 1, x[i] * x[i])
+        a = x[i]
+        _acc(v, r, 0, a)
+        sq = a * a  # and its rounding error, exactly (Dekker's product)
+        c = 134217729.0 * a
+        hi = c - (c - a)
+        lo = a - hi
+        _acc(v, r, 1, sq)
+        _acc(v, r, 1, ((hi * hi - sq) + 2.0 * hi * lo) + lo * lo)
     return v, r
 
 
 def column_sums(x: np.ndarray) -> tuple[float, float, float, float]:
-    """Σx and Σx², each as (value, remainder).
+    """Σx and Σx² (of the exact squares), each as (value, remainder).
 
     >>> column_sums(np.array([1.0, 2.0]))
     (3.0, 0.0, 5.0, 0.0)
