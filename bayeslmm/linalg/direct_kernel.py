@@ -105,9 +105,11 @@ def direct_one_factor(x, p, bcode, bpar, fkind, fq, foff, fsd, feta, fpar, scode
     lp, grad, Ls, sigma = _priors(x, p, bcode, bpar, fkind, fq, foff, fsd, feta, fpar,
                                   scode, spar, soff)
     q = fq[0]
-    ll, gb, gs, gL, _, _, _ = one_factor_logp_grad(zz, z_xy, xy_xy, n, x[:p], sigma,
-                                                   np.ascontiguousarray(Ls[0, :q, :q]),
-                                                   False)
+    beta = np.empty(p)  # fresh C arrays: views ('A' layout) compile to loops 3x slower
+    beta[:] = x[:p]
+    L = np.empty((q, q))
+    L[:, :] = Ls[0, :q, :q]
+    ll, gb, gs, gL, _, _, _ = one_factor_logp_grad(zz, z_xy, xy_xy, n, beta, sigma, L, False)
     if not np.isfinite(ll):
         return -np.inf, grad
     grad[:p] += gb
@@ -129,7 +131,9 @@ def direct_dense(x, p, bcode, bpar, fkind, fq, foff, fsd, feta, fpar, scode, spa
     for pos in range(K):
         ordered[pos] = Ls[order[pos]]
         qs[pos] = fq[order[pos]]
-    ll, gb, gs, gLs, _, _, _ = dense_logp_grad(zz, z_xy, xy_xy, n, x[:p], sigma, ordered,
+    beta = np.empty(p)  # a fresh C array: a view ('A' layout) compiles to slower loops
+    beta[:] = x[:p]
+    ll, gb, gs, gLs, _, _, _ = dense_logp_grad(zz, z_xy, xy_xy, n, beta, sigma, ordered,
                                                qs, ms, False)
     if not np.isfinite(ll):
         return -np.inf, grad

@@ -1,0 +1,197 @@
+"""Data larger than memory and many models, on dask: times and peak memory.
+
+Usage::
+
+    python benchmarks/bench_dask.py rows  [--rows 1e8] [--groups 1e5] [--dir DIR]
+                                          [--memory-rows 1e7] [--draws 1000] [--chains 4]
+    python benchmarks/bench_dask.py many  [--models 1000] [--rows-per-model 2000]
+    python benchmarks/bench_dask.py grm   [--n 5000] [--p 200000] [--chunk 8192] [--dir DIR]
+
+``rows``: ``y ~ x + (x | g)`` with ``--groups`` groups, written once as a partitioned
+Parquet dataset (files of 10⁶ rows) under ``--dir``. Out of core: ``LMM(formula,
+dd.read_parquet(dir))`` (two passes over the files: levels, then cross-products, on
+dask's threads), ``fit_map()`` (REML), then ``fit()`` (NUTS, ``--chains`` × ``--draws``
+after as many tuning steps, the random effects drawn exactly afterwards). In memory:
+the same on the first ``--memory-rows`` rows read by pandas. Each path runs in its own
+process, which reports its peak resident memory.
+
+``many``: ``fit_many`` of ``--models`` responses of a ``(1 | batch)`` design with
+``--rows-per-model`` rows, REML, on a 2-worker ``LocalCluster`` (its start included).
+
+``grm``: 0/1/2 genotypes (int8) written once to ``DIR/genotypes.npy``, then
+``blm.dask.grm`` of ``da.from_array(np.load(..., mmap_mode="r"), chunks=(n, chunk))``:
+memory is the n × n GRM plus a block or two, whatever p.
+
+Each stage prints a JSON line; ``benchmarks/results/dask_*.txt`` hold runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FORMULA = "y ~ x + (x | g)"
+
+
+def _peak_mb() -> float:
+    """Peak resident memory of this process and its finished children, MB."""
+    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(me, kids) / 1024
+
+
+def write_rows(path: str, rows: int, groups: int, per_file: int = 1_000_000, seed: int = 1):
+    """y = 1 + 0.5x + b₀ + b₁x + e, b ~ N(0, diag(0.8², 0.3²)), written in files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    os.makedirs(path, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    b0, b1 = rng.normal(0, 0.8, groups), rng.normal(0, 0.3, groups)
+    for k, start in enumerate(range(0, rows, per_file)):
+        m = min(per_file, rows - start)
+        g = rng.integers(0, groups, m).astype(np.int32)
+        x = rng.normal(size=m)
+        y = 1.0 + 0.5 * x + b0[g] + b1[g] * x + rng.normal(size=m)
+        pq.write_table(pa.table({"y": y, "x": x, "g": g}), f"{path}/part-{k:05d}.parquet")
+
+
+def run_rows(args) -> dict:
+    import pandas as pd
+
+    import bayeslmm as blm
+
+    out = {"path": args.path, "rows": int(args.rows)}
+    t = time.perf_counter()
+    if args.path == "dask":
+        import dask.dataframe as dd
+
+        data = dd.read_parquet(args.dir)
+    else:
+        files = sorted(os.listdir(args.dir))[: -(-int(args.rows) // 1_000_000)]
+        data = pd.concat([pd.read_parquet(os.path.join(args.dir, f)) for f in files],
+                         ignore_index=True).iloc[: int(args.rows)]
+        out["read_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    m = blm.LMM(FORMULA, data)
+    out["model_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = m.fit_map()
+    out["fit_map_s"] = time.perf_counter() - t
+    out["nobs"], out["groups"] = m.nobs, m.ngroups["g"]
+    out["fixef"] = est.fixef.round(5).tolist()
+    out["peak_mb_after_map"] = _peak_mb()
+    if args.draws:
+        t = time.perf_counter()
+        post = m.fit(draws=args.draws, tune=args.draws, chains=args.chains, random_seed=1,
+                     progressbar=False)
+        out["fit_s"] = time.perf_counter() - t
+        out["divergences"] = int(post.divergences)
+        out["post_fixef"] = post.fixef.round(4).tolist()
+    out["peak_mb"] = _peak_mb()
+    return out
+
+
+def run_many(args) -> dict:
+    import pandas as pd
+    from distributed import Client, LocalCluster
+
+    import bayeslmm as blm
+
+    rng = np.random.default_rng(2)
+    n, k = args.rows_per_model, args.models
+    batch = np.repeat(np.arange(20), n // 20)
+    x = rng.normal(size=n)
+    ys = (1 + 0.5 * x[:, None] + rng.normal(0, 0.7, (20, k))[batch]
+          + rng.normal(size=(n, k)))
+    df = pd.concat([pd.DataFrame({"batch": batch, "x": x}),
+                    pd.DataFrame(ys, columns=[f"y{j}" for j in range(k)])], axis=1)
+    t = time.perf_counter()
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as lc, \
+            Client(lc) as client:
+        start = time.perf_counter() - t
+        res = blm.fit_many("~ x + (1 | batch)", df, responses=[f"y{j}" for j in range(k)],
+                           client=client)
+    total = time.perf_counter() - t
+    return {"models": k, "rows_per_model": n, "cluster_start_s": start, "total_s": total,
+            "failed": int(res["error"].notna().sum()),
+            "mean_beta_x": float(res["beta[x]"].mean())}
+
+
+def run_grm(args) -> dict:
+    import dask.array as da
+
+    import bayeslmm as blm
+
+    path = os.path.join(args.dir, "genotypes.npy")
+    if not os.path.exists(path):
+        rng = np.random.default_rng(3)
+        mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.int8,
+                                       shape=(args.n, args.p))
+        for j in range(0, args.p, 10_000):
+            w = min(10_000, args.p - j)
+            freq = rng.uniform(0.05, 0.5, w)
+            mm[:, j:j + w] = rng.binomial(2, freq, size=(args.n, w)).astype(np.int8)
+        mm.flush()
+        del mm
+    t = time.perf_counter()
+    X = da.from_array(np.load(path, mmap_mode="r"), chunks=(args.n, args.chunk))
+    K = blm.dask.grm(X, standardize=True)
+    secs = time.perf_counter() - t
+    block_mb = args.n * args.chunk * 4 / 2**20
+    return {"n": args.n, "p": args.p, "chunk": args.chunk, "grm_s": secs,
+            "peak_mb": _peak_mb(), "K_mb": K.nbytes / 2**20, "block_f32_mb": block_mb,
+            "diag_mean": float(np.diag(K).mean())}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("stage", choices=["rows", "many", "grm", "_rows"])
+    ap.add_argument("--rows", type=float, default=1e8)
+    ap.add_argument("--groups", type=float, default=1e5)
+    ap.add_argument("--memory-rows", type=float, default=1e7)
+    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--models", type=int, default=1000)
+    ap.add_argument("--rows-per-model", type=int, default=2000)
+    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--p", type=int, default=200_000)
+    ap.add_argument("--chunk", type=int, default=8192)
+    ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "bayeslmm_bench"))
+    ap.add_argument("--path", default="dask")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, ROOT)
+    if args.stage == "_rows":
+        print(json.dumps(run_rows(args)), flush=True)
+        return
+    if args.stage == "rows":
+        data = os.path.join(args.dir, f"rows_{int(args.rows)}_{int(args.groups)}")
+        if not os.path.exists(data):
+            t = time.perf_counter()
+            write_rows(data, int(args.rows), int(args.groups))
+            print(json.dumps({"written_s": time.perf_counter() - t, "dir": data}), flush=True)
+        for path, rows in (("dask", args.rows), ("pandas", args.memory_rows)):
+            if rows <= 0:
+                continue
+            cmd = [sys.executable, __file__, "_rows", "--path", path, "--rows", str(rows),
+                   "--dir", data, "--draws", str(args.draws), "--chains", str(args.chains)]
+            subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": ROOT})
+        return
+    out = run_many(args) if args.stage == "many" else run_grm(args)
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
