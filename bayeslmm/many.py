@@ -245,7 +245,7 @@ def fit_many(formula: str, data: pd.DataFrame, *, responses: Sequence[str] | Non
         handle = client.scatter(shared, broadcast=True)
         rows = client.gather(client.map(_batch, batches, shared=handle, pure=False))
     else:
-        handle = dask.delayed(shared)
+        handle = dask.delayed(shared, traverse=False)
         rows = dask.compute(*[dask.delayed(_batch)(b, handle) for b in batches],
                             scheduler=scheduler)
     table = pd.DataFrame([r for batch in rows for r in batch])

@@ -250,7 +250,9 @@ def test_fit_many_reports_failures_and_matches_single_fits():
     assert res["error"].isna().tolist() == [True, True, True, True, False]
     assert res.loc["y4", "error"].startswith("DataError: No rows left")
     for k in range(4):
-        fit = blm.LMM(f"y{k} ~ x + (1 | batch)", df).fit_map()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # y2's two rows dropped
+            fit = blm.LMM(f"y{k} ~ x + (1 | batch)", df).fit_map()
         row = res.loc[f"y{k}"]
         _close([row["beta[x]"], row["se:beta[x]"], row["loglik"],
                 row["sd_batch[Intercept]"], row["sigma"]],

@@ -57,6 +57,8 @@ def require_dask():
 def is_dask_frame(obj: Any) -> bool:
     """True for a dask DataFrame (without importing dask when it is not one).
 
+    Examples
+    --------
     >>> import pandas as pd
     >>> is_dask_frame(pd.DataFrame())
     False
@@ -105,8 +107,9 @@ class _Part:
 
 def summary_design(spec: ModelSpec | str, ddf, *, extra_columns: tuple[str, ...] = (),
                    na_action: str = "drop", split_every: int = 8) -> SummaryDesign:
-    """The :class:`~bayeslmm.formula.summary.SummaryDesign` of ``spec`` on dask
-    DataFrame ``ddf`` (two passes; see the module doc).
+    """The out-of-core design of ``spec`` on dask DataFrame ``ddf`` (two passes).
+
+    A :class:`~bayeslmm.formula.summary.SummaryDesign`; see the module doc.
 
     Parameters
     ----------
@@ -121,6 +124,14 @@ def summary_design(spec: ModelSpec | str, ddf, *, extra_columns: tuple[str, ...]
     Returns
     -------
     SummaryDesign
+
+    Examples
+    --------
+    >>> import dask.dataframe as dd, bayeslmm as blm
+    >>> df = blm.datasets.load("Pastes")
+    >>> d = summary_design("strength ~ 1 + (1 | batch/cask)", dd.from_pandas(df, npartitions=3))
+    >>> d.ngroups, d.cross_products.n
+    ({'batch': 10, 'batch:cask': 30}, 60)
     """
     dask = require_dask()
     if isinstance(spec, str):
@@ -133,12 +144,15 @@ def summary_design(spec: ModelSpec | str, ddf, *, extra_columns: tuple[str, ...]
                         f"{ddf.dtypes[spec.response]}); a Gaussian mixed model needs a numeric "
                         "response. Convert it, e.g. with dd.to_numeric.")
     parts = ddf[list(plan.used)].to_delayed()
-    first = [dask.delayed(summarise_chunk)(plan, p) for p in parts]
+    # one key each, not traversed: their lists of 10⁵ levels would be walked per task
+    plan_key = dask.delayed(plan, traverse=False)
+    first = [dask.delayed(summarise_chunk)(plan_key, p) for p in parts]
     (summary,) = dask.compute(tree_sum(first, split_every))
-    frozen = FrozenDesign.of(plan, summary)
+    fz = FrozenDesign.of(plan, summary)
+    frozen = dask.delayed(fz, traverse=False)
     second = [dask.delayed(_products)(frozen, p) for p in parts]
     (total,) = dask.compute(tree_sum(second, split_every))
-    return SummaryDesign.of(frozen, total.cp, total.moments[0], chunk_rows=total.rows,
+    return SummaryDesign.of(fz, total.cp, total.moments[0], chunk_rows=total.rows,
                             source=ddf, na_action=na_action)
 
 

@@ -63,7 +63,7 @@ def map_rows(design, ddf, fn: Callable, args: tuple, meta: Any, typed: bool = Tr
     dask = require_dask()
     training = ddf is None and typed
     frame = training_frame(design) if ddf is None else ddf
-    shared = dask.delayed((_light(design), tuple(args)))
+    shared = dask.delayed((_light(design), tuple(args)), traverse=False)
     return frame.map_partitions(lambda part, s: _on_partition(part, fn, s[0], s[1], training),
                                 shared, meta=meta)
 
@@ -83,7 +83,7 @@ def map_draws(design, ddf, fn: Callable, args: tuple, shape: tuple[int, int],
         sizes = list(design.chunk_rows)
     else:
         sizes = [int(s) for s in frame.map_partitions(len).compute()]
-    shared = dask.delayed((_light(design), tuple(args)))
+    shared = dask.delayed((_light(design), tuple(args)), traverse=False)
     seeds = np.random.SeedSequence(random_seed).spawn(len(sizes))
 
     def one(part, s, seed):

@@ -87,6 +87,8 @@ class FrozenDesign:
     n_rows: int = 0
     n_complete: int = 0
     na_columns: tuple[str, ...] = ()
+    #: per factor column, an index of its levels (its hash table built once a process)
+    lookup: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def of(cls, plan: ChunkPlan, summary: FrameSummary) -> FrozenDesign:
@@ -167,20 +169,27 @@ class FrozenDesign:
                       terms=terms, data=clean, rows=clean.index, response=t.response,
                       predictors=list(self.plan.predictors), evaluators=t.evaluators)
 
+    def _codes(self, s: pd.Series, column: str) -> np.ndarray:
+        if column not in self.lookup:
+            self.lookup[column] = pd.Index(self.levels[column])
+        return _codes(s, self.levels[column], self.lookup[column])
+
     def codes(self, group: str, clean: pd.DataFrame) -> np.ndarray:
         """Level codes of a grouping factor on typed complete rows."""
         g = self.groups[group]
-        parts = [_codes(clean[c], self.levels[c]) for c in g.columns]
+        parts = [self._codes(clean[c], c) for c in g.columns]
         if g.keys is None:
             return parts[0]
         keys = _keys(parts, [len(self.levels[c]) for c in g.columns])
         return np.searchsorted(g.keys, keys).astype(np.int64)
 
 
-def _codes(s: pd.Series, levels: list) -> np.ndarray:
+def _codes(s: pd.Series, levels: list, index: pd.Index | None = None) -> np.ndarray:
     """Codes of values in ``levels`` (all present: the first pass saw them)."""
     if isinstance(s.dtype, pd.CategoricalDtype) and list(s.cat.categories) == list(levels):
         return np.asarray(s.cat.codes, dtype=np.int64)
+    if index is not None and not isinstance(s.dtype, pd.CategoricalDtype):
+        return np.asarray(index.get_indexer(s.to_numpy()), dtype=np.int64)
     return np.asarray(pd.Categorical(s, categories=levels).codes, dtype=np.int64)
 
 

@@ -235,8 +235,10 @@ class CrossProducts:
                        (np.zeros((0, 0, 0)), np.zeros(0), np.zeros((0, 0, p + 1)), Arrr))
         t1 = terms[order[0]]
         # sums over rows per level and per pair of columns, with their rounding errors
-        A11, A11r = level_outer(t1.codes, t1.Z, t1.Z, t1.n_levels)
-        C1xy, C1xyr = level_outer(t1.codes, t1.Z, xy, t1.n_levels)
+        q1 = t1.q  # one pass over the rows for Z₁ⱼᵀZ₁ⱼ and Z₁ⱼᵀ[X y]
+        both, rem = level_outer(t1.codes, t1.Z, np.column_stack([t1.Z, xy]), t1.n_levels)
+        A11, A11r = np.ascontiguousarray(both[:, :, :q1]), np.ascontiguousarray(rem[:, :, :q1])
+        C1xy, C1xyr = np.ascontiguousarray(both[:, :, q1:]), np.ascontiguousarray(rem[:, :, q1:])
         rest = [terms[k] for k in order[1:]]
         offsets = np.cumsum([0] + [t.n_levels * t.q for t in rest])
         rz = int(offsets[-1])

@@ -7,7 +7,7 @@ amplifies such differences: two fits of the same data would not give the same dr
 for the same seed. Here every sum is accumulated with its rounding errors (the error
 of the result is about n·ε² of the sum of absolute values, against ε·n for a plain
 sum), so the value rounded at the end is the correctly rounded exact sum whatever the
-order, but in cases of measure ~ε. Sums of chunks are added with their remainders
+order, but in cases of measure ~ε (Knuth's two-sum per addition). Sums of chunks are added with their remainders
 (:func:`add_pairs`). Compiled with numba, cached on disk once per machine.
 
 Examples
@@ -22,17 +22,17 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["level_outer", "dense_outer", "pair_sums", "column_sums", "add_pairs",
-           "normalise"]
+__all__ = ["level_outer", "dense_outer", "pair_sums", "column_sums", "column_summary",
+           "add_pairs", "normalise"]
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True, nogil=True, inline="always")
 def _acc(v, r, i, p):
-    s = v[i] + p
-    if abs(v[i]) >= abs(p):
-        r[i] += (v[i] - s) + p
-    else:
-        r[i] += (p - s) + v[i]
+    # Knuth's two-sum: the exact rounding error of v + p, without a branch
+    a = v[i]
+    s = a + p
+    bb = s - a
+    r[i] += (a - (s - bb)) + (p - bb)
     v[i] = s
 
 
@@ -58,19 +58,24 @@ def add_pairs(v1, r1, v2, r2) -> tuple[np.ndarray, np.ndarray]:
     return normalise(s, e + (np.asarray(r1, dtype=float) + np.asarray(r2, dtype=float)))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _level_outer(codes, A, B, m):
     n, a = A.shape
     b = B.shape[1]
-    v = np.zeros(m * a * b)
-    r = np.zeros(m * a * b)
+    w = np.zeros(2 * m * a * b)  # value, remainder side by side: one cache line a level
     for i in range(n):
-        base = codes[i] * a * b
+        base = 2 * codes[i] * a * b
         for j in range(a):
             aij = A[i, j]
             for k in range(b):
-                _acc(v, r, base + j * b + k, aij * B[i, k])
-    return v, r
+                idx = base + 2 * (j * b + k)
+                p = aij * B[i, k]
+                x = w[idx]
+                s = x + p
+                bb = s - x
+                w[idx + 1] += (x - (s - bb)) + (p - bb)
+                w[idx] = s
+    return w[0::2], w[1::2]
 
 
 def level_outer(codes: np.ndarray, A: np.ndarray, B: np.ndarray, m: int):
@@ -89,7 +94,7 @@ def level_outer(codes: np.ndarray, A: np.ndarray, B: np.ndarray, m: int):
     return v.reshape(shape), r.reshape(shape)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _dense_outer(cols, vals, size):
     n, R = cols.shape
     v = np.zeros(size * size)
@@ -122,7 +127,7 @@ def dense_outer(cols: np.ndarray, vals: np.ndarray, size: int):
     return v, r
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _segments(keys, prods):
     n = len(keys)
     out_k = np.empty(n, dtype=np.int64)
@@ -151,10 +156,11 @@ def pair_sums(keys: np.ndarray, prods: np.ndarray):
     return k, v, r
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _column_sums(x):
     v = np.zeros(2)
     r = np.zeros(2)
+    first, second, distinct = 0.0, 0.0, 0  # the first two distinct values (3: more)
     for i in range(len(x)):
         a = x[i]
         _acc(v, r, 0, a)
@@ -164,7 +170,13 @@ def _column_sums(x):
         lo = a - hi
         _acc(v, r, 1, sq)
         _acc(v, r, 1, ((hi * hi - sq) + 2.0 * hi * lo) + lo * lo)
-    return v, r
+        if distinct == 0:
+            first, distinct = a, 1
+        elif distinct == 1 and a != first:
+            second, distinct = a, 2
+        elif distinct == 2 and a != first and a != second:
+            distinct = 3
+    return v, r, first, second, distinct
 
 
 def column_sums(x: np.ndarray) -> tuple[float, float, float, float]:
@@ -173,6 +185,17 @@ def column_sums(x: np.ndarray) -> tuple[float, float, float, float]:
     >>> column_sums(np.array([1.0, 2.0]))
     (3.0, 0.0, 5.0, 0.0)
     """
-    v, r = _column_sums(np.ascontiguousarray(x, dtype=float).reshape(-1))
+    return column_summary(x)[0]
+
+
+def column_summary(x: np.ndarray) -> tuple[tuple[float, float, float, float], tuple]:
+    """:func:`column_sums` and the column's distinct values if at most two (else None),
+    in one pass.
+
+    >>> column_summary(np.array([1.0, 0.0, 1.0]))
+    ((2.0, 0.0, 2.0, 0.0), (0.0, 1.0))
+    """
+    v, r, a, b, k = _column_sums(np.ascontiguousarray(x, dtype=float).reshape(-1))
     v, r = normalise(v, r)
-    return float(v[0]), float(r[0]), float(v[1]), float(r[1])
+    values = None if k > 2 else tuple(sorted([a, b][:k]))
+    return (float(v[0]), float(r[0]), float(v[1]), float(r[1])), values

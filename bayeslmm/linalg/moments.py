@@ -25,7 +25,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .exact_sums import column_sums
+from .exact_sums import column_summary
 
 __all__ = ["Moments"]
 
@@ -54,11 +54,9 @@ class Moments:
         x = np.asarray(x, dtype=float).reshape(-1)
         if x.size == 0:
             return cls(0, Fraction(0), Fraction(0), ())
-        v1, r1, v2, r2 = column_sums(x)
-        lo, hi = float(x.min()), float(x.max())
-        two = bool(np.all((x == lo) | (x == hi)))
+        (v1, r1, v2, r2), values = column_summary(x)
         return cls(int(x.size), Fraction(v1) + Fraction(r1), Fraction(v2) + Fraction(r2),
-                   tuple(sorted({lo, hi})) if two else None)
+                   None if values is None else tuple(float(v) for v in values))
 
     def __add__(self, other: Moments) -> Moments:
         if not isinstance(other, Moments):

@@ -30,8 +30,9 @@ class MapRows:
 
     @property
     def out_of_core(self) -> bool:
-        """True for a fit of data out of core (a dask DataFrame): values per row
-        (``residuals``, ``predict()``) are then lazy dask objects.
+        """True for a fit of data out of core (a dask DataFrame).
+
+        Values per row (``residuals``, ``predict()``) are then lazy dask objects.
 
         Examples
         --------
@@ -42,8 +43,9 @@ class MapRows:
 
     @property
     def residuals(self) -> pd.Series:
-        """y − fitted values (random effects included); a lazy dask Series for a fit of
-        a dask DataFrame.
+        """y − fitted values (random effects included).
+
+        A lazy dask Series for a fit of a dask DataFrame.
 
         Examples
         --------
