@@ -38,6 +38,7 @@ import pandas as pd
 
 from .dask.frame import POINTWISE_OUT_OF_CORE
 from .errors import BayesLMMError
+from .results.base import MapBase
 
 __all__ = ["compare"]
 
@@ -78,6 +79,14 @@ def compare(results: Mapping, *, ic: str = "loo", scale: str = "log",
     if ic not in ("loo", "waic"):
         raise BayesLMMError(f"ic must be 'loo' or 'waic', got {ic!r}.")
     for name, r in results.items():
+        if isinstance(r, MapBase):
+            raise BayesLMMError(
+                f"compare() ranks posterior fits by {ic.upper()}; {name!r} is an ML/REML fit. "
+                "Compare ML/REML fits with blm.anova(...) (AIC, BIC and likelihood-ratio "
+                "tests), or fit the models with .fit() to compare their posteriors.")
+        if not callable(getattr(r, "log_likelihood", None)):
+            raise BayesLMMError(f"compare() takes fitted results; {name!r} is a "
+                                f"{type(r).__name__}. Pass what .fit() returns.")
         if not r._design.in_memory:
             raise BayesLMMError(f"compare(): model {name!r}: {POINTWISE_OUT_OF_CORE}")
     ys = {name: r._design.y for name, r in results.items()}

@@ -157,7 +157,7 @@ def summary_design(spec: ModelSpec | str, ddf, *, extra_columns: tuple[str, ...]
 
 
 def model_design(spec: ModelSpec, data, *, na_action: str = "drop", residual=None,
-                 extra_columns: tuple[str, ...] = ()):
+                 weights=None, extra_columns: tuple[str, ...] = ()):
     """A model's design: from a pandas DataFrame (rows in memory) or, out of core, from
     a dask DataFrame (:func:`summary_design`), where a residual structure is refused.
 
@@ -169,7 +169,11 @@ def model_design(spec: ModelSpec, data, *, na_action: str = "drop", residual=Non
     from ..formula.design import build_design
 
     if not is_dask_frame(data):
-        return build_design(spec, data, na_action=na_action, extra_columns=extra_columns)
+        return build_design(spec, data, na_action=na_action, extra_columns=extra_columns,
+                            weights=weights)
+    if weights is not None:
+        raise BayesLMMError("Prior weights on a dask DataFrame are not supported yet: fit "
+                            "without weights=, or a sample of the rows in memory.")
     if residual is not None:
         raise BayesLMMError(
             f"The residual structure {residual!r} needs the rows at every evaluation of the "

@@ -59,6 +59,8 @@ class ChunkPlan:
     transforms : tuple of str
         Stateful transforms (formulae's text), whose argument's moments are collected.
     extra_columns : tuple of str
+    ordered : frozenset of str
+        The predictors that are ordered categoricals (R's ``contr.poly``).
     """
 
     spec: ModelSpec
@@ -68,6 +70,7 @@ class ChunkPlan:
     categories: dict[str, tuple] = field(default_factory=dict)
     transforms: tuple[str, ...] = ()
     extra_columns: tuple[str, ...] = ()
+    ordered: frozenset = frozenset()
 
     @classmethod
     def of(cls, spec: ModelSpec | str, dtypes: pd.Series,
@@ -94,8 +97,10 @@ class ChunkPlan:
             raise FormulaError(f"A stateful transform of the response ({spec.response}) is "
                                "not supported on data in chunks; transform the column first.")
         transforms = tuple(stateful_calls(tuple(exprs)))
+        ordered = frozenset(c for c in predictors if isinstance(dtypes[c], pd.CategoricalDtype)
+                            and dtypes[c].ordered)
         return cls(spec, tuple(used), tuple(predictors), tuple(factors), categories,
-                   transforms, tuple(extra_columns))
+                   transforms, tuple(extra_columns), ordered)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, suggest
+from . import contrasts
 from .spec import ModelSpec, identifiers
 
 __all__ = ["NAMESPACE", "columns_used"]
@@ -25,7 +26,7 @@ NAMESPACE: dict[str, Any] = {
     "log10": np.log10, "log1p": np.log1p, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
     "sin": np.sin, "cos": np.cos, "tan": np.tan,
 }
-_KNOWN = set(NAMESPACE) | {"True", "False", "None"}
+_KNOWN = set(NAMESPACE) | set(contrasts.ENCODINGS) | {"True", "False", "None"}
 
 
 def _strip_strings(expr: str) -> str:
@@ -35,7 +36,9 @@ def _strip_strings(expr: str) -> str:
 
 def _columns_in(expr: str, columns, where: str) -> list[str]:
     cols = []
-    for name, called in identifiers(_strip_strings(expr)):
+    found = identifiers(_strip_strings(expr))
+    contrasts.check_functions([n for n, called in found if called], NAMESPACE, where)
+    for name, called in found:
         if called or name in columns:
             if not called:
                 cols.append(name)

@@ -32,6 +32,8 @@ import pandas as pd
 from ..errors import DataError
 from ..linalg.moments import Moments
 from .chunk import ChunkPlan, FrameSummary, complete_rows
+from . import contrasts
+from .checks import check_finite
 from .design import Design, ReTerm, formula_matrices, merge_bars
 from .transforms import set_transforms
 
@@ -158,16 +160,19 @@ class FrozenDesign:
             ev = t.evaluators["fixed"]
             X = (np.asarray(ev.evaluate_new_data(clean).design_matrix, dtype=float)
                  if ev is not None else np.zeros((n, 0)))
+            check_finite(X, t.fixef_names, clean.index, "fixed effects")
         terms = []
         for tt in t.terms:
             Z = (np.column_stack([np.asarray(ev.evaluate_new_data(clean).design_matrix,
                                              dtype=float) for ev in t.evaluators[tt.group]])
                  if n else np.zeros((0, tt.q)))
+            check_finite(Z, tt.term_names, clean.index, f"random-effect term of {tt.group!r}")
             terms.append(ReTerm(tt.group, self.codes(tt.group, clean),
                                 self.groups[tt.group].labels, Z, tt.term_names, tt.blocks))
         return Design(spec=self.plan.spec, y=y, X=X, fixef_names=list(t.fixef_names),
                       terms=terms, data=clean, rows=clean.index, response=t.response,
-                      predictors=list(self.plan.predictors), evaluators=t.evaluators)
+                      predictors=list(self.plan.predictors), evaluators=t.evaluators,
+                      ordered=self.plan.ordered)
 
     def _codes(self, s: pd.Series, column: str) -> np.ndarray:
         if column not in self.lookup:
@@ -231,11 +236,12 @@ def _template(plan: ChunkPlan, levels: dict[str, list], summary: FrameSummary) -
                 else col[rows % len(col)]
     data = pd.DataFrame(frame)
     spec = plan.spec
-    dm = formula_matrices(f"{spec.response} ~ {spec.fixed}", data, "formula")
-    names = list(dm.common.as_dataframe().columns) if dm.common is not None else []
+    dm = formula_matrices(f"{spec.response} ~ {spec.fixed}", data, "formula", plan.ordered)
+    names = [] if dm.common is None else [contrasts.r_name(n)
+                                           for n in dm.common.as_dataframe().columns]
     evaluators = {"fixed": dm.common}
-    terms = merge_bars(spec, data, evaluators)
+    terms = merge_bars(spec, data, evaluators, plan.ordered)
     return Design(spec=spec, y=np.zeros(size), X=np.zeros((size, len(names))),
                   fixef_names=names, terms=terms, data=data, rows=data.index,
                   response=spec.response, predictors=list(plan.predictors),
-                  evaluators=evaluators)
+                  evaluators=evaluators, ordered=plan.ordered)

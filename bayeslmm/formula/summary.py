@@ -70,12 +70,14 @@ class LevelTerm:
     (1, 2)
     """
 
-    __slots__ = ("group", "levels", "term_names", "blocks")
+    __slots__ = ("group", "levels", "term_names", "blocks", "rms")
 
     def __init__(self, group: str, levels: list[str], term_names: list[str],
-                 blocks: tuple[tuple[int, ...], ...]):
+                 blocks: tuple[tuple[int, ...], ...], rms=None):
         self.group, self.levels = group, list(levels)
         self.term_names, self.blocks = list(term_names), tuple(blocks)
+        #: root mean square of each Z column (from the moments)
+        self.rms = np.ones(len(self.term_names)) if rms is None else np.asarray(rms)
 
     @property
     def q(self) -> int:
@@ -138,6 +140,19 @@ def dependent_columns(xtx: np.ndarray, tol: float = 1e-7) -> list[int]:
     return out
 
 
+def _check_response(name: str, y) -> None:
+    """A constant response is an error, a two-valued one a warning (as in memory; a
+    response constant within every level is not checked out of core)."""
+    if y.values is not None and len(y.values) == 1:
+        raise DataError(f"The response {name!r} is constant (every value is "
+                        f"{y.values[0]!r}): there is nothing to model.")
+    if y.values is not None:
+        warnings.warn(f"The response {name!r} takes two values only {y.values}: a Gaussian "
+                      "mixed model treats them as numbers (a linear probability model). For "
+                      "a binary outcome a logistic mixed model is the usual choice.",
+                      UserWarning, stacklevel=user_stacklevel())
+
+
 @dataclass(frozen=True, eq=False)
 class SummaryDesign:
     """A design known by its cross-products (see the module doc).
@@ -173,6 +188,9 @@ class SummaryDesign:
     n_dropped_rows: int = 0
     chunk_rows: tuple[int, ...] = ()
     source: Any = field(default=None, repr=False)
+    #: no prior weights out of core (lme4's ``weights=``: the fits read ``weights``)
+    weights: None = None
+    weights_column: None = None
 
     @classmethod
     def of(cls, frozen: FrozenDesign, cp: CrossProducts, moments: dict[str, Any], *,
@@ -190,6 +208,7 @@ class SummaryDesign:
             warnings.warn(f"Dropped {n_drop} of {frozen.n_rows} rows with missing values in "
                           f"column(s) {list(frozen.na_columns)}.", UserWarning,
                           stacklevel=user_stacklevel())
+        _check_response(frozen.plan.spec.response, moments["y"])
         names = frozen.fixef_names
         p = len(names)
         drop = dependent_columns(cp.xy_xy[:p, :p]) if p else []
@@ -202,8 +221,8 @@ class SummaryDesign:
             cp = cp.transform_xy(np.eye(p + 1)[:, keep])
             moments = {**moments, "X": [moments["X"][j] for j in keep[:-1]]}
         tmpl = frozen.template
-        terms = [LevelTerm(t.group, frozen.groups[t.group].labels, t.term_names, t.blocks)
-                 for t in tmpl.terms]
+        terms = [LevelTerm(t.group, frozen.groups[t.group].labels, t.term_names, t.blocks,
+                           [m.rms for m in moments["Z"][t.group]]) for t in tmpl.terms]
         check_terms(terms, cp.n)
         return cls(frozen.plan.spec, [n for j, n in enumerate(names) if j not in drop], terms,
                    cp, cp.n, frozen, moments, [names[j] for j in drop], n_drop,
@@ -224,6 +243,11 @@ class SummaryDesign:
     def ngroups(self) -> dict[str, int]:
         """Number of levels per grouping factor."""
         return {t.group: t.n_levels for t in self.terms}
+
+    @property
+    def ordered(self) -> frozenset:
+        """The predictors that are ordered factors (R's ``contr.poly``)."""
+        return self.frozen.plan.ordered
 
     @property
     def response(self) -> str:

@@ -73,6 +73,11 @@ class Moments:
         return float(self.s1 / self.n) if self.n else 0.0
 
     @property
+    def rms(self) -> float:
+        """The root mean square √(Σx²/n), rounded once."""
+        return float(np.sqrt(float(self.s2 / self.n))) if self.n else 0.0
+
+    @property
     def m2(self) -> float:
         """Σ (x − mean)², rounded once."""
         return float(max(self.s2 - self.s1 * self.s1 / self.n, 0)) if self.n else 0.0
