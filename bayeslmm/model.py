@@ -17,11 +17,10 @@ from typing import Any
 import pandas as pd
 import pymc as pm
 
-from .dask.frame import POINTWISE_OUT_OF_CORE, model_design
-from .errors import BayesLMMError, quiet_libraries
+from .dask.frame import model_design, refuse_pointwise
+from .errors import quiet_libraries
 from .formula.design import Design
 from .formula.spec import ModelSpec, parse_formula
-from .formula.summary import SummaryDesign
 from .kernel_model import KernelModel
 from .linalg.crossprod import CrossProducts
 from .mle.fit import fit_map
@@ -114,7 +113,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
     ) -> None:
         structure = as_residual(residual)
         self._spec: ModelSpec = parse_formula(formula)
-        self._design: Design | SummaryDesign = model_design(  # pandas, or dask: out of core
+        self._design: Design = model_design(  # pandas, or dask (out of core: SummaryDesign)
             self._spec, data, na_action=na_action, residual=structure, weights=weights,
             extra_columns=tuple(residual_columns(structure)))
         self._residual: ResidualDesign | None = (
@@ -321,8 +320,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         """
         par = choose_parameterization(self._design, self._residual, parameterization)
         marginal = par == "marginal"
-        if log_likelihood and not self._design.in_memory:
-            raise BayesLMMError(f"log_likelihood=True: {POINTWISE_OUT_OF_CORE}")
+        refuse_pointwise(self._design, log_likelihood)  # out of core: no rows to score
         if target_accept is None:
             target_accept = 0.8 if marginal else 0.9
         sampler = choose_sampler(sampler, par)

@@ -24,7 +24,6 @@ from bayeslmm.formula.design import build_design
 from bayeslmm.linalg.crossprod import CrossProducts
 from bayeslmm.linalg.moments import Moments
 from bayeslmm.pymc.direct import DirectModel
-
 from tests.posteriors import synthetic_posterior
 
 RTOL = 1e-10
@@ -213,7 +212,7 @@ def test_out_of_core_refusals():
     with pytest.raises(blm.BayesLMMError, match="pointwise log-likelihood"):
         m.fit(log_likelihood=True)
     with pytest.raises(blm.DataError, match="not in memory"):
-        m.design.X
+        _ = m.design.X
     with pytest.raises(blm.DataError, match="not in memory"):
         m.fit_map().r2_nakagawa()
     empty = dd.from_pandas(blm.datasets.load("Orthodont").assign(distance=np.nan),

@@ -32,7 +32,7 @@ from ..formula.summary import SummaryDesign, combine_moments
 from ..linalg.crossprod import CrossProducts
 
 __all__ = ["summary_design", "model_design", "is_dask_frame", "require_dask", "tree_sum",
-           "INSTALL", "POINTWISE_OUT_OF_CORE"]
+           "refuse_pointwise", "INSTALL", "POINTWISE_OUT_OF_CORE"]
 
 #: how to get dask, in every message that needs it
 INSTALL = 'pip install "bayeslmm[dask]"'
@@ -154,6 +154,17 @@ def summary_design(spec: ModelSpec | str, ddf, *, extra_columns: tuple[str, ...]
     (total,) = dask.compute(tree_sum(second, split_every))
     return SummaryDesign.of(fz, total.cp, total.moments[0], chunk_rows=total.rows,
                             source=ddf, na_action=na_action)
+
+
+def refuse_pointwise(design, log_likelihood) -> None:
+    """A BayesLMMError when the pointwise log-likelihood is asked of rows out of core.
+
+    Examples
+    --------
+    >>> refuse_pointwise(type("D", (), {"in_memory": True})(), True)  # rows here: fine
+    """
+    if log_likelihood and not design.in_memory:
+        raise BayesLMMError(f"log_likelihood=True: {POINTWISE_OUT_OF_CORE}")
 
 
 def model_design(spec: ModelSpec, data, *, na_action: str = "drop", residual=None,

@@ -18,7 +18,7 @@ Examples
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,7 @@ from . import contrasts
 from .checks import check_columns, check_finite, check_response
 from .columns import NAMESPACE, columns_used
 from .spec import ModelSpec, parse_formula
-from .transforms import argument, set_transforms, stateful_calls
+from .transforms import exact_transforms
 from .weights import check_weights, weights_series
 
 __all__ = ["ReTerm", "Design", "build_design", "factor_codes", "level_label", "NAMESPACE",
@@ -281,22 +281,6 @@ def merge_bars(spec: ModelSpec, data: pd.DataFrame, evaluators: dict,
     return terms
 
 
-def _exact_transforms(spec: ModelSpec, clean: pd.DataFrame, evaluators: dict, X, terms):
-    """``center()``/``scale()`` evaluated with the exact moments of their argument (as
-    on data in chunks, :mod:`bayeslmm.formula.transforms`), not formulae's np.mean/np.std."""
-    calls = stateful_calls(tuple([spec.fixed] + [b.expr for b in spec.bars]), strict=False)
-    if not calls:
-        return X, terms
-    set_transforms(evaluators, {k: Moments.of(argument(c, clean, NAMESPACE))
-                                for k, c in calls.items()})
-    if evaluators["fixed"] is not None:
-        X = np.asarray(evaluators["fixed"].evaluate_new_data(clean).design_matrix, dtype=float)
-    terms = [replace(t, Z=np.column_stack([
-        np.asarray(ev.evaluate_new_data(clean).design_matrix, dtype=float)
-        for ev in evaluators[t.group]])) for t in terms]
-    return X, terms
-
-
 def check_terms(terms, n: int) -> None:
     """Every factor has ≥ 2 levels and fewer random effects than observations."""
     for t in terms:
@@ -385,7 +369,7 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
                                            for n in dm.common.as_dataframe().columns]
     evaluators = {"fixed": dm.common}
     terms = merge_bars(spec, clean, evaluators, ordered)
-    X, terms = _exact_transforms(spec, clean, evaluators, X, terms)
+    X, terms = exact_transforms(spec, clean, evaluators, X, terms, NAMESPACE)
     check_finite(X, names, clean.index, "fixed effects")
     X, names, dropped = _drop_dependent(X, names)
     for t in terms:

@@ -31,9 +31,9 @@ import pandas as pd
 
 from ..errors import DataError
 from ..linalg.moments import Moments
-from .chunk import ChunkPlan, FrameSummary, complete_rows
 from . import contrasts
 from .checks import check_finite
+from .chunk import ChunkPlan, FrameSummary, complete_rows
 from .design import Design, ReTerm, formula_matrices, merge_bars
 from .transforms import set_transforms
 

@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
@@ -28,7 +29,8 @@ import pandas as pd
 from ..errors import FormulaError
 from ..linalg.moments import Moments
 
-__all__ = ["stateful_calls", "argument", "set_transforms", "MOMENT_TRANSFORMS"]
+__all__ = ["stateful_calls", "argument", "set_transforms", "exact_transforms",
+           "MOMENT_TRANSFORMS"]
 
 #: formulae's stateful transforms whose state is a mean and an sd: exact over chunks
 MOMENT_TRANSFORMS = ("center", "scale", "standardize")
@@ -124,3 +126,29 @@ def set_transforms(evaluators: dict, moments: dict[str, Moments]) -> None:
                 if hasattr(state, "std"):
                     state.std = mom.sd(ddof=0)  # formulae's scale divides by np.std
                 state.params_set = True
+
+
+def exact_transforms(spec, clean: pd.DataFrame, evaluators: dict, X: np.ndarray, terms,
+                     namespace: dict):
+    """X and the terms' Z with ``center()``/``scale()`` evaluated from the exact moments
+    of their argument (as on data in chunks), not formulae's np.mean/np.std; unchanged
+    when the formula has none.
+
+    >>> import bayeslmm as blm
+    >>> from bayeslmm.formula.design import build_design
+    >>> d = build_design("Reaction ~ scale(Days) + (1 | Subject)",
+    ...                  blm.datasets.load("sleepstudy"))
+    >>> round(float(d.X[:, 1].std()), 12)
+    1.0
+    """
+    calls = stateful_calls(tuple([spec.fixed] + [b.expr for b in spec.bars]), strict=False)
+    if not calls:
+        return X, terms
+    set_transforms(evaluators, {k: Moments.of(argument(c, clean, namespace))
+                                for k, c in calls.items()})
+    if evaluators["fixed"] is not None:
+        X = np.asarray(evaluators["fixed"].evaluate_new_data(clean).design_matrix, dtype=float)
+    terms = [replace(t, Z=np.column_stack([
+        np.asarray(ev.evaluate_new_data(clean).design_matrix, dtype=float)
+        for ev in evaluators[t.group]])) for t in terms]
+    return X, terms

@@ -7,8 +7,9 @@ amplifies such differences: two fits of the same data would not give the same dr
 for the same seed. Here every sum is accumulated with its rounding errors (the error
 of the result is about n·ε² of the sum of absolute values, against ε·n for a plain
 sum), so the value rounded at the end is the correctly rounded exact sum whatever the
-order, but in cases of measure ~ε (Knuth's two-sum per addition). Sums of chunks are added with their remainders
-(:func:`add_pairs`). Compiled with numba, cached on disk once per machine.
+order, but in cases of measure ~ε (Knuth's two-sum per addition). Sums of chunks are
+added with their remainders (:func:`add_pairs`). Compiled with numba, cached on disk
+once per machine.
 
 Examples
 --------
