@@ -44,6 +44,7 @@ import pandas as pd
 
 from .dask.frame import require_dask
 from .errors import DataError, FormulaError
+from .formula.checks import check_response
 from .formula.design import build_design
 from .formula.spec import parse_formula
 from .mle.fit import fit_map
@@ -97,6 +98,21 @@ def _fit_one(design, method: str, nuts: dict | None, frame: pd.DataFrame, formul
     return LMM(formula, frame).fit(progressbar=False, **nuts)
 
 
+def _design_for(spec, frame: pd.DataFrame, base):
+    """One response's design: the shared one with its y swapped in when the response is
+    numeric and complete on the shared rows (checked as a design's response is), else
+    its own (its rows differ, or it fails with the reason)."""
+    col = frame[spec.response] if spec.response in frame.columns else None
+    if base is not None and col is not None and frame.index.is_unique \
+            and pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        y = col.to_numpy(dtype=float)[frame.index.get_indexer(base.rows)]
+        if np.isfinite(y).all():
+            check_response(y, spec.response, base.terms, base.rows)
+            return replace(base, spec=spec, response=spec.response, y=y,
+                           data=base.data.assign(**{spec.response: y}))
+    return build_design(spec, frame)
+
+
 def _model(key, unit, response, shared) -> dict[str, Any]:
     """Fit one model and return its row (its error, if it fails)."""
     method, nuts = shared["method"], shared["nuts"]
@@ -106,16 +122,7 @@ def _model(key, unit, response, shared) -> dict[str, Any]:
         try:
             spec = _spec_for(shared["formula"], response)
             frame, base = unit
-            y = None if base is None or spec.response not in frame.columns else \
-                frame[spec.response].to_numpy()
-            if nuts is None and base is not None and y is not None \
-                    and pd.api.types.is_numeric_dtype(y.dtype) \
-                    and np.isfinite(y[np.asarray(frame.index.get_indexer(base.rows))]).all():
-                yb = y[frame.index.get_indexer(base.rows)].astype(float)
-                design = replace(base, spec=spec, response=spec.response, y=yb,
-                                 data=base.data.assign(**{spec.response: yb}))
-            else:
-                design = build_design(spec, frame) if nuts is None else None
+            design = _design_for(spec, frame, base) if nuts is None else None
             nuts_opts = None if nuts is None else {**nuts, "random_seed": shared["seeds"][key]}
             fit = _fit_one(design, method, nuts_opts, frame, spec.formula)
             out.update(_row(fit, nuts is not None))
@@ -209,8 +216,8 @@ def fit_many(formula: str, data: pd.DataFrame, *, responses: Sequence[str] | Non
     if by is None:
         base = None
         if responses is not None:  # one design for every response (where it is complete)
-            spec = _spec_for(formula, _PLACEHOLDER)
-            frame = data.assign(**{_PLACEHOLDER: 0.0})
+            spec = _spec_for(formula, _PLACEHOLDER)  # any response that passes the checks
+            frame = data.assign(**{_PLACEHOLDER: np.arange(len(data), dtype=float)})
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")

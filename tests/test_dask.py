@@ -241,10 +241,18 @@ def _many_frame() -> pd.DataFrame:
     return df
 
 
-def test_fit_many_reports_failures_and_matches_single_fits():
+def test_fit_many_reports_failures_and_matches_single_fits(monkeypatch):
+    import bayeslmm.many as many
+
+    built = []
+    monkeypatch.setattr(many, "build_design",
+                        lambda spec, frame, **kw: built.append(spec.response)
+                        or build_design(spec, frame, **kw))
     df = _many_frame()
     res = blm.fit_many("~ x + (1 | batch)", df, responses=[f"y{k}" for k in range(5)],
                        scheduler="synchronous")
+    # one shared design; y2 (two rows missing) and y4 (all missing) get their own
+    assert len(built) == 3 and built[1:] == ["y2", "y4"]
     assert res.index.tolist() == ["y0", "y1", "y2", "y3", "y4"]
     assert res["error"].isna().tolist() == [True, True, True, True, False]
     assert res.loc["y4", "error"].startswith("DataError: No rows left")

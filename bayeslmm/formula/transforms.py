@@ -63,11 +63,15 @@ def stateful_calls(exprs: tuple[str, ...], strict: bool = True) -> dict[str, obj
     """
     from formulae import model_description
 
+    from .contrasts import list_literals
+
     found: dict[str, object] = {}
     for expr in exprs:
-        try:
-            terms = model_description(expr).terms
+        try:  # list literals named as formula_matrices names them
+            terms = model_description(list_literals(expr)[0]).terms
         except Exception as exc:  # formulae's parser names the problem
+            if not strict:  # formulae itself reports it when it evaluates the formula
+                continue
             raise FormulaError(f"Cannot read {expr!r}: {exc}") from exc
         for term in terms:
             calls: list = []
