@@ -256,16 +256,16 @@ def _complete_draws(idata: az.InferenceData) -> az.InferenceData:
 def _pymc(model, nuts, *, draws, tune, chains, cores, seed, progressbar,
           target_accept) -> az.InferenceData:
     """PyMC's own NUTS, or numpyro through ``pm.sample``."""
-    if nuts == "numpyro":  # the marginal likelihood's Op, in jax.numpy
-        from ..pymc.marginal_op import register_jax
-
-        register_jax()
     # PyMC's default counts half the CPUs (it assumes hyper-threads)
     cores = cores or min(chains, os.cpu_count() or 1)
     # forking a process that runs JAX's threads can deadlock (JAX warns): start the
     # chains' processes from a clean server instead
     ctx = "forkserver" if cores > 1 and "jax" in sys.modules else None
     extra = {"mp_ctx": ctx}
+    if nuts == "numpyro":
+        from ..pymc.marginal import register_jax_ops
+
+        register_jax_ops()
     with model, _quiet(not progressbar), _interruptible() as stop:
         if nuts == "pymc":
             extra["callback"] = stop.callback
