@@ -252,7 +252,7 @@ def test_fit_many_reports_failures_and_matches_single_fits(monkeypatch):
     res = blm.fit_many("~ x + (1 | batch)", df, responses=[f"y{k}" for k in range(5)],
                        scheduler="synchronous")
     # one shared design; y2 (two rows missing) and y4 (all missing) get their own
-    assert len(built) == 3 and built[1:] == ["y2", "y4"]
+    assert len(built) == 3 and sorted(built[1:]) == ["y2", "y4"]  # tasks in any order
     assert res.index.tolist() == ["y0", "y1", "y2", "y3", "y4"]
     assert res["error"].isna().tolist() == [True, True, True, True, False]
     assert res.loc["y4", "error"].startswith("DataError: No rows left")
