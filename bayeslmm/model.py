@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pymc as pm
 
-from .dask.frame import model_design, refuse_pointwise
+from .dask.frame import refuse_pointwise
 from .errors import quiet_libraries
 from .formula.design import Design
 from .formula.spec import ModelSpec, parse_formula
@@ -30,8 +30,9 @@ from .pymc.graph import GraphMixin
 from .pymc.marginal import build_marginal, design_cross_products
 from .pymc.parameterization import choose_parameterization, gradient_cost
 from .pymc.priors import ResolvedPriors, resolve_priors
-from .residual.bind import ResidualDesign, bind
-from .residual.structures import as_residual, residual_columns
+from .residual.bind import ResidualDesign
+from .residual.strata import design_and_residual
+from .residual.structures import as_residual
 from .results.map import MapResult
 from .results.posterior import PosteriorResult
 from .results.prior_table import PriorTable, design_elements
@@ -113,11 +114,9 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
     ) -> None:
         structure = as_residual(residual)
         self._spec: ModelSpec = parse_formula(formula)
-        self._design: Design = model_design(  # pandas, or dask (out of core: SummaryDesign)
-            self._spec, data, na_action=na_action, residual=structure, weights=weights,
-            extra_columns=tuple(residual_columns(structure)))
-        self._residual: ResidualDesign | None = (
-            bind(structure, self._design) if structure is not None else None)
+        # pandas, or dask (out of core: SummaryDesign, VarIdent alone per stratum)
+        self._design, self._residual = design_and_residual(
+            self._spec, data, structure, na_action=na_action, weights=weights)
         self._priors: ResolvedPriors = resolve_priors(self._design, priors, self._residual)
         self._models: dict[str, pm.Model] = {}  # by parameterization: what fit samples
         self._cp: CrossProducts | None = None

@@ -114,10 +114,12 @@ def test_design_and_fits_equal_pandas(case):
             fa.ranef[next(iter(fa.ranef))].index.tolist()
 
 
-@pytest.mark.parametrize("case", ["one factor", "crossed", "transforms", "uneven levels"])
+@pytest.mark.parametrize("case", ["one factor", "crossed", "nested", "transforms",
+                                  "uneven levels"])
 def test_nuts_inputs_are_the_same(case):
-    """What NUTS reads (priors, the precompiled model's arrays): bit for bit, so draws
-    with the same seed are the same (the sampling tier checks the draws)."""
+    """What NUTS reads (priors, the precompiled model's arrays: for several factors the
+    blocked engine's layout): bit for bit, so draws with the same seed are the same (the
+    sampling tier checks the draws)."""
     mem, ooc = _pair(case)
     assert mem.priors == ooc.priors
     da = DirectModel.of(mem.pymc_model, mem.design, mem._priors, mem._cross_products)
@@ -128,7 +130,7 @@ def test_nuts_inputs_are_the_same(case):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["one factor", "uneven levels"])
+@pytest.mark.parametrize("case", ["one factor", "crossed", "uneven levels"])
 def test_posterior_equal_pandas(case):
     mem, ooc = _pair(case)
     kw = dict(draws=200, tune=200, chains=2, random_seed=11, progressbar=False)
@@ -196,10 +198,51 @@ def test_posterior_predictions_lazy():
     assert pb.posterior_predictive(random_seed=1).posterior_predictive["y"].shape == (2, 20, 180)
 
 
+@pytest.mark.parametrize("method", ["REML", "ML"])
+def test_varident_out_of_core(method):
+    """VarIdent from the cross-products of each level: the criterion is the rows' one
+    (1e-10) and the fit the pandas fit's (whose ratio is nlme's 0.4541, REML) to the
+    search's tolerance. Orthodont's rows are sorted by Sex: the level Female is in the
+    last partitions only."""
+    from bayeslmm.mle.lme import ResidualCriterion
+    from bayeslmm.mle.strata_fit import StrataCriterion
+
+    df = blm.datasets.load("Orthodont")
+    f, res = "distance ~ age + Sex + (1 | Subject)", blm.VarIdent(by="Sex")
+    mem, ooc = blm.LMM(f, df, residual=res), blm.LMM(f, dd.from_pandas(df, npartitions=3),
+                                                    residual=res)
+    assert ooc.residual.by_levels == mem.residual.by_levels == ["Male", "Female"]
+    a = ResidualCriterion(mem.design, mem.residual, method == "REML")
+    b = StrataCriterion(ooc.design, ooc.residual, method == "REML")
+    for x in ([0.5, 0.0], [1.3, -0.8], [0.2, 0.6]):
+        _close(a.value(np.array(x)), b.value(np.array(x)))
+    fa, fb = mem.fit_map(method), ooc.fit_map(method)
+    _close(fa.loglik, fb.loglik)
+    np.testing.assert_allclose(fb.fixef, fa.fixef, rtol=1e-6)
+    np.testing.assert_allclose(fb.se, fa.se, rtol=1e-6)
+    np.testing.assert_allclose([fb.sigma, fb.residual_params["Female"]],
+                               [fa.sigma, fa.residual_params["Female"]], rtol=1e-6)
+    np.testing.assert_allclose(fb.scaled_residuals.compute(), fa.scaled_residuals,
+                               rtol=1e-6, atol=1e-7)
+    with pytest.raises(blm.BayesLMMError, match="NUTS with the residual structure"):
+        ooc.fit(draws=10, tune=10)
+
+
+@pytest.mark.parametrize("structure, alternative", [
+    (blm.AR1(group="Subject"), r"VarIdent\(by=<a factor>\) alone"),
+    (blm.CAR1(group="Subject", time="age"), r"VarIdent\(by=<a factor>\) alone"),
+    (blm.VarPower("age"), r"VarIdent\(by=<the covariate in bins>\)"),
+    (blm.Residual(variance=blm.VarIdent(by="Sex"), correlation=blm.AR1(group="Subject")),
+     r"VarIdent\(by=<a factor>\) alone"),
+])
+def test_residual_structures_refused_out_of_core(structure, alternative):
+    ddf = dd.from_pandas(blm.datasets.load("Orthodont"), npartitions=2)
+    with pytest.raises(blm.BayesLMMError, match=f"out of core. Instead: {alternative}"):
+        blm.LMM("distance ~ age + (1 | Subject)", ddf, residual=structure)
+
+
 def test_out_of_core_refusals():
     ddf = dd.from_pandas(blm.datasets.load("Orthodont"), npartitions=2)
-    with pytest.raises(blm.BayesLMMError, match="AR1.*out of core"):
-        blm.LMM("distance ~ age + (1 | Subject)", ddf, residual=blm.AR1(group="Subject"))
     with pytest.raises(blm.FormulaError, match=r"bs\(age, df=4\) needs every row"):
         blm.LMM("distance ~ bs(age, df=4) + (1 | Subject)", ddf)
     with pytest.raises(blm.DataError, match="not numeric"):

@@ -30,6 +30,7 @@ from ..formula.frozen import FrozenDesign
 from ..formula.spec import ModelSpec, parse_formula
 from ..formula.summary import SummaryDesign, combine_moments
 from ..linalg.crossprod import CrossProducts
+from ..linalg.strata import StrataProducts
 
 __all__ = ["summary_design", "model_design", "is_dask_frame", "require_dask", "tree_sum",
            "refuse_pointwise", "INSTALL", "POINTWISE_OUT_OF_CORE"]
@@ -86,27 +87,49 @@ def tree_sum(items: list, split_every: int = 8):
     return items[0]
 
 
-def _products(frozen: FrozenDesign, frame) -> tuple:
-    """One partition's cross-products, column moments and rows used."""
+def _products(frozen: FrozenDesign, frame, strata: str | None = None) -> tuple:
+    """One partition's cross-products, column moments and rows used (and the
+    cross-products per stratum of column ``strata``)."""
     d = frozen.evaluate(frame)
-    return _Part(CrossProducts.from_design(d), [d.moments()], (d.nobs,))
+    per = StrataProducts.of_design(d, d.data[strata].to_numpy()) if strata else None
+    return _Part(CrossProducts.from_design(d), [d.moments()], (d.nobs,), per)
 
 
 class _Part:
-    """What the second pass adds up: cross-products, moments, rows per partition."""
+    """What the second pass adds up: cross-products, moments, rows per partition, the
+    strata's cross-products."""
 
-    __slots__ = ("cp", "moments", "rows")
+    __slots__ = ("cp", "moments", "rows", "strata")
 
-    def __init__(self, cp, moments, rows):
-        self.cp, self.moments, self.rows = cp, moments, rows
+    def __init__(self, cp, moments, rows, strata=None):
+        self.cp, self.moments, self.rows, self.strata = cp, moments, rows, strata
 
     def __add__(self, other: _Part) -> _Part:
         mom = [combine_moments(self.moments + other.moments)]
-        return _Part(self.cp + other.cp, mom, self.rows + other.rows)
+        strata = (self.strata + other.strata if self.strata is not None
+                  and other.strata is not None else self.strata or other.strata)
+        return _Part(self.cp + other.cp, mom, self.rows + other.rows, strata)
+
+
+def _strata_order(ddf, column: str, strata: StrataProducts) -> StrataProducts:
+    """nlme's level order of the strata (a categorical's own order, else sorted), as
+    the rows in memory would have it (:func:`bayeslmm.formula.design.factor_codes`)."""
+    import pandas as pd
+
+    dt = ddf.dtypes[column]
+    present = list(strata.keys)
+    if isinstance(dt, pd.CategoricalDtype) and getattr(dt, "known", True):
+        order = [c for c in dt.categories if c in set(present)]
+    else:
+        order = list(pd.Categorical(present).categories)
+    return StrataProducts(tuple(order), tuple(strata.parts[present.index(k)]
+                                              for k in order)).labelled(
+        [str(k) for k in order])
 
 
 def summary_design(spec: ModelSpec | str, ddf, *, extra_columns: tuple[str, ...] = (),
-                   na_action: str = "drop", split_every: int = 8) -> SummaryDesign:
+                   na_action: str = "drop", split_every: int = 8,
+                   strata: str | None = None) -> SummaryDesign:
     """The out-of-core design of ``spec`` on dask DataFrame ``ddf`` (two passes).
 
     A :class:`~bayeslmm.formula.summary.SummaryDesign`; see the module doc.
@@ -120,6 +143,9 @@ def summary_design(spec: ModelSpec | str, ddf, *, extra_columns: tuple[str, ...]
     na_action : {"drop", "raise"}
     split_every : int
         Partitions summed per task of the tree reduction.
+    strata : str, optional
+        A column whose levels' own cross-products are kept too (``VarIdent(by=...)``;
+        it must be among ``extra_columns``).
 
     Returns
     -------
@@ -150,10 +176,11 @@ def summary_design(spec: ModelSpec | str, ddf, *, extra_columns: tuple[str, ...]
     (summary,) = dask.compute(tree_sum(first, split_every))
     fz = FrozenDesign.of(plan, summary)
     frozen = dask.delayed(fz, traverse=False)
-    second = [dask.delayed(_products)(frozen, p) for p in parts]
+    second = [dask.delayed(_products)(frozen, p, strata) for p in parts]
     (total,) = dask.compute(tree_sum(second, split_every))
+    per = _strata_order(ddf, strata, total.strata) if strata else None
     return SummaryDesign.of(fz, total.cp, total.moments[0], chunk_rows=total.rows,
-                            source=ddf, na_action=na_action)
+                            source=ddf, na_action=na_action, strata=per)
 
 
 def refuse_pointwise(design, log_likelihood) -> None:
@@ -167,10 +194,11 @@ def refuse_pointwise(design, log_likelihood) -> None:
         raise BayesLMMError(f"log_likelihood=True: {POINTWISE_OUT_OF_CORE}")
 
 
-def model_design(spec: ModelSpec, data, *, na_action: str = "drop", residual=None,
-                 weights=None, extra_columns: tuple[str, ...] = ()):
+def model_design(spec: ModelSpec, data, *, na_action: str = "drop", weights=None,
+                 extra_columns: tuple[str, ...] = (), strata: str | None = None):
     """A model's design: from a pandas DataFrame (rows in memory) or, out of core, from
-    a dask DataFrame (:func:`summary_design`), where a residual structure is refused.
+    a dask DataFrame (:func:`summary_design`, with the cross-products per level of
+    ``strata`` for ``VarIdent``; the model refuses other residual structures there).
 
     >>> import bayeslmm as blm
     >>> model_design(parse_formula("Yield ~ 1 + (1 | Batch)"),
@@ -185,13 +213,8 @@ def model_design(spec: ModelSpec, data, *, na_action: str = "drop", residual=Non
     if weights is not None:
         raise BayesLMMError("Prior weights on a dask DataFrame are not supported yet: fit "
                             "without weights=, or a sample of the rows in memory.")
-    if residual is not None:
-        raise BayesLMMError(
-            f"The residual structure {residual!r} needs the rows at every evaluation of the "
-            "likelihood (its whitening depends on its parameters), and the rows of a dask "
-            "DataFrame are out of core. Fit iid residuals on the dask DataFrame, or this "
-            "structure on a sample of the rows in memory (ddf.sample(frac=...).compute()).")
-    return summary_design(spec, data, na_action=na_action, extra_columns=extra_columns)
+    return summary_design(spec, data, na_action=na_action, extra_columns=extra_columns,
+                          strata=strata)
 
 
 def _numeric(dtype) -> bool:

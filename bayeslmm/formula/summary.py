@@ -175,6 +175,8 @@ class SummaryDesign:
         Rows used of each chunk of ``source``.
     source : object
         The data in chunks (a dask DataFrame), or None.
+    strata : StrataProducts or None
+        The cross-products of each level of a ``VarIdent`` factor (nlme's order).
     """
 
     spec: ModelSpec
@@ -188,6 +190,7 @@ class SummaryDesign:
     n_dropped_rows: int = 0
     chunk_rows: tuple[int, ...] = ()
     source: Any = field(default=None, repr=False)
+    strata: Any = field(default=None, repr=False)
     #: no prior weights out of core (lme4's ``weights=``: the fits read ``weights``)
     weights: None = None
     weights_column: None = None
@@ -195,7 +198,7 @@ class SummaryDesign:
     @classmethod
     def of(cls, frozen: FrozenDesign, cp: CrossProducts, moments: dict[str, Any], *,
            chunk_rows: tuple[int, ...] = (), source: Any = None,
-           na_action: str = "drop") -> SummaryDesign:
+           na_action: str = "drop", strata: Any = None) -> SummaryDesign:
         """The design of all rows from their summed cross-products and moments: drops
         fixed-effect columns that are linearly dependent (with lme4's warning), checks
         the random effects are identifiable and reports rows dropped for missing values."""
@@ -219,6 +222,7 @@ class SummaryDesign:
                           stacklevel=user_stacklevel())
             keep = [j for j in range(p + 1) if j not in drop]
             cp = cp.transform_xy(np.eye(p + 1)[:, keep])
+            strata = strata.transform_xy(np.eye(p + 1)[:, keep]) if strata else None
             moments = {**moments, "X": [moments["X"][j] for j in keep[:-1]]}
         tmpl = frozen.template
         terms = [LevelTerm(t.group, frozen.groups[t.group].labels, t.term_names, t.blocks,
@@ -226,7 +230,7 @@ class SummaryDesign:
         check_terms(terms, cp.n)
         return cls(frozen.plan.spec, [n for j, n in enumerate(names) if j not in drop], terms,
                    cp, cp.n, frozen, moments, [names[j] for j in drop], n_drop,
-                   tuple(int(r) for r in chunk_rows), source)
+                   tuple(int(r) for r in chunk_rows), source, strata)
 
     # -- what a Design answers --------------------------------------------------------
     @property

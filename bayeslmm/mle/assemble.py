@@ -73,9 +73,10 @@ def assemble(design, method, pls, theta, sol, converged, singular, nfev, msg,
     df = len(names) + pls.layout.size + 1 + res.get("n_params", 0)
     extra = {}
     if residual is not None:
-        scaled = residuals.to_numpy() / res["scale"]
-        extra = {"residual_structure": res["structure"], "residual_params": res["params"],
-                 "scaled_residuals": pd.Series(scaled, index=design.rows, name="scaled")}
+        extra = {"residual_structure": res["structure"], "residual_params": res["params"]}
+        if residuals is not None:  # rows in memory
+            extra["scaled_residuals"] = pd.Series(residuals.to_numpy() / res["scale"],
+                                                  index=design.rows, name="scaled")
         if res.get("se") is not None:
             extra["se"] = pd.Series(res["se"], index=names, name="se")
         if res.get("covariate") is not None:

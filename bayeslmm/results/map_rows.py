@@ -82,9 +82,20 @@ class MapRows:
         2   -1.649
         Name: scaled, dtype: float64
         """
+        if self._scaled_residuals is None and self._residual_params and self.out_of_core:
+            return self._lazy_scaled()  # VarIdent out of core: σ δ of each row's level
         if self._scaled_residuals is None:
             return (self.residuals / self.sigma).rename("scaled")
         return self._scaled_residuals.copy()
+
+    def _lazy_scaled(self):
+        from ..dask.lazy import map_rows
+
+        ranef = {g: df.to_numpy() for g, df in self._ranef.items()}
+        sds = {k: self.sigma * v for k, v in self._residual_params.items()}
+        return map_rows(self._design, None, _scaled_frame,
+                        (self._fixef.to_numpy(), ranef, self._residual_structure.variance.by,
+                         sds), pd.Series([], dtype=float, name="scaled"), typed=False)
 
     def predict(self, new_data: pd.DataFrame | None = None, *, include_random: bool = True,
                 new_levels: str = "population", se_fit: bool = False):
@@ -138,3 +149,12 @@ class MapRows:
                     else pd.Series([], dtype=float, name="fit"))
             return map_rows(d, new_data, predict_frame, args, meta)
         return predict_frame(new_data, d, *args)
+
+
+def _scaled_frame(part, design, fixef, ranef, by: str, sds: dict) -> pd.Series:
+    """One chunk's residuals over σ δ of each row's ``VarIdent`` level."""
+    from .predict import residual_frame
+
+    res = residual_frame(part, design, fixef, ranef)
+    sd = part.loc[res.index, by].astype(str).map(sds).to_numpy(dtype=float)
+    return (res / sd).rename("scaled")
