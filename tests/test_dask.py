@@ -315,6 +315,21 @@ def test_fit_many_reports_failures_and_matches_single_fits(monkeypatch):
     _close(by.loc["b", "loglik"], fit.loglik)
 
 
+@pytest.mark.slow
+def test_fit_many_nuts_is_each_models_own_fit():
+    """nuts=True: model i samples with stream i of random_seed; its row is the posterior
+    summary of that very fit; the failing model keeps its row."""
+    df = _many_frame()
+    kw = dict(draws=100, tune=100, chains=2)
+    res = blm.fit_many("~ x + (1 | batch)", df, responses=["y1", "y4"], nuts=True,
+                       random_seed=3, scheduler="synchronous", **kw)
+    seed = int(np.random.SeedSequence(3).spawn(2)[0].generate_state(1)[0])
+    post = blm.LMM("y1 ~ x + (1 | batch)", df).fit(random_seed=seed, progressbar=False, **kw)
+    summ = post.summary()
+    _close(res.loc["y1", summ.index].to_numpy(float), summ["mean"].to_numpy(float))
+    assert res.loc["y4", "error"].startswith("DataError")
+
+
 @pytest.mark.parametrize("processes", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_on_a_local_cluster(processes):
     """Workers in this process (fast), or in their own (the tasks pickled: sampling tier)."""
