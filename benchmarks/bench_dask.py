@@ -114,9 +114,14 @@ def run_rows(args) -> dict:
     out["fixef"] = est.fixef.round(5).tolist()
     out["peak_mb_after_map"] = _peak_mb()
     if args.draws:
+        if args.backend != "auto":  # nutpie's backend forced (auto: JAX for costly models)
+            import bayeslmm.sampling.nutpie_backend as nb
+
+            nb.pick_backend = lambda cost_hint, cacheable=True: args.backend
         post = m.fit(draws=args.draws, tune=args.draws, chains=args.chains, random_seed=1,
-                     progressbar=False)
+                     progressbar=False, cores=args.cores)
         clock.lap(out, "fit")
+        out["nutpie_backend"] = post.idata.posterior.attrs.get("nutpie_backend")
         out["divergences"] = int(post.divergences)
         out["post_fixef"] = post.fixef.round(4).tolist()
     out["peak_mb"] = _peak_mb()
@@ -191,6 +196,8 @@ def main(argv=None) -> None:
     ap.add_argument("--memory-rows", type=float, default=1e7)
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--cores", type=int, default=None)
+    ap.add_argument("--backend", default="auto", choices=["auto", "numba", "jax"])
     ap.add_argument("--models", type=int, default=1000)
     ap.add_argument("--rows-per-model", type=int, default=2000)
     ap.add_argument("--n", type=int, default=5000)
@@ -213,7 +220,9 @@ def main(argv=None) -> None:
             if rows <= 0:
                 continue
             cmd = [sys.executable, __file__, "_rows", "--path", path, "--rows", str(rows),
-                   "--dir", data, "--draws", str(args.draws), "--chains", str(args.chains)]
+                   "--dir", data, "--draws", str(args.draws), "--chains", str(args.chains),
+                   "--backend", args.backend]
+            cmd += ["--cores", str(args.cores)] if args.cores else []
             subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": ROOT})
         return
     if args.stage == "grm":

@@ -118,5 +118,18 @@ def grm(genotypes, *, standardize: bool = False, dtype=np.float32,
             del B
     if used == 0:
         raise DataError("No genotype column left (all constant?): the GRM is undefined.")
-    K = np.tril(K) + np.tril(K, -1).T
-    return K / used
+    _mirror(K)
+    K /= used
+    return K
+
+
+def _mirror(K: np.ndarray, block: int = 512) -> None:
+    """Copy the lower triangle onto the upper one in place, a band of rows at a time
+    (no n × n temporary)."""
+    n = K.shape[0]
+    for i in range(0, n, block):
+        j = min(i + block, n)
+        K[i:j, j:] = K[j:, i:j].T
+        D = K[i:j, i:j]
+        up = np.triu_indices(j - i, 1)
+        D[up] = D.T[up]
