@@ -120,8 +120,14 @@ def test_nuts_inputs_are_the_same(case):
     """What NUTS reads (priors, the precompiled model's arrays: for several factors the
     blocked engine's layout): bit for bit, so draws with the same seed are the same (the
     sampling tier checks the draws)."""
+    from bayeslmm.pymc.parameterization import gradient_cost, nested
+
     mem, ooc = _pair(case)
     assert mem.priors == ooc.priors
+    # the sampler's choices (nested designs: from Z₁ᵀZ₂'s pattern out of core)
+    assert nested(ooc.design) == nested(mem.design) == (case == "nested")
+    assert gradient_cost(ooc.design, None, "marginal") == \
+        gradient_cost(mem.design, None, "marginal")
     da = DirectModel.of(mem.pymc_model, mem.design, mem._priors, mem._cross_products)
     db = DirectModel.of(ooc.pymc_model, ooc.design, ooc._priors, ooc._cross_products)
     assert da.spec[0] == db.spec[0] and da.constant == db.constant

@@ -94,6 +94,11 @@ def nested(design) -> bool:
     """
     if len(design.terms) != 2:
         return False
+    if not design.in_memory:  # out of core: the pairs of levels that Z₁ᵀZ₂ couples
+        cp = design.cross_products
+        r, c = cp.C1z.nonzero()
+        pairs = np.unique(np.column_stack([r // cp.q[0], c // cp.q[1]]), axis=0)
+        return len(pairs) == len(np.unique(pairs[:, 0]))
     first, second = (design.terms[k] for k in factor_order(design.terms))
     pairs = np.unique(np.column_stack([first.codes, second.codes]), axis=0)
     return len(pairs) == len(np.unique(first.codes))
