@@ -6,6 +6,7 @@ Usage::
                                           [--memory-rows 1e7] [--draws 1000] [--chains 4]
     python benchmarks/bench_dask.py many  [--models 1000] [--rows-per-model 2000]
     python benchmarks/bench_dask.py grm   [--n 5000] [--p 200000] [--chunk 8192] [--dir DIR]
+    python benchmarks/bench_dask.py gradient [--draws 100]    (NUTS cost on 1e5 groups)
 
 ``rows``: ``y ~ x + (x | g)`` with ``--groups`` groups, written once as a partitioned
 Parquet dataset (files of 10⁶ rows) under ``--dir``. Out of core: ``LMM(formula,
@@ -14,6 +15,9 @@ dask's threads), ``fit_map()`` (REML), then ``fit()`` (NUTS, ``--chains`` × ``-
 after as many tuning steps, the random effects drawn exactly afterwards). In memory:
 the same on the first ``--memory-rows`` rows read by pandas. Each path runs in its own
 process, which reports its peak resident memory.
+
+``gradient``: NUTS's cost on ``--groups`` groups' cross-products (the first file of the
+``rows`` data): CPU time of 100 gradients, and a one-chain nutpie run of ``--draws``.
 
 ``many``: ``fit_many`` of ``--models`` responses of a ``(1 | batch)`` design with
 ``--rows-per-model`` rows, REML, on a 2-worker ``LocalCluster`` (its start included).
@@ -188,9 +192,38 @@ def run_grm(args) -> dict:
     return out
 
 
+def run_gradient(args) -> dict:
+    """NUTS's cost on the cross-products of ``--groups`` groups (the same for any number
+    of rows): one log-density gradient (CPU ms), then a short nutpie run (one chain,
+    ``--draws`` tuning steps and draws) for the leapfrog steps per draw."""
+    import pandas as pd
+
+    import bayeslmm as blm
+    import bayeslmm.sampling.nutpie_backend as nb
+    from bayeslmm.pymc.direct import DirectModel
+
+    data = os.path.join(args.dir, f"rows_{int(args.rows)}_{int(args.groups)}")
+    m = blm.LMM(FORMULA, pd.read_parquet(os.path.join(data, "part-00000.parquet")))
+    dm = DirectModel.of(m.marginal_model, m.design, m._priors, m._cross_products)
+    x = np.random.default_rng(1).normal(0, 0.1, dm.ndim)
+    dm.logp_grad(x)
+    out = {"groups": m.ngroups["g"]}
+    clock = Clock()
+    for _ in range(100):
+        dm.logp_grad(x)
+    clock.lap(out, "gradients_x100")
+    nb.pick_backend = lambda cost_hint, cacheable=True: "numba"  # JAX: see the notes
+    post = m.fit(draws=args.draws, tune=args.draws, chains=1, random_seed=1,
+                 progressbar=False)
+    clock.lap(out, "nuts_1_chain")
+    out.update(draws=args.draws, mean_steps=float(post.idata.sample_stats["n_steps"].mean()),
+               divergences=int(post.divergences))
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("stage", choices=["rows", "many", "grm", "_rows", "_grm"])
+    ap.add_argument("stage", choices=["rows", "many", "grm", "gradient", "_rows", "_grm"])
     ap.add_argument("--rows", type=float, default=1e8)
     ap.add_argument("--groups", type=float, default=1e5)
     ap.add_argument("--memory-rows", type=float, default=1e7)
@@ -235,7 +268,8 @@ def main(argv=None) -> None:
                "--chunk", str(args.chunk), "--dir", args.dir]
         subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": ROOT})
         return
-    out = run_many(args) if args.stage == "many" else run_grm(args)
+    run = {"many": run_many, "gradient": run_gradient}.get(args.stage, run_grm)
+    out = run(args)
     print(json.dumps(out), flush=True)
 
 
