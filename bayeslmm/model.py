@@ -28,7 +28,7 @@ from .pymc.conditional import build_conditional
 from .pymc.direct import DirectModel
 from .pymc.graph import GraphMixin
 from .pymc.marginal import build_marginal, design_cross_products
-from .pymc.parameterization import choose_parameterization, gradient_cost
+from .pymc.parameterization import cacheable, choose_parameterization, gradient_cost
 from .pymc.priors import ResolvedPriors, resolve_priors
 from .residual.bind import ResidualDesign
 from .residual.strata import design_and_residual
@@ -324,14 +324,16 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
             target_accept = 0.8 if marginal else 0.9
         sampler = choose_sampler(sampler, par)
         model = self.build(par)
-        direct = (DirectModel.of(model, self._design, self._priors, self._cross_products)
-                  if marginal and self._residual is None and sampler == "nutpie" else None)
+        direct = (DirectModel.of(model, self._design, self._priors,
+                                 None if self._residual else self._cross_products,
+                                 residual=self._residual)
+                  if marginal and sampler == "nutpie" else None)
         idata = sample(
             model, draws=draws, tune=tune, chains=chains,
             random_seed=random_seed, sampler=sampler, target_accept=target_accept,
             cores=cores, progressbar=progressbar,
             log_likelihood=False if marginal else log_likelihood, nobs=self.nobs,
-            cacheable=marginal and self._residual is None,
+            cacheable=cacheable(self._design, self._residual, par),
             cost_hint=gradient_cost(self._design, self._residual, par), direct=direct,
         )
         cp = self._cross_products if marginal and not self._residual else None

@@ -37,7 +37,7 @@ from .blocked_kernel import blocked_kernel
 from .marginal_kernel import one_factor_logp_grad
 from .prior_kernels import family_logp, lkj_chol_logp
 
-__all__ = ["direct_one_factor", "direct_blocked"]
+__all__ = ["direct_one_factor", "direct_blocked", "prior_terms", "factor_grad_back"]
 
 
 @numba.njit(cache=True)
@@ -151,3 +151,9 @@ def direct_blocked(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, 
     for pos in range(K):
         _back(grad, gLs[pos], order[pos], Ls, fkind, fq, foff, fc)
     return lp + ll, grad
+
+
+#: the prior step and the chain rule of a factor, for kernels built on these
+#: (:mod:`bayeslmm.linalg.direct_residual`)
+prior_terms = _priors
+factor_grad_back = _back

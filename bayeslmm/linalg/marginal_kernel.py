@@ -164,11 +164,19 @@ def one_factor_logp_grad(zz, z_xy, xy_xy, n, beta, sigma, L, data_grads):  # pra
         for a in range(q):
             for b in range(q):
                 GL[a, b] += ALP[a, b] - (c[a] - ALv[a]) * v[b] / s
-        if data_grads:
-            LPL = L @ Pinv @ L.T
+        if data_grads:  # L P⁻¹ Lᵀ by loops: matrix products allocate at every level
             for a in range(q):
                 for b in range(q):
-                    g_zz[j, a, b] = -0.5 * (LPL[a, b] + Lv[a] * Lv[b] / s)
+                    acc = 0.0
+                    for k in range(q):
+                        acc += L[a, k] * Pinv[k, b]
+                    ALP[a, b] = acc  # reused as L P⁻¹ (its own use is done)
+            for a in range(q):
+                for b in range(q):
+                    acc = 0.0
+                    for k in range(q):
+                        acc += ALP[a, k] * L[b, k]
+                    g_zz[j, a, b] = -0.5 * (acc + Lv[a] * Lv[b] / s)
                 for b in range(p1):
                     g_zxy[j, a, b] = Lv[a] / s * u[b]
     Q = m * q

@@ -8,7 +8,10 @@ whitening y, X and Z by ``L⁻¹`` (``Λ = LLᵀ``) leaves a model with iid resi
 for ML and REML alike (:func:`~bayeslmm.residual.algebra.whiten_design`). β and σ stay
 profiled out; (θ, u) are searched jointly by L-BFGS-B (:func:`bayeslmm.mle.lmer.search`):
 the θ part of the gradient is analytic, the u part central differences, each an O(n)
-whitening plus a cross-product build. A second start with a strong correlation guards
+whitening plus a cross-product build, or, for AR1, CAR1 with few distinct gaps,
+CompSymm and VarIdent, a combination of statistics computed once
+(:mod:`bayeslmm.residual.sufficient`; the rows again where a correlation is within
+1e-4 of ±1, where the combination loses digits). A second start with a strong correlation guards
 against the ridge between a random intercept and a within-group correlation.
 
 Variance functions of the fitted values (``VarPower()``, ``VarExp()``) are estimated as
@@ -49,6 +52,7 @@ from ..residual.algebra import (
 )
 from ..residual.bind import ResidualDesign
 from ..residual.structures import AR1, CAR1, CompSymm, VarIdent
+from ..residual.sufficient import statistics
 from ..results.map import MapResult
 from .assemble import assemble, warn_fit
 from .engine import MapEngine
@@ -94,6 +98,8 @@ class ResidualCriterion:
         self._cache: OrderedDict[bytes, tuple[PLS | None, float]] = OrderedDict()
         # raises FitError for correlation groups that cross random-effect levels
         whiten_design(rd, design, self.params(initial_unconstrained(rd)))
+        # AR1, CAR1 (few gaps), CompSymm, VarIdent: no pass over the rows per evaluation
+        self.stats = statistics(design, rd)
 
     def start(self) -> np.ndarray:
         """lme4's θ start (Λ = I, in the covariates' units) and iid residuals."""
@@ -137,9 +143,13 @@ class ResidualCriterion:
             return hit
         try:
             with np.errstate(all="ignore"):
-                p, _ = self.centred(u)
-                ld = float(logdet_lambda(self.rd, p))
-                pls = PLS.from_design(whiten_design(self.rd, self.design, p))
+                p, m = self.centred(u)
+                if self.stats is not None and self.stats.conditioned(p):
+                    ld = self.stats.logdet(p, m)
+                    pls = PLS(self.stats.cross_products(p, m), self.layout)
+                else:
+                    ld = float(logdet_lambda(self.rd, p))
+                    pls = PLS.from_design(whiten_design(self.rd, self.design, p))
         except (BayesLMMError, ValueError, np.linalg.LinAlgError):  # outside the domain
             pls, ld = None, np.inf
         if not np.isfinite(ld):

@@ -5,7 +5,10 @@ cross-products) wherever it is exact and cheap: iid residuals or a residual stru
 within one grouping factor; with several grouping factors (crossed or nested), the
 blocked factorisation, whose cost is the random effects outside the largest factor
 (r, cubed) unless the design is nested: up to :data:`~bayeslmm.pymc.marginal.
-MAX_REST_RE` of them. The conditional model (explicit non-centred b) takes the rest.
+MAX_REST_RE` of them. A residual structure with sufficient statistics and several
+grouping factors takes the dense factorisation of all Q random effects (Q³ per
+gradient): up to :data:`~bayeslmm.pymc.marginal.MAX_DENSE_RE` of them. The
+conditional model (explicit non-centred b) takes the rest.
 
 Examples
 --------
@@ -23,9 +26,11 @@ import numpy as np
 
 from ..errors import BayesLMMError
 from ..linalg.crossprod import factor_order
+from ..residual.sufficient import sufficient_reason
 from .marginal import MAX_REST_RE, marginal_supports
 
-__all__ = ["choose_parameterization", "gradient_cost", "rest", "nested", "PARAMETERIZATIONS"]
+__all__ = ["choose_parameterization", "gradient_cost", "cacheable", "rest", "nested",
+           "PARAMETERIZATIONS"]
 
 #: Values of ``parameterization``.
 PARAMETERIZATIONS = ("auto", "marginal", "conditional")
@@ -66,7 +71,9 @@ def choose_parameterization(design, residual, requested: str) -> str:
         return "marginal"
     if requested == "conditional":
         return "conditional"
-    cheap = len(design.terms) <= 1 or rest(design) <= MAX_REST_RE or nested(design)
+    # (a residual structure with several factors: marginal_supports bounds its size)
+    cheap = (len(design.terms) <= 1 or residual is not None or rest(design) <= MAX_REST_RE
+             or nested(design))
     return "marginal" if cheap and why is None else "conditional"
 
 
@@ -106,9 +113,30 @@ def nested(design) -> bool:
 
 def gradient_cost(design, residual, parameterization: str) -> int:
     """Roughly the work of one gradient: q²·levels (+ p²) for the marginal model on
-    cross-products; rows × q where the graph touches every row."""
-    if parameterization == "marginal" and residual is None:
+    cross-products (twice that on a residual structure's statistics, which are
+    combined at every gradient, plus Q³/3 for their dense factorisation with several
+    factors); rows × q where the graph touches every row."""
+    if not cacheable(design, residual, parameterization):
+        return design.nobs * max(1, sum(t.q for t in design.terms))
+    cost = sum(t.n_levels * t.q**2 for t in design.terms) + len(design.fixef_names) ** 2
+    if residual is None:
         dense = 0 if len(design.terms) < 2 or nested(design) else rest(design) ** 3 // 3
-        return (sum(t.n_levels * t.q**2 for t in design.terms) + len(design.fixef_names) ** 2
-                + dense)
-    return design.nobs * max(1, sum(t.q for t in design.terms))
+        return cost + dense
+    Q = sum(t.n_levels * t.q for t in design.terms)
+    return 2 * cost + (Q**3 // 3 if len(design.terms) > 1 else 0)
+
+
+def cacheable(design, residual, parameterization: str) -> bool:
+    """Whether the model's graph depends on the data only through ``pm.Data`` (one
+    compiled model per structure): the marginal model with iid residuals or a residual
+    structure with sufficient statistics (:mod:`bayeslmm.residual.sufficient`).
+
+    >>> import bayeslmm as blm
+    >>> m = blm.LMM("distance ~ age + (1 | Subject)", blm.datasets.load("Orthodont"),
+    ...             residual=blm.CAR1(time="age", group="Subject"))
+    >>> cacheable(m.design, m.residual, "marginal"), cacheable(m.design, None, "conditional")
+    (True, False)
+    """
+    if parameterization != "marginal":
+        return False
+    return residual is None or sufficient_reason(residual) is None
