@@ -114,8 +114,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
     ) -> None:
         structure = as_residual(residual)
         self._spec: ModelSpec = parse_formula(formula)
-        # pandas, or dask (out of core: SummaryDesign, VarIdent alone per stratum)
-        self._design, self._residual = design_and_residual(
+        self._design, self._residual = design_and_residual(  # pandas, or dask (out of core)
             self._spec, data, structure, na_action=na_action, weights=weights)
         self._priors: ResolvedPriors = resolve_priors(self._design, priors, self._residual)
         self._models: dict[str, pm.Model] = {}  # by parameterization: what fit samples
