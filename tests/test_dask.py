@@ -208,8 +208,8 @@ def test_posterior_predictions_lazy():
 def test_varident_out_of_core(method):
     """VarIdent from the cross-products of each level: the criterion is the rows' one
     (1e-10) and the fit the pandas fit's (whose ratio is nlme's 0.4541, REML) to the
-    search's tolerance. Orthodont's rows are sorted by Sex: the level Female is in the
-    last partitions only."""
+    search's tolerance; NUTS's log-density and gradient equal. Orthodont's rows are
+    sorted by Sex: the level Female is in the last partitions only."""
     from bayeslmm.mle.lme import ResidualCriterion
     from bayeslmm.mle.strata_fit import StrataCriterion
 
@@ -230,8 +230,25 @@ def test_varident_out_of_core(method):
                                [fa.sigma, fa.residual_params["Female"]], rtol=1e-6)
     np.testing.assert_allclose(fb.scaled_residuals.compute(), fa.scaled_residuals,
                                rtol=1e-6, atol=1e-7)
-    with pytest.raises(blm.BayesLMMError, match="NUTS with the residual structure"):
-        ooc.fit(draws=10, tune=10)
+    # NUTS reads the same statistics (issue 20's, one per level): bit for bit
+    x = np.random.default_rng(1).normal(0, 0.3, 6)
+    da = DirectModel.of(mem.marginal_model, mem.design, mem._priors, None,
+                        residual=mem.residual)
+    db = DirectModel.of(ooc.marginal_model, ooc.design, ooc._priors, None,
+                        residual=ooc.residual)
+    (la, ga), (lb, gb) = da.logp_grad(x), db.logp_grad(x)
+    _close([la, *ga], [lb, *gb])
+
+
+@pytest.mark.slow
+def test_varident_posterior_out_of_core():
+    df = blm.datasets.load("Orthodont")
+    f, res = "distance ~ age + Sex + (1 | Subject)", blm.VarIdent(by="Sex")
+    kw = dict(draws=200, tune=200, chains=2, random_seed=3, progressbar=False)
+    pa = blm.LMM(f, df, residual=res).fit(**kw)
+    pb = blm.LMM(f, dd.from_pandas(df, npartitions=3), residual=res).fit(**kw)
+    for v in pa.idata.posterior.data_vars:
+        _close(pa.idata.posterior[v].values, pb.idata.posterior[v].values)
 
 
 @pytest.mark.parametrize("structure, alternative", [

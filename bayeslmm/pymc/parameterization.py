@@ -47,13 +47,6 @@ def choose_parameterization(design, residual, requested: str) -> str:
     if requested not in PARAMETERIZATIONS:
         raise BayesLMMError(f"Unknown parameterization {requested!r}; choose one of "
                             f"{PARAMETERIZATIONS}.")
-    if not design.in_memory and residual is not None:
-        raise BayesLMMError(
-            f"NUTS with the residual structure {residual.structure!r} on rows out of "
-            "core is not available: fit_map() (ML/REML) fits it from the cross-products "
-            "of each level; for a posterior, sample iid residuals on the dask DataFrame, "
-            "or this structure on a sample of the rows in memory "
-            "(ddf.sample(frac=...).compute()).")
     why = marginal_supports(design, residual)
     if not design.in_memory:  # rows out of core: only the cross-products are here
         if requested == "conditional" or why:

@@ -85,7 +85,7 @@ def bind_strata(residual: Residual, design) -> ResidualDesign:
     return ResidualDesign(structure=residual, n=design.nobs, order=none, inverse=none,
                           group_codes=none, group_levels=["(all)"], start=none,
                           position=none, lag=np.zeros(0), time=np.zeros(0),
-                          by_levels=list(levels))
+                          by_codes=none, by_levels=list(levels))
 
 
 def design_and_residual(spec, data, structure: Residual | None, *, na_action: str = "drop",
