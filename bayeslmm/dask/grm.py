@@ -37,15 +37,18 @@ __all__ = ["grm"]
 
 def _prepare(block, standardize: bool, dtype) -> np.ndarray:
     """One block as ``dtype``, standardized if asked, checked for missing values."""
-    B = np.asarray(block).astype(dtype, copy=False)
+    B = np.asarray(block).astype(dtype, copy=standardize)  # standardized in place
     if not np.isfinite(B).all():
         raise DataError("The genotypes have missing or non-finite values: impute them "
                         "(e.g. by the column mean) before computing the GRM.")
-    if standardize:
+    if standardize:  # column moments in float64, the block itself never in float64
         mean = B.mean(axis=0, dtype=np.float64)
-        sd = B.std(axis=0, dtype=np.float64)
-        keep = sd > 0
-        B = ((B[:, keep] - mean[keep]) / sd[keep]).astype(dtype, copy=False)
+        sd = np.sqrt(np.maximum(np.square(B).mean(axis=0, dtype=np.float64) - mean**2, 0.0))
+        keep = sd > 1e-12 * np.maximum(np.abs(mean), 1.0)
+        if not keep.all():
+            B = B[:, keep]
+        B -= mean[keep].astype(dtype)
+        B /= sd[keep].astype(dtype)
     return np.asfortranarray(B)
 
 
