@@ -114,9 +114,9 @@ def direct_one_factor(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, fet
     lp, grad, beta, Ls, sigma = _priors(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff,
                                         fsd, feta, fpar, fc, scode, spar, soff)
     q = fq[0]
-    ll, gb, gs, gL, _, _, _ = one_factor_logp_grad(zz, z_xy, xy_xy, n, beta, sigma,
-                                                   np.ascontiguousarray(Ls[0, :q, :q]),
-                                                   False)
+    L = np.empty((q, q))  # a fresh C array: a view ('A' layout) compiles to slower loops
+    L[:, :] = Ls[0, :q, :q]
+    ll, gb, gs, gL, _, _, _ = one_factor_logp_grad(zz, z_xy, xy_xy, n, beta, sigma, L, False)
     if not np.isfinite(ll):
         return -np.inf, grad
     grad[:p] += gb * bscale

@@ -267,7 +267,7 @@ def _iid_fitted(design, method: str) -> np.ndarray:
 
 
 def fit_lme(design, rd: ResidualDesign, method: str, *,
-                 maxiter: int | None = None) -> MapResult:
+            maxiter: int | None = None, criterion: type | None = None) -> MapResult:
     """ML or REML fit with a residual structure (nlme's ``lme``, or ``gls`` without random effects).
 
     Parameters
@@ -277,6 +277,9 @@ def fit_lme(design, rd: ResidualDesign, method: str, *,
         The structure bound to the design's rows.
     method : {"ML", "REML"}
     maxiter : int, optional
+    criterion : type, optional
+        The criterion's class (default :class:`ResidualCriterion`, on the rows; out of
+        core :class:`~bayeslmm.mle.strata_fit.StrataCriterion`).
 
     Returns
     -------
@@ -294,7 +297,8 @@ def fit_lme(design, rd: ResidualDesign, method: str, *,
     """
     reml = method == "REML"
     fitted = _iid_fitted(design, method) if rd.fitted_covariate else None
-    crit = ResidualCriterion(design, rd, reml, fitted)
+    make = criterion or ResidualCriterion
+    crit = make(design, rd, reml, fitted)
     x = crit.start()
     if not np.isfinite(crit.value(x)):
         raise FitError("The likelihood cannot be evaluated at the starting values (iid "
@@ -305,7 +309,7 @@ def fit_lme(design, rd: ResidualDesign, method: str, *,
     is_diag = np.concatenate([crit.layout.is_diag, np.zeros(crit.n_u, dtype=bool)])
     extra = _strong_start(crit, x)
     nfev, rounds = 0, 0
-    with one_blas_thread(crit.n_theta + design.X.shape[1] + 1):
+    with one_blas_thread(crit.n_theta + len(design.fixef_names) + 1):
         while True:
             x_new, converged, msg, n = search(crit.value, crit.value_and_grad, x, bounds,
                                               is_diag, maxiter, extra, scale=crit.scale)
@@ -326,7 +330,7 @@ def fit_lme(design, rd: ResidualDesign, method: str, *,
                 msg = f"{msg}; fitted-value iteration did not settle in {rounds} rounds"
                 break
             fitted = new
-            crit = ResidualCriterion(design, rd, reml, fitted)
+            crit = make(design, rd, reml, fitted)
     if fitted is not None:
         msg = f"{msg} (fitted-value covariate: {rounds} rounds)"
     return lme_result(design, rd, crit, x_new, method, converged, nfev, msg)
@@ -355,13 +359,13 @@ def lme_result(design, rd: ResidualDesign, crit: ResidualCriterion, x: np.ndarra
     if warn:
         warn_fit(method, converged, singular, msg)
         _warn_edge(rd, u, p)
-    logd = log_sd_weights(rd, p)
+    logd = log_sd_weights(rd, p) if design.in_memory else None  # out of core: no rows
     delta = np.exp(logd[rd.inverse]) if logd is not None else np.ones(rd.n)
     se = None
     if not reml:
         # nlme's summary (adjustSigma) reports ML standard errors with σ̂² N/(N − p); gls's
         # vcov() has that factor too, lme's vcov() has not
-        n, k = design.X.shape
+        n, k = design.nobs, len(design.fixef_names)
         if design.terms:
             se = np.sqrt(np.diag(sol.vcov) * n / (n - k))
         else:
@@ -371,7 +375,8 @@ def lme_result(design, rd: ResidualDesign, crit: ResidualCriterion, x: np.ndarra
                 "params": named, "scale": sol.sigma * delta, "u": u, "se": se,
                 "covariate": crit.fitted}
     engine = MapEngine(design, method, theta_nlme, sol.sigma, sol.beta,
-                       fitter=lambda d, meth: fit_lme(d, rd, meth), residual=rd,
+                       fitter=lambda d, meth: fit_lme(d, rd, meth, criterion=type(crit)),
+                       residual=rd,
                        residual_params=p, criterion=_psi_criterion(crit, psi))
     return assemble(design, method, pls, theta_nlme, sol, converged, singular, nfev, msg,
                     residual=residual, engine=engine)

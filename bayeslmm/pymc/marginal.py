@@ -170,9 +170,7 @@ def build_marginal(design: Design, priors: ResolvedPriors,
             return _build_stats(design, priors, residual, stats)
         return _build_whitened(design, priors, residual)
     cp = cross_products if cross_products is not None else design_cross_products(design)
-    coords = coords_of(design)
-    coords.pop("obs")
-    with pm.Model(coords=coords) as model:
+    with pm.Model(coords=coords_of(design, obs=False)) as model:
         n = pm.Data("stat_n", float(cp.n))
         if len(cp.q) > 1:  # several factors: the blocked layout (flags as structure)
             layout = blocked_arrays(cp)
@@ -223,8 +221,7 @@ def loglik_expression(arrays, n, beta, sigma, chols, qs, ms):
 
 
 def _build_whitened(design: Design, priors: ResolvedPriors, rd: ResidualDesign) -> pm.Model:
-    coords = {**coords_of(design), **structure_coords(rd)}
-    coords.pop("obs")
+    coords = {**coords_of(design, obs=False), **structure_coords(rd)}
     if isinstance(rd.variance, VarIdent):
         coords["varident_level"] = list(rd.by_levels[1:])
     with pm.Model(coords=coords) as model:

@@ -47,9 +47,17 @@ def choose_parameterization(design, residual, requested: str) -> str:
     if requested not in PARAMETERIZATIONS:
         raise BayesLMMError(f"Unknown parameterization {requested!r}; choose one of "
                             f"{PARAMETERIZATIONS}.")
+    why = marginal_supports(design, residual)
+    if not design.in_memory:  # rows out of core: only the cross-products are here
+        if requested == "conditional" or why:
+            raise BayesLMMError(
+                "This model's rows are not in memory: only the marginal model (from "
+                "cross-products) can be sampled"
+                + (f", and it is not available here: {why}." if why else
+                   "; use parameterization='marginal' (or 'auto')."))
+        return "marginal"
     if not design.terms and residual is None:
         return "conditional"  # no random effects: nothing to integrate out
-    why = marginal_supports(design, residual)
     if requested == "marginal":
         if why:
             raise BayesLMMError(f"parameterization='marginal' is not available: {why}.")
@@ -86,6 +94,11 @@ def nested(design) -> bool:
     """
     if len(design.terms) != 2:
         return False
+    if not design.in_memory:  # out of core: the pairs of levels that Z₁ᵀZ₂ couples
+        cp = design.cross_products
+        r, c = cp.C1z.nonzero()
+        pairs = np.unique(np.column_stack([r // cp.q[0], c // cp.q[1]]), axis=0)
+        return len(pairs) == len(np.unique(pairs[:, 0]))
     first, second = (design.terms[k] for k in factor_order(design.terms))
     pairs = np.unique(np.column_stack([first.codes, second.codes]), axis=0)
     return len(pairs) == len(np.unique(first.codes))

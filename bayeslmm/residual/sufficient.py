@@ -68,8 +68,8 @@ from .bind import ResidualDesign
 from .closed_forms import coefficients, stats_logdet
 from .structures import AR1, CAR1, CompSymm, VarIdent
 
-__all__ = ["ResidualStats", "residual_stats", "statistics", "sufficient_reason", "MAX_GAPS",
-           "MAX_STATS"]
+__all__ = ["ResidualStats", "residual_stats", "statistics", "strata_stats",
+           "sufficient_reason", "MAX_GAPS", "MAX_STATS"]
 
 #: CAR1 (and AR1 with a time column) uses statistics when its gaps take at most this
 #: many distinct values (integer days, visits); more keep the row-wise path.
@@ -382,4 +382,19 @@ def statistics(design, rd: ResidualDesign | None) -> ResidualStats | None:
     """
     if rd is None or sufficient_reason(rd) is not None:
         return None
-    return _memo("stats", (design, rd), lambda: residual_stats(design, rd))
+    return _memo("stats", (design, rd), lambda: residual_stats(design, rd) if design.in_memory
+                 else strata_stats(design.strata))  # out of core: the levels' sums
+
+
+def strata_stats(strata) -> ResidualStats:
+    """VarIdent's statistics from each level's cross-products (an out-of-core design's).
+
+    >>> import dask.dataframe as dd
+    >>> m = blm.LMM("distance ~ age + (1 | Subject)", dd.from_pandas(blm.datasets.load(
+    ...     "Orthodont"), npartitions=2), residual=blm.VarIdent(by="Sex"))
+    >>> strata_stats(m.design.strata).strata_rows.tolist()
+    [64.0, 44.0]
+    """
+    n, z = np.array(strata.counts, dtype=float), np.zeros(0)
+    return ResidualStats("none", *_key_arrays([(0, 1.0, k, k) for k in range(len(n))]),
+                         tuple(strata.parts), int(n.sum()), len(n), n, z, z)
