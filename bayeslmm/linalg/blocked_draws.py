@@ -32,9 +32,9 @@ from .blocked_parts import first_factor, rest_left, rest_schur
 __all__ = ["blocked_draw"]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # no GIL held: draws run in threads
 def _draw(a11, c1, bptr, bblk, tptr, tent, eown, a21, boff, bfac, a22, c2, beta, sigma, Ls,
-          qs, eps):  # pragma: no cover - compiled
+          qs, eps, blockdiag):  # pragma: no cover - compiled
     m1, q1, p1 = c1.shape[0], c1.shape[1], c1.shape[2]
     p, r = p1 - 1, a22.shape[0]
     s = sigma * sigma
@@ -45,18 +45,26 @@ def _draw(a11, c1, bptr, bblk, tptr, tent, eown, a21, boff, bfac, a22, c2, beta,
     ok, _, Ci, _, _, z1 = first_factor(a11, c1, L1, s, u)
     T, S, c2u, w2, y2, C21, B = rest_schur(a21, a22, c2, bptr, bblk, tptr, tent, eown,
                                             boff, bfac, Ls, qs, L1, Ci, z1, s, u)
-    C22 = np.linalg.cholesky(S)
+    lo, hi = np.zeros(r, np.int64), np.full(r, r, np.int64)  # C₂₂'s nonzero span
+    if blockdiag:  # nested: S (and C₂₂) block diagonal, O(r) instead of O(r³)
+        C22 = np.zeros((r, r))
+        for b in range(boff.shape[0] - 1):
+            o, q = boff[b], qs[bfac[b]]
+            C22[o:o + q, o:o + q] = np.linalg.cholesky(S[o:o + q, o:o + q].copy())
+            lo[o:o + q], hi[o:o + q] = o, o + q
+    else:
+        C22 = np.linalg.cholesky(S)
     z2 = np.zeros(r)   # C₂₂ z₂ = y₂
     for i in range(r):
         acc = y2[i]
-        for k in range(i):
+        for k in range(lo[i], i):
             acc -= C22[i, k] * z2[k]
         z2[i] = acc / C22[i, i]
     x2 = np.zeros(r)   # C₂₂ᵀ x₂ = z₂ + σε₂
     off = m1 * q1
     for i in range(r - 1, -1, -1):
         acc = z2[i] + sigma * eps[off + i]
-        for k in range(i + 1, r):
+        for k in range(i + 1, hi[i]):
             acc -= C22[k, i] * x2[k]
         x2[i] = acc / C22[i, i]
     out = np.zeros(off + r)
@@ -92,4 +100,4 @@ def blocked_draw(arrays: dict, beta, sigma: float, Ls, qs, eps) -> np.ndarray:
                  a["a21"], a["boff"], a["bfac"],
                  a["a22"], a["c2"], np.ascontiguousarray(beta, np.float64), float(sigma),
                  np.ascontiguousarray(Ls, np.float64), np.asarray(qs, np.int64),
-                 np.ascontiguousarray(eps, np.float64))
+                 np.ascontiguousarray(eps, np.float64), bool(a["blockdiag"]))

@@ -128,13 +128,21 @@ def _several(cp: CrossProducts, Ls, beta, sigma, rng) -> np.ndarray:
     arrays = blocked_arrays(cp)
     Q = sum(q * m for q, m in zip(cp.q, cp.m, strict=True))
     qmax = max(cp.q)
-    out = np.empty((len(sigma), Q))
-    packed = np.zeros((len(cp.q), qmax, qmax))
-    for d in range(len(sigma)):
-        for k, L in enumerate(Ls):
-            packed[k, :cp.q[k], :cp.q[k]] = L[d]
-        out[d] = blocked_draw(arrays, beta[d], sigma[d], packed, cp.q,
-                              rng.standard_normal(Q))
+    nd = len(sigma)
+    out = np.empty((nd, Q))
+    packed = np.zeros((nd, len(cp.q), qmax, qmax))
+    for k, L in enumerate(Ls):
+        packed[:, k, :cp.q[k], :cp.q[k]] = L
+    eps = rng.standard_normal((nd, Q))  # the same stream as one call per draw
+
+    def run(lo: int, hi: int) -> None:
+        for d in range(lo, hi):
+            out[d] = blocked_draw(arrays, beta[d], sigma[d], packed[d], cp.q, eps[d])
+
+    workers = max(1, min(os.cpu_count() or 1, nd))
+    cuts = np.linspace(0, nd, workers + 1).astype(int)
+    with ThreadPoolExecutor(workers) as pool:  # the kernel releases the GIL
+        list(pool.map(lambda k: run(cuts[k], cuts[k + 1]), range(workers)))
     return out
 
 
