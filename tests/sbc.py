@@ -187,21 +187,24 @@ def rank_columns(df: pd.DataFrame) -> list[str]:
 
 def run(case: Case, parameterization: str, n_sims: int, *, draws: int, tune: int,
         chains: int = 2, n_ranks: int = 49, seed: int = 0, out: Path | None = None,
-        progress: bool = False) -> pd.DataFrame:
+        progress: bool = False, fit_case: Case | None = None) -> pd.DataFrame:
     """SBC of one case and parameterization: one row per simulation, the rank of each
     parameter among ``n_ranks`` thinned draws, with the fit's divergences, smallest
     bulk ESS and seconds. With ``out`` (a CSV) each row is appended as it is made and a
-    rerun resumes after the rows already there."""
+    rerun resumes after the rows already there. ``fit_case`` (default ``case``) is the
+    model fitted to the simulated responses: another one (other priors) shows what a
+    wrong posterior looks like."""
     truth, ys = prior_draws(case, max(n_sims, POOL), seed)  # a rerun with more sims
     # extends the same sequence of prior draws
     done = pd.read_csv(out) if out is not None and out.exists() else None
     rows = done.to_dict("records") if done is not None else []
-    sampler = case.sampler.get(parameterization, "auto")
+    fit_case = case if fit_case is None else fit_case
+    sampler = fit_case.sampler.get(parameterization, "auto")
     for i in range(len(rows), n_sims):
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            post = case.model(ys[i]).fit(draws=draws, tune=tune, chains=chains,
+            post = fit_case.model(ys[i]).fit(draws=draws, tune=tune, chains=chains,
                                          random_seed=seed * 100_000 + i + 1, sampler=sampler,
                                          parameterization=parameterization, cores=1,
                                          progressbar=False, log_likelihood=False)
