@@ -26,7 +26,10 @@ from .io import load
 from .kernel_model import KernelModel
 from .model import LMM
 from .pymc.priors import Prior
-from .residual import AR1, CAR1, CompSymm, Residual, VarExp, VarIdent, VarPower
+from .residual import (
+    AR1, CAR1, CompSymm, CorARMA, CorExp, CorGaus, CorLin, CorRatio, CorSpher, CorSymm,
+    Residual, VarComb, VarConstPower, VarExp, VarFixed, VarIdent, VarPower,
+)
 from .results import (
     BootstrapResult,
     KernelMapResult,
@@ -43,4 +46,6 @@ __all__ = [
     "Profile", "BootstrapResult",
     "BayesLMMError", "DataError", "FitError", "FormulaError",
     "AR1", "CAR1", "CompSymm", "VarIdent", "VarPower", "VarExp", "Residual",
+    "CorSymm", "CorARMA", "CorExp", "CorGaus", "CorSpher", "CorRatio", "CorLin",
+    "VarConstPower", "VarFixed", "VarComb",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -50,10 +51,52 @@ def _load_data(spec: str) -> pd.DataFrame:
 
     path = Path(spec)
     if path.suffix.lower() in (".csv", ".gz") or path.exists():
-        if not path.exists():
-            raise DataError(f"No such file {spec!r}.")
-        return pd.read_csv(path)
+        data = _read_csv(path)
+        if data.empty:
+            raise DataError(f"{spec!r} holds no rows of data.")
+        return data
     return datasets.load(spec)
+
+
+def _read_csv(path: Path, **kwargs) -> pd.DataFrame:
+    """A CSV file, or one DataError line saying what is wrong with it."""
+    if path.is_dir():
+        raise DataError(f"{str(path)!r} is a folder; give a CSV file.")
+    if not path.exists():
+        raise DataError(f"No such file {str(path)!r}.")
+    try:
+        return pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{str(path)!r} is empty; give a CSV file with a header row and "
+                        "data.") from None
+    except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{str(path)!r} is not a readable CSV file ({first}); give a "
+                        "comma-separated text file with a header row.") from None
+    except OSError as exc:
+        raise DataError(f"Cannot read {str(path)!r}: {exc.strerror or exc}.") from None
+
+
+def _check_writable(file: str | None, flag: str) -> None:
+    """Refuse, before any fitting, an output path that cannot be written."""
+    if file is None:
+        return
+    path = Path(file)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise DataError(f"{flag} {file!r} is a folder; give a file name.")
+    if not parent.is_dir():
+        raise DataError(f"{flag} {file!r}: no folder {str(parent)!r}; create it first.")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise DataError(f"{flag} {file!r} cannot be written (permission denied).")
+
+
+def _write(file: str, write, flag: str) -> None:
+    try:
+        write(file)
+    except OSError as exc:
+        raise DataError(f"{flag} {file!r} could not be written: {exc.strerror or exc}."
+                        ) from None
 
 
 def _matrix_file(spec: str, what: str):
@@ -71,9 +114,12 @@ def _read_matrix(file: str):
     if not path.exists():
         raise DataError(f"No such file {file!r}.")
     if path.suffix.lower() == ".npy":
-        return np.load(path)
+        try:
+            return np.load(path)
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{file!r} is not a NumPy .npy array ({exc}).") from None
     if path.suffix.lower() in (".csv", ".gz"):
-        return pd.read_csv(path, index_col=0)
+        return _read_csv(path, index_col=0)
     raise DataError(f"{file!r}: give a .npy array or a .csv whose first column holds the "
                     "row (or level) labels.")
 
@@ -86,8 +132,12 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--data", required=True, help="a bundled dataset name or a CSV file")
     f.add_argument("--map", choices=["ML", "REML"], help="fit by ML or REML instead of NUTS")
     f.add_argument("--residual", metavar="SPEC",
-                   help="residual structure, e.g. \"AR1(group=Subject)\" or "
-                        "\"Residual(VarIdent(by=Sex), CAR1(time=age, group=Subject))\"")
+                   help="residual structure, e.g. \"AR1(group=Subject)\", "
+                        "\"Residual(VarIdent(by=Sex), CAR1(time=age, group=Subject))\", "
+                        "\"CorExp(coords=(x, y), group=site, nugget=True)\", "
+                        "\"VarComb(VarIdent(by=Sex), VarPower(covariate=age))\"")
+    f.add_argument("--weights", metavar="COLUMN",
+                   help="lme4's prior weights: residual variance sigma^2 / COLUMN")
     f.add_argument("--random-matrix", metavar="NAME=FILE",
                    help="a wide random-effect matrix (genotypes): .npy with the data's rows "
                         "in order, or .csv whose first column holds the --id of each row")
@@ -103,7 +153,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--sampler", default="auto", choices=["auto", "pymc", "nutpie", "numpyro"])
     f.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     f.add_argument("--json", metavar="OUT", help="write the result's to_dict() as JSON")
-    f.add_argument("--save", metavar="FILE", help="save the fit (netCDF) for 'predict'")
+    f.add_argument("--save", metavar="FILE",
+                   help="save the fit (netCDF) for 'predict' (posterior or ML/REML)")
     pr = sub.add_parser("predict", help="predict new rows from a saved fit")
     pr.add_argument("fit", help="a fit saved with 'bayeslmm fit --save FILE'")
     pr.add_argument("--data", required=True, help="CSV of the rows to predict")
@@ -112,6 +163,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="rows of the random matrix for the new rows (.npy or .csv, in "
                          "their order), for a fit with --random-matrix")
     pr.add_argument("--kind", choices=["mean", "response"], default="mean")
+    pr.add_argument("--weights", metavar="COLUMN",
+                    help="prior weights of the new rows (--kind response; default: the "
+                         "fit's weights column)")
     pr.add_argument("--new-levels", choices=["sample", "population", "error"],
                     default="sample")
     pr.add_argument("--no-random", action="store_true", help="population-level predictions")
@@ -125,10 +179,19 @@ def _predict(args) -> int:
     import arviz as az
 
     from .io import load
+    from .results.base import MapBase
     from .results.kernel_base import KernelResultBase
 
+    _check_writable(args.out, "--out")
+    if not 0 < args.hdi < 1:
+        raise BayesLMMError(f"--hdi must be a probability between 0 and 1, got {args.hdi}.")
+    if not Path(args.fit).is_file():
+        raise DataError(f"No such fit file {args.fit!r}; save one with 'bayeslmm fit ... "
+                        "--save FILE'.")
     result = load(args.fit)
     new = _load_data(args.data)
+    if isinstance(result, MapBase):
+        return _predict_map(args, result, new)
     if isinstance(result, KernelResultBase):  # a random matrix or known covariance
         new_X = None
         if args.new_matrix:
@@ -139,7 +202,8 @@ def _predict(args) -> int:
         if args.new_matrix:
             raise BayesLMMError("--new-matrix is for fits with --random-matrix.")
         draws = result.predict(new, kind=args.kind, include_random=not args.no_random,
-                               new_levels=args.new_levels, random_seed=args.seed)
+                               new_levels=args.new_levels, random_seed=args.seed,
+                               weights=args.weights)
     hdi = az.hdi(draws, hdi_prob=args.hdi)[draws.name].values
     pct = f"{args.hdi:.0%}".rstrip("%")
     out = new.copy()
@@ -147,7 +211,38 @@ def _predict(args) -> int:
     out["sd"] = draws.std(("chain", "draw")).values
     out[f"hdi_{pct}_lower"] = hdi[:, 0]
     out[f"hdi_{pct}_upper"] = hdi[:, 1]
-    out.to_csv(args.out, index=False)
+    _write(args.out, lambda f: out.to_csv(f, index=False), "--out")
+    print(f"Wrote {len(out)} predictions to {args.out}")
+    return 0
+
+
+def _predict_map(args, result, new: pd.DataFrame) -> int:
+    """An ML/REML fit's predicted means, with standard errors and Wald intervals where
+    the fit gives them (not for a random matrix's or known covariance's fits)."""
+    from scipy.stats import norm
+
+    from .results.kernel_base import KernelResultBase
+
+    if args.kind != "mean":
+        raise BayesLMMError("An ML/REML fit predicts means: drop --kind response, or "
+                            "predict from a posterior fit.")
+    out = new.copy()
+    if isinstance(result, KernelResultBase):
+        new_X = _read_matrix(args.new_matrix) if args.new_matrix else None
+        new_X = new_X.to_numpy() if isinstance(new_X, pd.DataFrame) else new_X
+        out["fit"] = result.predict(new, new_X=new_X,
+                                    include_random=not args.no_random).to_numpy()
+    else:
+        if args.new_matrix:
+            raise BayesLMMError("--new-matrix is for fits with --random-matrix.")
+        pred = result.predict(new, include_random=not args.no_random,
+                              new_levels=args.new_levels, se_fit=True)
+        z = norm.ppf(0.5 + args.hdi / 2)
+        pct = f"{args.hdi:.0%}".rstrip("%")
+        out["fit"], out["se"] = pred["fit"].to_numpy(), pred["se"].to_numpy()
+        out[f"ci_{pct}_lower"] = out["fit"] - z * out["se"]
+        out[f"ci_{pct}_upper"] = out["fit"] + z * out["se"]
+    _write(args.out, lambda f: out.to_csv(f, index=False), "--out")
     print(f"Wrote {len(out)} predictions to {args.out}")
     return 0
 
@@ -166,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         from .model import LMM
         from .residual.structures import parse_residual
 
+        _check_writable(args.json, "--json")
+        _check_writable(args.save, "--save")
         residual = parse_residual(args.residual) if args.residual else None
         data = _load_data(args.data)
         if args.id:
@@ -178,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
                                                           "--random-matrix")])
         if args.covariance:
             extra["covariances"] = dict([_matrix_file(args.covariance, "--covariance")])
+        if args.weights:
+            extra["weights"] = args.weights
         model = LMM(args.formula, data, residual=residual, **extra)
         if args.map:
             result = model.fit_map(method=args.map)
@@ -187,12 +286,11 @@ def main(argv: list[str] | None = None) -> int:
                                progressbar=not args.no_progress)
         print(result)
         if args.save:
-            if args.map:
-                raise BayesLMMError("--save stores posterior fits; drop --map to use it.")
-            result.save(args.save)
+            _write(args.save, result.save, "--save")
             print(f"\nSaved {args.save}")
         if args.json:
-            Path(args.json).write_text(json.dumps(result.to_dict(), indent=2))
+            text = json.dumps(result.to_dict(), indent=2)
+            _write(args.json, lambda f: Path(f).write_text(text), "--json")
             print(f"\nWrote {args.json}")
         return 0
     except BayesLMMError as exc:

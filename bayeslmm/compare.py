@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import BayesLMMError
+from .results.base import MapBase
 
 __all__ = ["compare"]
 
@@ -76,6 +77,15 @@ def compare(results: Mapping, *, ic: str = "loo", scale: str = "log",
         raise BayesLMMError(f"level must be 'observation' or 'group', got {level!r}.")
     if ic not in ("loo", "waic"):
         raise BayesLMMError(f"ic must be 'loo' or 'waic', got {ic!r}.")
+    for name, r in results.items():
+        if isinstance(r, MapBase):
+            raise BayesLMMError(
+                f"compare() ranks posterior fits by {ic.upper()}; {name!r} is an ML/REML fit. "
+                "Compare ML/REML fits with blm.anova(...) (AIC, BIC and likelihood-ratio "
+                "tests), or fit the models with .fit() to compare their posteriors.")
+        if not callable(getattr(r, "log_likelihood", None)):
+            raise BayesLMMError(f"compare() takes fitted results; {name!r} is a "
+                                f"{type(r).__name__}. Pass what .fit() returns.")
     ys = {name: r._design.y for name, r in results.items()}
     first = next(iter(ys.values()))
     for name, y in ys.items():

@@ -93,7 +93,8 @@ def _formula(kind: str, idata: az.InferenceData, ds: xr.Dataset, data: pd.DataFr
     structure = parse_residual(attrs["residual"]) if attrs.get("residual") else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the warnings of the original fit
-        design = build_design(attrs["formula"], data, extra_columns=residual_columns(structure))
+        design = build_design(attrs["formula"], data, extra_columns=residual_columns(structure),
+                              weights=attrs.get("weights") or None)
     rd = None if structure is None else bind(structure, design)
     if kind == "map":
         if "theta" not in attrs:  # written before parameters were stored: refit

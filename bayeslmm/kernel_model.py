@@ -77,7 +77,10 @@ class KernelModel:
                  random_matrices: Mapping[str, Any] | None = None,
                  covariances: Mapping[str, Any] | None = None,
                  priors: Mapping[str, Any] | None = None, residual: Any = None,
-                 na_action: str = "drop") -> None:
+                 na_action: str = "drop", weights: Any = None) -> None:
+        if weights is not None:
+            raise BayesLMMError("weights= cannot be combined with random_matrices or "
+                                "covariances (the rotated model needs iid residuals).")
         if residual is not None:
             raise BayesLMMError("Residual structures cannot be combined with random_matrices "
                                 "or covariances (the rotation needs iid residuals); use "

@@ -26,7 +26,7 @@ from .mle.fit import fit_map
 from .pymc.conditional import build_conditional
 from .pymc.direct import DirectModel
 from .pymc.graph import GraphMixin
-from .pymc.marginal import build_marginal
+from .pymc.marginal import build_marginal, design_cross_products
 from .pymc.parameterization import choose_parameterization, gradient_cost
 from .pymc.priors import ResolvedPriors, resolve_priors
 from .residual.bind import ResidualDesign, bind
@@ -78,6 +78,8 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         ``{"line": K}``: a known covariance of the levels of the formula's single
         ``(1 | line)`` term, ``b ~ N(0, sd² K)`` (kinship, pedigree, phylogeny). Either
         allows only fixed effects besides it, and iid residuals.
+    weights : str or array, optional
+        lme4's prior weights (variance σ²/w): a column or one value per row.
 
     Examples
     --------
@@ -106,11 +108,11 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         priors: Mapping[str, Any] | None = None,
         na_action: str = "drop",
         random_matrices: Mapping[str, Any] | None = None,
-        covariances: Mapping[str, Any] | None = None,
+        covariances: Mapping[str, Any] | None = None, weights: Any = None,
     ) -> None:
         structure = as_residual(residual)
         self._spec: ModelSpec = parse_formula(formula)
-        self._design: Design = build_design(self._spec, data, na_action=na_action,
+        self._design: Design = build_design(self._spec, data, na_action=na_action, weights=weights,
                                             extra_columns=residual_columns(structure))
         self._residual: ResidualDesign | None = (
             bind(structure, self._design) if structure is not None else None)
@@ -217,7 +219,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         --------
         >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
         >>> [v.name for v in m.pymc_model.free_RVs], m.pymc_model is m.build("marginal")
-        (['beta', 'chol_Subject', 'sigma'], True)
+        (['beta_z', 'chol_Subject_z', 'sigma'], True)
         """
         return self.build("auto")
 
@@ -243,7 +245,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         >>> with m.build("conditional") as model:
         ...     ratio = pm.Deterministic("ratio", model["sd_Subject"][0] / model["sigma"])
         >>> [v.name for v in m.build("conditional").free_RVs]
-        ['beta', 'sd_Subject', 'z_Subject', 'sigma']
+        ['beta_z', 'sd_Subject', 'z_Subject', 'sigma']
         """
         par = choose_parameterization(self._design, self._residual, parameterization)
         if par not in self._models:
@@ -264,7 +266,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         --------
         >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
         >>> [v.name for v in m.marginal_model.free_RVs]
-        ['beta', 'chol_Subject', 'sigma']
+        ['beta_z', 'chol_Subject_z', 'sigma']
         """
         return self.build("marginal")
 
@@ -343,7 +345,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
     def _cross_products(self) -> CrossProducts:
         """[Z X y]ᵀ[Z X y], computed once: the marginal model's, and b's draws'."""
         if self._cp is None:
-            self._cp = CrossProducts.from_design(self._design)
+            self._cp = design_cross_products(self._design)
         return self._cp
 
     def prior_predictive(self, draws: int = 500, *, random_seed: int | None = None):

@@ -70,6 +70,31 @@ def _form(formula: str) -> tuple[str, str | None]:
     return v.strip(), (g.strip() or None)
 
 
+#: nlme grouping columns that stand for an interaction (made in models/make_nlme_more.R)
+_GROUP_ALIASES = {"rr": "recipe:replicate"}
+
+_SPATIAL = {"corExp": "CorExp", "corGaus": "CorGaus", "corSpher": "CorSpher",
+            "corRatio": "CorRatio", "corLin": "CorLin"}
+
+
+def _group_arg(g: str | None) -> str:
+    if not g:
+        return ""
+    g = _GROUP_ALIASES.get(g, g.replace("/", ":"))
+    return f"group={g!r}" if ":" in g else f"group={g}"
+
+
+def _variance_text(cls: str, v: str, g: str | None) -> str:
+    if cls == "varIdent":
+        return f"VarIdent(by={g})"
+    if cls in ("varPower", "varExp", "varConstPower"):
+        name = {"varPower": "VarPower", "varExp": "VarExp", "varConstPower": "VarConstPower"}[cls]
+        return f"{name}()" if v == "fitted(.)" else f"{name}(covariate={v})"
+    if cls == "varFixed":
+        return f"VarFixed(covariate={v})"
+    raise ValueError(f"No bayeslmm structure for {cls}")
+
+
 def nlme_residual(params: dict) -> str:
     """bayeslmm's residual text (for :func:`bayeslmm.residual.structures.parse_residual`) of nlme's
     ``residual_structure_parameters``.
@@ -82,7 +107,7 @@ def nlme_residual(params: dict) -> str:
     cor = params.get("correlation")
     if cor:
         v, g = _form(cor["formula"])
-        grp = f"group={g}" if g else ""
+        grp = _group_arg(g)
         cls = cor["class"]
         if cls == "corAR1":
             parts["correlation"] = f"AR1({grp}{', ' if grp and v != '1' else ''}" \
@@ -91,19 +116,32 @@ def nlme_residual(params: dict) -> str:
             parts["correlation"] = f"CAR1(time={v}{', ' + grp if grp else ''})"
         elif cls == "corCompSymm":
             parts["correlation"] = f"CompSymm({grp})"
+        elif cls == "corSymm":
+            time = f", time={v}" if v != "1" else ""
+            parts["correlation"] = f"CorSymm({grp}{time})"
+        elif cls == "corARMA":
+            args = [f"p={int(cor['p'])}", f"q={int(cor['q'])}", grp] + \
+                ([f"time={v}"] if v != "1" else [])
+            parts["correlation"] = f"CorARMA({', '.join(a for a in args if a)})"
+        elif cls in _SPATIAL:
+            coords = [c.strip() for c in v.split("+")]
+            args = [f"coords=({', '.join(coords)}{',' if len(coords) == 1 else ''})", grp]
+            if cor.get("nugget"):
+                args.append("nugget=True")
+            if cor.get("metric", "euclidean") != "euclidean":
+                args.append(f"metric={cor['metric']!r}")
+            parts["correlation"] = f"{_SPATIAL[cls]}({', '.join(a for a in args if a)})"
         else:
             raise ValueError(f"No bayeslmm structure for {cls}")
     var = params.get("variance")
     if var:
-        v, g = _form(var["formula"])
         cls = var["class"]
-        if cls == "varIdent":
-            parts["variance"] = f"VarIdent(by={g})"
-        elif cls in ("varPower", "varExp"):
-            name = "VarPower" if cls == "varPower" else "VarExp"
-            parts["variance"] = f"{name}()" if v == "fitted(.)" else f"{name}(covariate={v})"
+        if cls == "varComb":
+            inner = [_variance_text(p["class"], *_form(p["formula"]))
+                     for p in var["parts"].values()]
+            parts["variance"] = f"VarComb({', '.join(inner)})"
         else:
-            raise ValueError(f"No bayeslmm structure for {cls}")
+            parts["variance"] = _variance_text(cls, *_form(var["formula"]))
     if len(parts) == 1:
         return next(iter(parts.values()))
     return f"Residual(variance={parts['variance']}, correlation={parts['correlation']})"
@@ -125,6 +163,8 @@ def convert(ref: dict, fname: str, script: str = "models/make_models.py") -> str
         if given is not None and parse_residual(given) != parse_residual(text):
             raise ValueError(f"{fname}: {given!r} is not nlme's {text!r}")
         lines.append(f"residual = {_q(text)}")
+    if ref.get("weights"):
+        lines.append(f"weights = {_q(ref['weights'])}")
     if ref["nobs"] > 10000:
         lines.append("slow = true")
     if ref.get("note"):
@@ -144,8 +184,17 @@ def convert(ref: dict, fname: str, script: str = "models/make_models.py") -> str
     if params:
         lines += ["", "[reference.residual_params]"]
         for kind in ("correlation", "variance"):
-            for k, v in params.get(kind, {}).get("parameters", {}).items():
+            given = params.get(kind, {}).get("parameters") or {}  # varFixed: none
+            for k, v in given.items():
                 lines.append(f"{_q(k)} = {float(v)!r}")
+    inf = ref.get("inference") or {}
+    for key in ("satterthwaite_df", "kenward_roger_df"):
+        if key in inf:
+            lines += ["", f"[reference.inference.{key}]"] + \
+                [f"{_q(fx[k])} = {float(v)!r}" for k, v in inf[key].items()]
+    if "profile_ci" in inf:  # lme4's names: sd_(Intercept)|Subject, sigma
+        lines += ["", "[reference.inference.profile_ci]"] + \
+            [f"{_q(k)} = {_val([float(x) for x in v])}" for k, v in inf["profile_ci"].items()]
     fe = ref["fixed_effects"]
     lines += ["", "[reference.fixef]"] + [f"{_q(fx[k])} = {v!r}" for k, v in fe["estimate"].items()]
     lines += ["", "[reference.se]"] + [f"{_q(fx[k])} = {v!r}" for k, v in fe["std_error"].items()]

@@ -21,6 +21,8 @@ import xarray as xr
 
 from bayeslmm import KernelPosteriorResult, PosteriorResult
 from bayeslmm.pymc.prior_draws import with_prior_groups
+from bayeslmm.pymc.structure_priors import structure_coords
+from bayeslmm.residual.algebra import to_params
 from bayeslmm.results.loglik import with_log_likelihood
 from bayeslmm.results.varcorr import cov_to_sd_corr, psi_from_varcorr
 from bayeslmm.sampling.complete import complete_marginal
@@ -78,11 +80,20 @@ def synthetic_posterior(model, *, chains: int = 2, draws: int = 100,
             data[f"corr_{g}"] = (cd + (f"{g}_term", f"{g}_term_bis"),
                                  _corr_draws(corr, t.blocks, rng, shape))
     data["sigma"] = (cd, _around(fit.sigma, 0.05, rng, shape))
+    at_map = to_params(rd, fit.optimizer["u"]) if rd is not None else {}
+    extra_coords = structure_coords(rd)
     for name in (rd.param_names if rd is not None else []):
         if name == "varident_ratio":
             coords["varident_level"] = list(rd.by_levels[1:])
             ratios = [fit.residual_params[lev] for lev in rd.by_levels[1:]]
             data[name] = (cd + ("varident_level",), _around(ratios, 0.05, rng, shape))
+        elif name not in fit.residual_params:  # vectors (cor_symm, arma_pacf, A.…): at the MAP
+            value = np.asarray(at_map[name], dtype=float)
+            dims = tuple(k for k in extra_coords if np.ndim(value) and (
+                k == name.replace("varident_ratio", "varident_level")
+                or (name, k) in (("cor_symm", "cor_symm_pair"), ("arma_pacf", "arma_term"))))
+            coords.update({k: extra_coords[k] for k in dims})
+            data[name] = (cd + dims, np.broadcast_to(value, shape + value.shape).copy())
         else:
             value = fit.residual_params[name]
             data[name] = (cd, np.full(shape, value) + 0.01 * rng.standard_normal(shape))

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from bayeslmm.cli import main
@@ -98,3 +99,65 @@ def test_fit_with_random_matrix_and_covariance_files(tmp_path, capsys):
     df.to_csv(tmp_path / "lines.csv", index=False)
     assert main(["fit", "y ~ x + (1 | line)", "--data", str(tmp_path / "lines.csv"),
                  "--covariance", f"line={tmp_path / 'K.csv'}", "--map", "ML"]) == 0
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"", "is empty"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe\x00binary", "not a readable CSV"),
+    (b"Reaction,Days,Subject\n", "holds no rows"),
+    (b'Reaction,Days\n"1,2\n', "not a readable CSV"),
+])
+def test_unreadable_csv_files_give_one_line(tmp_path, capsys, content, says):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    assert main(["fit", "Reaction ~ Days + (1 | Subject)", "--data", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "bad.csv" in err and err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_a_folder_as_data_is_refused(tmp_path, capsys):
+    assert main(["fit", "y ~ x", "--data", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--json", "--save"])
+def test_outputs_are_checked_before_fitting(tmp_path, capsys, flag, monkeypatch):
+    import bayeslmm.model
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("fitted before checking the output path")
+
+    monkeypatch.setattr(bayeslmm.model.LMM, "fit_map", no_fit)
+    missing = tmp_path / "no" / "such" / "folder" / "out.x"
+    assert main(["fit", "Yield ~ 1 + (1 | Batch)", "--data", "Dyestuff", "--map", "ML",
+                 flag, str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} " in err and "create it first" in err
+    assert main(["fit", "Yield ~ 1 + (1 | Batch)", "--data", "Dyestuff", "--map", "ML",
+                 flag, str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_map_fits_save_and_predict_with_standard_errors(tmp_path, capsys, sleepstudy):
+    import pandas as pd
+
+    import bayeslmm as blm
+
+    fit_file, new_file, out = tmp_path / "fit.nc", tmp_path / "new.csv", tmp_path / "p.csv"
+    pd.DataFrame({"Days": [0, 5], "Subject": ["308", "a new subject"]}).to_csv(
+        new_file, index=False)
+    assert main(["fit", "Reaction ~ Days + (Days | Subject)", "--data", "sleepstudy",
+                 "--map", "REML", "--save", str(fit_file)]) == 0
+    assert main(["predict", str(fit_file), "--data", str(new_file), "--out", str(out),
+                 "--hdi", "0.95"]) == 0
+    got = pd.read_csv(out)
+    want = blm.LMM("Reaction ~ Days + (Days | Subject)", sleepstudy).fit_map("REML").predict(
+        pd.read_csv(new_file, dtype={"Subject": str}), new_levels="sample", se_fit=True)
+    np.testing.assert_allclose(got["fit"], want["fit"], rtol=1e-8)
+    np.testing.assert_allclose(got["se"], want["se"], rtol=1e-8)
+    np.testing.assert_allclose(got["ci_95_upper"] - got["fit"], 1.959964 * got["se"],
+                               rtol=1e-6)
+    assert main(["predict", str(fit_file), "--data", str(new_file), "--out", str(out),
+                 "--kind", "response"]) == 2
+    assert "predicts means" in capsys.readouterr().err

@@ -69,7 +69,7 @@ def test_variables_dims_and_coords():
     assert m.named_vars_to_dims["corr_Subject"] == ("Subject_term", "Subject_term_bis")
     assert list(m.coords["Subject"]) == d.terms[0].levels
     assert list(m.coords["fixef"]) == ["Intercept", "Days"]
-    assert "sigma" in m.named_vars and "chol_Subject" in m.named_vars
+    assert "sigma" in m.named_vars and "chol_Subject_z" in m.named_vars
     assert pm.model_to_graphviz(m) is not None
 
 
@@ -138,7 +138,7 @@ def test_gls_compound_symmetry_without_random_effects(orthodont):
     """nlme's gls(distance ~ age + Sex, correlation = corCompSymm(~1 | Subject))."""
     m = blm.LMM("distance ~ age + Sex", orthodont, residual=blm.CompSymm(group="Subject"))
     assert m.ngroups == {} and m.residual.n_groups == 27
-    assert {v.name for v in m.build("conditional").free_RVs} == {"beta", "sigma", "Rho"}
+    assert {v.name for v in m.build("conditional").free_RVs} == {"beta_z", "sigma", "Rho"}
     pp = m.prior_predictive(20, random_seed=1)
     assert pp.prior_predictive["y"].shape == (1, 20, 108)
     assert np.all(np.isfinite(pp.prior_predictive["y"].values))

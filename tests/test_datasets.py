@@ -11,8 +11,9 @@ import bayeslmm as blm
 from bayeslmm.errors import DataError
 
 HERE = Path(blm.datasets.__file__).parent
-#: sha256 of the project's source CSVs (shared/datasets, from lme4, nlme and rstanarm):
-#: the bundled copies are those files, byte for byte
+#: sha256 of the project's source CSVs (shared/datasets, from lme4, nlme and rstanarm;
+#: Wheat2 and cake written from nlme and lme4 by R's write.csv, fieldplots simulated by
+#: models/make_fieldplots.R): the bundled copies are those files, byte for byte
 SOURCE_SHA256 = {
     'Dyestuff': '8c41baf5c35281f3cdbf79b9803c84036de0a66c2e0bbf73cc6d274bf8f193cc',
     'Dyestuff2': '2285d9b4e15c04a326fd944f0e7bcc9dfcf6eb180a959bc9bcc333b1e5b58011',
@@ -23,10 +24,13 @@ SOURCE_SHA256 = {
     'Penicillin': '8d7e09b5c2519c595a7515028cba5ea149dcd9f99aa08e423534bd139a1eae1f',
     'radon': 'a63973b6958fb57aab59258e2179f52a34dbb1fe9c0f30b3e3de657f96ea1445',
     'sleepstudy': '2918bbddf750e78003059efa97b94885b85c4d7927c22a19c29f7fa5a184c59d',
+    'Wheat2': 'e137529b2b94ed22c1be418b4bc9db0731ad8adf5abbecfc53a151942ad2c2d7',
+    'cake': '7a6537bc11ee82f21cda3a56eaa638260078c64088f697a1d72f44aa29732f67',
+    'fieldplots': '2bad08218154a3d4b3584c6b43abc5e13c30be3a196464d944ad4a63d032ab18',
 }
 
-#: and of the factors' level order (shared/datasets/factors.json)
-FACTORS_SHA256 = "75da9cb62991d266feb86bf9601899e9192f7d4a2c433d152cb16c2ea042950b"
+#: and of the factors' level order (shared/datasets/factors.json, plus the three above)
+FACTORS_SHA256 = "9bdfd817b5b8d362588b4af68f097dad0128a120b024020d2452cb8f15d2d978"
 
 
 def _raw(name: str) -> bytes:

@@ -122,7 +122,7 @@ def test_rank_deficient_X_drops_columns(sleepstudy):
         ("reaction ~ Days", "Unknown column 'reaction'.*'Reaction'"),
         ("Reaction ~ Days + (dayz | Subject)", "Unknown column 'dayz'.*random-effect term"),
         ("Reaction ~ Days + (1 | Subject) + (1 | Subject)", "appears twice"),
-        ("Reaction ~ nosuch(Days)", "Cannot evaluate formula"),
+        ("Reaction ~ nosuch(Days)", "Unknown function 'nosuch' in the fixed effects.*may call"),
     ],
 )
 def test_errors_name_the_problem(sleepstudy, formula, match):

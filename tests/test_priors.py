@@ -76,3 +76,24 @@ def test_vector_override_gives_one_value_per_column(design):
     np.testing.assert_allclose(r.sd["Subject"].params["sigma"], [50.0, 10.0])
     with pytest.raises(BayesLMMError, match="shape \\(3,\\).*one value per element \\(2\\)"):
         resolve_priors(design, {"beta": Prior("Normal", mu=0, sigma=[1.0, 2.0, 3.0])})
+
+
+@pytest.mark.parametrize("args, kw, match", [
+    (("HalfNormal",), {"sd": 10}, r"HalfNormal has no parameter 'sd'\. .*It takes sigma, tau"),
+    (("HalfNormal",), {"sigma": -1}, "parameter 'sigma' must be positive, got -1"),
+    (("Exponential",), {"lam": 0.0}, "parameter 'lam' must be positive"),
+    (("Normal",), {"mu": "a"}, "parameter 'mu' must be a number"),
+    (("Normal",), {"mu": float("nan")}, "parameter 'mu' must be finite"),
+    (("Uniform",), {"lower": 2, "upper": 1}, "lower must be below upper"),
+    (("sample",), {}, "Unknown PyMC distribution 'sample'"),
+])
+def test_priors_are_checked_when_made(args, kw, match):
+    with pytest.raises(BayesLMMError, match=match):
+        Prior(*args, **kw)
+    assert Prior("Cauchy", alpha=-3.0, beta=2.0).params["alpha"] == -3.0  # a location
+
+
+def test_a_bad_prior_fails_before_any_sampling(sleepstudy):
+    with pytest.raises(BayesLMMError, match="must be positive"):
+        blm.LMM("Reaction ~ Days + (1 | Subject)", sleepstudy,
+                priors={"sigma": Prior("HalfNormal", sigma=-5)})

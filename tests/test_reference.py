@@ -33,7 +33,7 @@ def fits():
     def get(spec):
         if spec["name"] not in cache:
             data = blm.datasets.load(spec["dataset"])
-            design = build_design(spec["formula"], data)
+            design = build_design(spec["formula"], data, weights=spec.get("weights"))
             structure = parse_residual(spec["residual"]) if spec.get("residual") else None
             rd = bind(structure, design) if structure is not None else None
             with warnings.catch_warnings(record=True) as w:

@@ -50,3 +50,23 @@ def test_groups_in_order():
 def test_errors(formula, match):
     with pytest.raises(FormulaError, match=match):
         parse_formula(formula)
+
+
+def test_grouping_columns_with_spaces_in_backticks():
+    spec = parse_formula("y ~ x + (1 | `my subject`) + (x | `a b`/c)")
+    assert [b.group for b in spec.bars] == ["my subject", "a b", "a b:c"]
+    with pytest.raises(FormulaError, match="rename the column"):
+        parse_formula("y ~ x + (1 | `a:b`)")
+    with pytest.raises(FormulaError, match="Mix of ':' and '/'"):
+        parse_formula("y ~ x + (1 | a/b:c)")
+
+
+def test_a_grouping_column_with_a_space_fits_as_lme4_does():
+    import bayeslmm as blm
+
+    sleep = blm.datasets.load("sleepstudy").rename(columns={"Subject": "my subject",
+                                                            "Days": "n days"})
+    fit = blm.LMM("Reaction ~ `n days` + (`n days` | `my subject`)", sleep).fit_map("REML")
+    # lme4, sleepstudy REML (models/reference): 251.405105, 10.467286; sd 24.740448
+    assert fit.fixef["n days"] == pytest.approx(10.467286, rel=1e-6)
+    assert fit.varcorr["sdcor"].iloc[0] == pytest.approx(24.740448, rel=1e-5)

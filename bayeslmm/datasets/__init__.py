@@ -34,6 +34,9 @@ _DESCRIPTIONS = {
     "Orthodont": "Growth curve data on an orthodontic measurement (nlme)",
     "Ovary": "Counts of ovarian follicles in mares (nlme)",
     "radon": "Radon levels in Minnesota houses (rstanarm; Gelman and Hill 2007)",
+    "Wheat2": "Wheat yield trial with field coordinates; spatial (nlme)",
+    "cake": "Breakage angle of chocolate cakes; ordered temperature (lme4)",
+    "fieldplots": "Simulated plots with 2-D coordinates within sites (models/make_fieldplots.R)",
 }
 
 

@@ -27,7 +27,10 @@ import pandas as pd
 from formulae import design_matrices
 
 from ..errors import DataError, FormulaError, suggest, user_stacklevel
+from . import contrasts
+from .checks import check_columns, check_finite, check_response
 from .spec import ModelSpec, identifiers, parse_formula
+from .weights import check_weights, weights_series
 
 __all__ = ["ReTerm", "Design", "build_design", "factor_codes", "level_label", "NAMESPACE"]
 
@@ -37,7 +40,7 @@ NAMESPACE: dict[str, Any] = {
     "log10": np.log10, "log1p": np.log1p, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
     "sin": np.sin, "cos": np.cos, "tan": np.tan,
 }
-_KNOWN = set(NAMESPACE) | {"True", "False", "None"}
+_KNOWN = set(NAMESPACE) | set(contrasts.ENCODINGS) | {"True", "False", "None"}
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,11 @@ class Design:
     response : str
     dropped_fixef : list of str
         Columns of X dropped as linearly dependent (as lme4 does).
+    weights, weights_column : ndarray, str or None
+        lme4's prior weights (residual variance σ²/w) and their column.
+    ordered : frozenset of str
+        The user's ordered factors (R's ``contr.poly``); ``data`` holds every factor
+        as ordered (formulae keeps the order of those).
     """
 
     spec: ModelSpec
@@ -113,6 +121,9 @@ class Design:
     #: formulae's fitted matrices ("fixed", and per group one per bar), which evaluate
     #: new data with the training data's levels and stateful transforms (``scale``).
     evaluators: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    weights: np.ndarray | None = None
+    weights_column: str | None = None
+    ordered: frozenset = frozenset()
 
     @property
     def nobs(self) -> int:
@@ -139,7 +150,9 @@ def _strip_strings(expr: str) -> str:
 
 def _columns_used(expr: str, data: pd.DataFrame, where: str) -> list[str]:
     cols = []
-    for name, called in identifiers(_strip_strings(expr)):
+    found = identifiers(_strip_strings(expr))
+    contrasts.check_functions([n for n, called in found if called], NAMESPACE, where)
+    for name, called in found:
         if called or name in data.columns:
             if not called:
                 cols.append(name)
@@ -205,9 +218,13 @@ def factor_codes(data: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray,
     return codes.astype(np.int64), labels
 
 
-def _matrix(expr: str, data: pd.DataFrame, where: str):
+def _matrix(expr: str, data: pd.DataFrame, where: str, ordered: set[str] = frozenset()):
+    """formulae's matrices of ``expr``, ordered factors coded as R codes them."""
+    lhs, tilde, rhs = expr.rpartition("~")
+    rhs, lists = contrasts.list_literals(contrasts.rewrite_ordered(rhs, set(ordered)))
     try:
-        return design_matrices(expr, data, na_action="error", extra_namespace=NAMESPACE)
+        return design_matrices(lhs + tilde + rhs, data, na_action="error",
+                               extra_namespace={**NAMESPACE, **contrasts.ENCODINGS, **lists})
     except Exception as exc:  # formulae raises many kinds; name the term for the user
         raise FormulaError(f"Cannot evaluate {where} {expr!r}: {exc}") from exc
 
@@ -232,7 +249,8 @@ def _drop_dependent(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[s
     return X[:, keep], [names[j] for j in keep], dropped
 
 
-def _merge_bars(spec: ModelSpec, data: pd.DataFrame, evaluators: dict) -> list[ReTerm]:
+def _merge_bars(spec: ModelSpec, data: pd.DataFrame, evaluators: dict,
+                ordered: set[str]) -> list[ReTerm]:
     terms = []
     for group in spec.groups:
         bars = [b for b in spec.bars if b.group == group]
@@ -240,9 +258,9 @@ def _merge_bars(spec: ModelSpec, data: pd.DataFrame, evaluators: dict) -> list[R
         cols, names, blocks = [], [], []
         evaluators[group] = []
         for bar in bars:
-            dm = _matrix(bar.expr, data, f"random-effect term {bar}")
+            dm = _matrix(bar.expr, data, f"random-effect term {bar}", ordered)
             evaluators[group].append(dm.common)
-            block_names = list(dm.common.as_dataframe().columns)
+            block_names = [contrasts.r_name(n) for n in dm.common.as_dataframe().columns]
             if not block_names:
                 raise FormulaError(f"Random-effect term {bar} has no columns.")
             for nm in block_names:
@@ -278,7 +296,7 @@ def _check_terms(terms: list[ReTerm], n: int) -> None:
 
 
 def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = "drop",
-                 extra_columns: list[str] | tuple[str, ...] = ()) -> Design:
+                 extra_columns: list[str] | tuple[str, ...] = (), weights: Any = None) -> Design:
     """Evaluate a :class:`ModelSpec` on data.
 
     Parameters
@@ -289,6 +307,9 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
     na_action : {"drop", "raise"}
         Rows with missing values in the columns used are dropped with a warning that
         says how many, or raise a :class:`DataError`.
+    weights : str or array, optional
+        lme4's prior weights: a column or one value per row (see
+        :mod:`bayeslmm.formula.weights`).
 
     Returns
     -------
@@ -298,6 +319,7 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
         spec = parse_formula(spec)
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
+    check_columns(data)
     if na_action not in ("drop", "raise"):
         raise DataError(f"na_action must be 'drop' or 'raise', got {na_action!r}.")
     response_cols = _columns_used(spec.response, data, "the response")
@@ -327,10 +349,13 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
         )
     if len(data) == 0:
         raise DataError("The data have no rows.")
+    w_all, w_col = weights_series(weights, data)
     complete = data[used].notna().all(axis=1).to_numpy() if used else np.ones(len(data), bool)
+    complete = complete & (w_all.notna().to_numpy() if w_all is not None else True)
     n_drop = int((~complete).sum())
     if n_drop:
-        bad = [c for c in used if data[c].isna().any()]
+        bad = [c for c in used if data[c].isna().any()] + (
+            [w_col or "weights"] if w_all is not None and w_all.isna().any() else [])
         if na_action == "raise":
             raise DataError(
                 f"{n_drop} row(s) have missing values in column(s) {bad}. Drop or impute "
@@ -341,10 +366,11 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
             UserWarning,
             stacklevel=user_stacklevel(),
         )
+    ordered = contrasts.ordered_columns(data, predictors)  # before _normalise_factors
     clean = _normalise_factors(data.loc[complete], used)
     if len(clean) == 0:
         raise DataError("No rows left after dropping rows with missing values.")
-    dm = _matrix(f"{spec.response} ~ {spec.fixed}", clean, "formula")
+    dm = _matrix(f"{spec.response} ~ {spec.fixed}", clean, "formula", ordered)
     y = np.asarray(dm.response.design_matrix, dtype=float).reshape(-1)
     if dm.response.design_matrix.ndim > 1 and dm.response.design_matrix.shape[1] != 1:
         raise DataError(f"The response {spec.response!r} must be one numeric column.")
@@ -353,13 +379,20 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
     X = np.asarray(dm.common.design_matrix, dtype=float) if dm.common is not None else np.zeros(
         (len(y), 0)
     )
-    names = list(dm.common.as_dataframe().columns) if dm.common is not None else []
+    names = [] if dm.common is None else [contrasts.r_name(n)
+                                           for n in dm.common.as_dataframe().columns]
+    check_finite(X, names, clean.index, "fixed effects")
     X, names, dropped = _drop_dependent(X, names)
     evaluators = {"fixed": dm.common}
-    terms = _merge_bars(spec, clean, evaluators)
+    terms = _merge_bars(spec, clean, evaluators, ordered)
+    for t in terms:
+        check_finite(t.Z, t.term_names, clean.index, f"random-effect term of {t.group!r}")
     _check_terms(terms, len(y))
+    check_response(y, spec.response, terms, clean.index)
     return Design(
         spec=spec, y=y, X=X, fixef_names=names, terms=terms, data=clean,
         rows=clean.index, response=spec.response, dropped_fixef=dropped,
         n_dropped_rows=n_drop, predictors=predictors, evaluators=evaluators,
+        weights=check_weights(w_all[complete]) if w_all is not None else None,
+        weights_column=w_col, ordered=frozenset(ordered),
     )

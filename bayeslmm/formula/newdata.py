@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from .contrasts import r_name
 from .design import Design, level_label
 
 __all__ = ["NewTerm", "NewRows", "evaluate_new_data"]
@@ -100,9 +101,28 @@ def evaluate_new_data(design: Design, new_data: pd.DataFrame) -> NewRows:
     return NewRows(X=X, terms=terms, index=new_data.index)
 
 
+def _padded(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` plus rows that give each categorical column every one of its levels.
+
+    formulae's ``C(x, ...)`` refuses data that lack some of x's levels (its levels are
+    checked against the values present); the rows added are dropped after evaluation.
+    """
+    extra = []
+    for c in frame.columns:
+        if isinstance(frame[c].dtype, pd.CategoricalDtype):
+            absent = [v for v in frame[c].cat.categories if v not in set(frame[c])]
+            if absent:
+                rows = frame.iloc[[0] * len(absent)].copy()
+                rows[c] = pd.Categorical(absent, categories=frame[c].cat.categories,
+                                         ordered=frame[c].cat.ordered)
+                extra.append(rows)
+    return pd.concat([frame, *extra], ignore_index=True) if extra else frame
+
+
 def _eval(evaluator, frame: pd.DataFrame, where: str) -> np.ndarray:
     try:
-        return np.asarray(evaluator.evaluate_new_data(frame).design_matrix, dtype=float)
+        out = evaluator.evaluate_new_data(_padded(frame)).design_matrix
+        return np.asarray(out, dtype=float)[: len(frame)]
     except Exception as exc:  # formulae's messages name the column and levels
         raise DataError(f"Cannot evaluate the {where} on new data: {exc}") from exc
 
@@ -111,7 +131,7 @@ def _fixed(design: Design, frame: pd.DataFrame, new_data: pd.DataFrame) -> np.nd
     ev = design.evaluators["fixed"]
     if ev is None:
         return np.zeros((len(new_data), 0))
-    names = list(ev.as_dataframe().columns)
+    names = [r_name(n) for n in ev.as_dataframe().columns]
     full = _eval(ev, frame, "fixed effects")
     keep = [names.index(n) for n in design.fixef_names]
     return full[:, keep]

@@ -120,22 +120,29 @@ def _split_bar(inner: str, formula: str) -> tuple[str, str, bool]:
     raise FormulaError(f"No bar in '({inner})'.")  # pragma: no cover - callers check first
 
 
-_GROUP_RE = re.compile(r"^[A-Za-z_.][\w.]*(\s*[:/]\s*[A-Za-z_.][\w.]*)*$")
+_NAME = r"(?:[A-Za-z_.][\w.]*|`[^`]+`)"
+_GROUP_RE = re.compile(rf"^{_NAME}(\s*[:/]\s*{_NAME})*$")
 
 
 def _expand_group(group: str, term: str, formula: str) -> list[str]:
     if not group:
         raise FormulaError(f"Random-effect term '{term}' in {formula!r} has no grouping factor.")
-    group = re.sub(r"`([^`]*)`", r"\1", group)
     if not _GROUP_RE.match(group):
         raise FormulaError(
             f"Cannot read grouping factor {group!r} in '{term}' of {formula!r}: write a column "
-            "name, an interaction 'a:b' or a nesting 'a/b'."
+            "name (in backticks if it has spaces), an interaction 'a:b' or a nesting 'a/b'."
         )
-    if "/" in group and ":" in group:
+    # the separators outside backticks; the parts are column names without their quotes
+    seps = re.sub(r"`[^`]*`|[^:/]", "", group)
+    if "/" in seps and ":" in seps:
         raise FormulaError(f"Mix of ':' and '/' in grouping factor {group!r}: write it out.")
-    parts = [p.strip() for p in re.split(r"[/:]", group)]
-    if "/" in group:  # a/b/c -> a, a:b, a:b:c
+    parts = [p.strip().strip("`") for p in re.findall(r"`[^`]+`|[^:/`]+", group)]
+    for part in parts:
+        if ":" in part or "/" in part:
+            raise FormulaError(f"Grouping column {part!r} in '{term}' has ':' or '/' in its "
+                               "name, which group names use for interactions and nesting: "
+                               "rename the column.")
+    if "/" in seps:  # a/b/c -> a, a:b, a:b:c
         return [":".join(parts[: k + 1]) for k in range(len(parts))]
     return [":".join(parts)]
 
@@ -161,6 +168,8 @@ def parse_formula(formula: str) -> ModelSpec:
     --------
     >>> parse_formula("y ~ x + (x || g)").bars[0].correlated
     False
+    >>> parse_formula("y ~ x + zerocorr(1 + x | g)").bars[0]
+    Bar(expr='1 + x', group='g', correlated=False)
     """
     if not isinstance(formula, str) or not formula.strip():
         raise FormulaError("The formula must be a non-empty string like 'y ~ x + (x | g)'.")
@@ -183,9 +192,17 @@ def parse_formula(formula: str) -> ModelSpec:
         inner = rhs[start + 1 : end - 1]
         if not _has_top_bar(inner):
             continue
-        fixed_pieces.append(rhs[last:start])
+        call = _CALLED.search(rhs[:start])
+        if call and call.group(1) != "zerocorr":
+            raise FormulaError(
+                f"Unknown function {call.group(1)!r} around the random-effect term "
+                f"'({inner})' in {formula!r}: random effects are written (x | g), (x || g) "
+                "for uncorrelated terms, or zerocorr(x | g) (MixedModels.jl's spelling of "
+                "||); other structures of the random effects are not supported.")
+        fixed_pieces.append(rhs[last:call.start() if call else start])
         last = end
         expr, group, correlated = _split_bar(inner, formula)
+        correlated = correlated and call is None  # zerocorr(x | g) is (x || g)
         if not expr:
             raise FormulaError(
                 f"Random-effect term '({inner})' in {formula!r} has nothing left of the bar; "
@@ -201,6 +218,9 @@ def parse_formula(formula: str) -> ModelSpec:
         )
     fixed = _tidy(fixed)
     return ModelSpec(formula=formula, response=lhs, fixed=fixed or "1", bars=tuple(bars))
+
+
+_CALLED = re.compile(r"([A-Za-z_.][\w.]*)\s*$")
 
 
 def _has_top_bar(inner: str) -> bool:

@@ -3,16 +3,20 @@ its gradient in the unconstrained parameters, in numba: nothing to compile per m
 
 A model is described by plain arrays (:class:`bayeslmm.pymc.direct.DirectModel` makes
 them from a PyMC marginal model and checks that they describe it exactly): the
-unconstrained vector ``x`` holds β, then each grouping factor's parameters (``log`` of
-its standard deviations, or PyMC's packed covariance Cholesky factor with ``log`` on its
-diagonal), then ``log σ``. The log-density is PyMC's (the same priors, transforms and
-Jacobians; :mod:`bayeslmm.linalg.prior_kernels`) plus the marginal likelihood
+unconstrained vector ``x`` holds β standardised (β = loc + scale · x[:p], as
+:func:`bayeslmm.pymc.terms.fixed_effects` samples it), then each grouping factor's
+parameters (``log`` of its standard deviations, or PyMC's packed covariance Cholesky
+factor L_z at unit scale with ``log`` on its diagonal), then ``log σ``. The log-density
+is PyMC's (the same priors, transforms and Jacobians;
+:mod:`bayeslmm.linalg.prior_kernels`) plus the marginal likelihood
 (:mod:`bayeslmm.linalg.marginal_kernel`). These functions are compiled once per machine
 and cached by numba; every model of any structure then runs without compiling.
 
 Spec arrays: ``fkind`` (0: standard deviations, 1: Cholesky factor), ``fq``, ``foff``
 (start in ``x``), ``fsd`` (the sd prior's family code), ``feta`` (LKJ η) and ``fpar``
-((K, q_max, 3) the sd prior's parameters), all in design order; ``order`` is the factors'
+((K, q_max, 3) the sd prior's parameters; for a Cholesky factor those of the unit-scale
+family, :func:`bayeslmm.pymc.terms.unit_scale`), ``fc`` ((K, q_max) the rows' scales:
+L = diag(fc) L_z), all in design order; ``order`` is the factors'
 order in the cross-products.
 
 Examples
@@ -35,8 +39,9 @@ __all__ = ["direct_one_factor", "direct_dense"]
 
 
 @numba.njit(cache=True)
-def _priors(x, p, bcode, bpar, fkind, fq, foff, fsd, feta, fpar, scode, spar, soff):
-    """log prior + log Jacobian, its gradient, the factors' L (design order), σ."""
+def _priors(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, fpar, fc, scode,
+            spar, soff):
+    """log prior + log Jacobian, its gradient, β, the factors' L (design order), σ."""
     grad = np.zeros(x.shape[0])
     lp = 0.0
     for i in range(p):
@@ -58,21 +63,22 @@ def _priors(x, p, bcode, bpar, fkind, fq, foff, fsd, feta, fpar, scode, spar, so
                 grad[off + i] += d * sd + 1.0
                 Ls[k, i, i] = sd
         else:
+            Lz = np.zeros((q, q))  # the unit-scale factor; L = diag(fc) Lz
             idx = 0
             for i in range(q):
                 for j in range(i + 1):
                     v = x[off + idx]
-                    Ls[k, i, j] = math.exp(v) if i == j else v
+                    Lz[i, j] = math.exp(v) if i == j else v
+                    Ls[k, i, j] = fc[k, i] * Lz[i, j]
                     idx += 1
-            a, gL = lkj_chol_logp(np.ascontiguousarray(Ls[k, :q, :q]), feta[k], fsd[k],
-                                  np.ascontiguousarray(fpar[k, :q]))
+            a, gL = lkj_chol_logp(Lz, feta[k], fsd[k], np.ascontiguousarray(fpar[k, :q]))
             lp += a
             idx = 0
             for i in range(q):
                 for j in range(i + 1):
                     if i == j:
                         lp += x[off + idx]  # the log transform of the diagonal
-                        grad[off + idx] += gL[i, i] * Ls[k, i, i] + 1.0
+                        grad[off + idx] += gL[i, i] * Lz[i, i] + 1.0
                     else:
                         grad[off + idx] += gL[i, j]
                     idx += 1
@@ -80,11 +86,12 @@ def _priors(x, p, bcode, bpar, fkind, fq, foff, fsd, feta, fpar, scode, spar, so
     a, d = family_logp(scode, sigma, spar)
     lp += a + x[soff]
     grad[soff] += d * sigma + 1.0
-    return lp, grad, Ls, sigma
+    beta = bloc + bscale * x[:p]  # β is sampled standardised: x holds β_z
+    return lp, grad, beta, Ls, sigma
 
 
 @numba.njit(cache=True)
-def _back(grad, gL, k, Ls, fkind, fq, foff):  # pragma: no cover - compiled
+def _back(grad, gL, k, Ls, fkind, fq, foff, fc):  # pragma: no cover - compiled
     """Add the likelihood's gradient in factor k's L to the unconstrained gradient."""
     q, off = fq[k], foff[k]
     if fkind[k] == 0:
@@ -94,47 +101,47 @@ def _back(grad, gL, k, Ls, fkind, fq, foff):  # pragma: no cover - compiled
     idx = 0
     for i in range(q):
         for j in range(i + 1):
-            grad[off + idx] += gL[i, j] * (Ls[k, i, i] if i == j else 1.0)
+            grad[off + idx] += gL[i, j] * (Ls[k, i, i] if i == j else fc[k, i])
             idx += 1
 
 
 @numba.njit(cache=True)
-def direct_one_factor(x, p, bcode, bpar, fkind, fq, foff, fsd, feta, fpar, scode, spar,
-                      soff, zz, z_xy, xy_xy, n):  # pragma: no cover - compiled
+def direct_one_factor(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, fpar,
+                      fc, scode, spar, soff, zz, z_xy, xy_xy, n):  # pragma: no cover - compiled
     """``(log p(x), ∇ log p(x))`` of a model with one grouping factor."""
-    lp, grad, Ls, sigma = _priors(x, p, bcode, bpar, fkind, fq, foff, fsd, feta, fpar,
-                                  scode, spar, soff)
+    lp, grad, beta, Ls, sigma = _priors(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff,
+                                        fsd, feta, fpar, fc, scode, spar, soff)
     q = fq[0]
-    ll, gb, gs, gL, _, _, _ = one_factor_logp_grad(zz, z_xy, xy_xy, n, x[:p], sigma,
+    ll, gb, gs, gL, _, _, _ = one_factor_logp_grad(zz, z_xy, xy_xy, n, beta, sigma,
                                                    np.ascontiguousarray(Ls[0, :q, :q]),
                                                    False)
     if not np.isfinite(ll):
         return -np.inf, grad
-    grad[:p] += gb
+    grad[:p] += gb * bscale
     grad[soff] += gs * sigma
-    _back(grad, gL, 0, Ls, fkind, fq, foff)
+    _back(grad, gL, 0, Ls, fkind, fq, foff, fc)
     return lp + ll, grad
 
 
 @numba.njit(cache=True)
-def direct_dense(x, p, bcode, bpar, fkind, fq, foff, fsd, feta, fpar, scode, spar, soff,
-                 order, zz, z_xy, xy_xy, n, ms):  # pragma: no cover - compiled
+def direct_dense(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, fpar, fc,
+                 scode, spar, soff, order, zz, z_xy, xy_xy, n, ms):  # pragma: no cover - compiled
     """``(log p(x), ∇ log p(x))`` of a model with several grouping factors; ``ms`` their
     levels in the cross-products' ``order``."""
-    lp, grad, Ls, sigma = _priors(x, p, bcode, bpar, fkind, fq, foff, fsd, feta, fpar,
-                                  scode, spar, soff)
+    lp, grad, beta, Ls, sigma = _priors(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff,
+                                        fsd, feta, fpar, fc, scode, spar, soff)
     K = order.shape[0]
     ordered = np.zeros(Ls.shape)
     qs = np.empty(K, dtype=np.int64)
     for pos in range(K):
         ordered[pos] = Ls[order[pos]]
         qs[pos] = fq[order[pos]]
-    ll, gb, gs, gLs, _, _, _ = dense_logp_grad(zz, z_xy, xy_xy, n, x[:p], sigma, ordered,
+    ll, gb, gs, gLs, _, _, _ = dense_logp_grad(zz, z_xy, xy_xy, n, beta, sigma, ordered,
                                                qs, ms, False)
     if not np.isfinite(ll):
         return -np.inf, grad
-    grad[:p] += gb
+    grad[:p] += gb * bscale
     grad[soff] += gs * sigma
     for pos in range(K):
-        _back(grad, gLs[pos], order[pos], Ls, fkind, fq, foff)
+        _back(grad, gLs[pos], order[pos], Ls, fkind, fq, foff, fc)
     return lp + ll, grad

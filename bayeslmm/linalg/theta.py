@@ -81,6 +81,25 @@ class ThetaLayout:
         """Lower bounds: 0 on diagonals, −∞ elsewhere."""
         return np.where(self.is_diag, 0.0, -np.inf)
 
+    def scales(self, terms: Sequence) -> np.ndarray:
+        """Per θ, the root mean square of the Z column of its row of Λ.
+
+        Λ's row i multiplies Z's column i (ZΛ), so in units ``θ · scales`` the criterion
+        does not depend on the units of the random-effect covariates: the search runs
+        there (:func:`bayeslmm.mle.search.search`), and a singular fit is judged there.
+
+        >>> import numpy as np
+        >>> T = type("T", (), {})
+        >>> t = T(); t.Z = np.array([[1.0, 3.0], [1.0, 4.0]])
+        >>> lay = ThetaLayout((2,), np.array([0, 0, 0]), np.array([0, 1, 1]),
+        ...                   np.array([0, 0, 1]), ["a", "b.a", "b"])
+        >>> lay.scales([t]).round(3).tolist()
+        [1.0, 3.536, 3.536]
+        """
+        rms = [np.sqrt(np.mean(np.square(t.Z), axis=0)) for t in terms]
+        out = np.array([rms[k][i] for k, i in zip(self.term, self.row, strict=True)])
+        return np.where(out > 0, out, 1.0)
+
     def start(self) -> np.ndarray:
         """lme4's starting value: Λ = I."""
         return self.is_diag.astype(float)

@@ -51,15 +51,16 @@ def seeds(random_seed, n: int) -> list[np.random.SeedSequence]:
 def simulate_response(design, theta, sigma: float, beta, rng: np.random.Generator, *,
                       residual=None, residual_params: dict | None = None) -> np.ndarray:
     """One response drawn from the model at (β, θ, σ): Xβ + Zb + ε, b ~ N(0, σ²ΛΛᵀ) per
-    level, ε ~ N(0, σ²) or, with a residual structure, N(0, σ²Λ_ε) at its parameters."""
+    level, ε ~ N(0, σ²/w) (w the prior weights, 1 without) or, with a residual structure,
+    N(0, σ²Λ_ε) at its parameters."""
     y = design.X @ np.asarray(beta, dtype=float)
     for t, lam in zip(design.terms, ThetaLayout.from_terms(design.terms).lambdas(theta),
                       strict=True):
         b = sigma * rng.standard_normal((t.n_levels, t.q)) @ lam.T
         y = y + np.einsum("iq,iq->i", t.Z, b[t.codes])
     w = rng.standard_normal(design.nobs)
-    if residual is None:
-        return y + sigma * w
+    if residual is None:  # prior weights: sd σ/√w
+        return y + sigma * w / np.sqrt(design.weights if design.weights is not None else 1.0)
     return y + sigma * unwhiten(residual, w, residual_params)
 
 

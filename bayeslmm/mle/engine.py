@@ -29,6 +29,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from ..errors import FitError
+from ..formula.weights import weighted
 from ..linalg.pls import PLS
 from ..results.base import lme4_name
 from .bootstrap import refit_design, run_replicates, seeds, simulate_response
@@ -141,7 +142,7 @@ class MapEngine:
     def _fast_parameters(self, y: np.ndarray) -> np.ndarray:
         """The parameters refitted to y without assembling a result (iid residuals)."""
         d = refit_design(self.design, y)
-        pls = PLS.from_design(d)
+        pls = PLS.from_design(weighted(d))
         reml = self.method == "REML"
         lay = pls.layout
         theta = self.theta
@@ -171,8 +172,9 @@ class MapEngine:
         key = ("profile", None if which is None else tuple(which), st.alphamax, st.maxpts,
                st.delta_cutoff, st.maxmult, st.devtol)
         if key not in self._cache:
-            self._cache[key] = profile_table(self.design, self.ml_theta(), which=which,
-                                             settings=st)
+            # prior weights: the rows scaled by √w (the deviance moves by a constant)
+            self._cache[key] = profile_table(weighted(self.design), self.ml_theta(),
+                                             which=which, settings=st)
         return self._cache[key].copy()
 
     def satterthwaite(self) -> Satterthwaite:
@@ -184,7 +186,7 @@ class MapEngine:
                     self._cache["sat"] = Satterthwaite(dev, vcov, psi)
             else:
                 reml = self.method == "REML"
-                pls = PLS.from_design(self.design)
+                pls = PLS.from_design(weighted(self.design))
                 with one_blas_thread(pls.cp.Arr.shape[0]):
                     self._cache["sat"] = Satterthwaite(
                         lambda x: pls.deviance(x[:-1], x[-1], reml=reml),
@@ -200,5 +202,6 @@ class MapEngine:
                            "pbkrtest refits them by REML): refit with method='REML'.")
         if "kr" not in self._cache:
             with one_blas_thread(sum(t.n_levels * t.q for t in self.design.terms)):
-                self._cache["kr"] = KenwardRoger(self.design, self.theta, self.sigma)
+                # invariant under the scaling of the rows by √w (prior weights)
+                self._cache["kr"] = KenwardRoger(weighted(self.design), self.theta, self.sigma)
         return self._cache["kr"]

@@ -13,6 +13,7 @@ Examples
 
 from __future__ import annotations
 
+from ..errors import FitError
 from ..results.map import MapResult
 from .lme import fit_lme
 from .lmer import check_method, fit_lmer
@@ -48,6 +49,11 @@ def fit_map(design, method: str = "REML", *, residual=None,
     -217.395
     """
     m = check_method(design, method)
+    if residual is not None and design.weights is not None:
+        raise FitError("Prior weights (weights=) and a residual structure cannot be combined "
+                       "(lme4 has weights, nlme residual structures); give the known "
+                       "variances 1/w as blm.VarFixed(covariate=...), with other variance "
+                       "functions in blm.VarComb(...).")
     if residual is None:
         return fit_lmer(design, m, maxiter=maxiter)
     return fit_lme(design, residual, m, maxiter=maxiter)

@@ -38,6 +38,7 @@ import numpy as np
 from ..errors import BayesLMMError, FitError, user_stacklevel
 from ..linalg.pls import PLS
 from ..linalg.theta import ThetaLayout
+from ..residual import dense_corr, varfuncs
 from ..residual.algebra import (
     initial_unconstrained,
     log_sd_weights,
@@ -95,8 +96,14 @@ class ResidualCriterion:
         whiten_design(rd, design, self.params(initial_unconstrained(rd)))
 
     def start(self) -> np.ndarray:
-        """lme4's θ start (Λ = I) and iid residuals."""
-        return np.concatenate([self.layout.start(), initial_unconstrained(self.rd)])
+        """lme4's θ start (Λ = I, in the covariates' units) and iid residuals."""
+        return np.concatenate([self.layout.start(), initial_unconstrained(self.rd)]) \
+            / self.scale
+
+    @property
+    def scale(self) -> np.ndarray:
+        """The search's units (:meth:`bayeslmm.linalg.theta.ThetaLayout.scales`; 1 for u)."""
+        return np.concatenate([self.layout.scales(self.design.terms), np.ones(self.n_u)])
 
     def params(self, u) -> dict:
         """Residual parameters at u (with the fitted-value covariate if any)."""
@@ -183,9 +190,13 @@ def _u_bounds(rd: ResidualDesign) -> list[tuple[float | None, float | None]]:
     """Keep Phi and Rho off ±1 and the varIdent ratios finite."""
     out: list[tuple[float | None, float | None]] = []
     c = rd.correlation
-    if c is not None:
+    if rd.dense is not None:
+        out += dense_corr.u_bounds(rd.dense, c)
+    elif c is not None:
         out.append((-12.0, 12.0) if isinstance(c, AR1) else (-25.0, 25.0))
-    if isinstance(rd.variance, VarIdent):
+    if rd.varfuncs is not None:
+        out += varfuncs.u_bounds(rd.varfuncs)
+    elif isinstance(rd.variance, VarIdent):
         out += [(-25.0, 25.0)] * (len(rd.by_levels) - 1)
     elif rd.variance is not None:
         out.append((None, None))
@@ -195,6 +206,11 @@ def _u_bounds(rd: ResidualDesign) -> list[tuple[float | None, float | None]]:
 def _warn_edge(rd: ResidualDesign, u: np.ndarray, p: dict) -> None:
     """A correlation that ends on its search bound (|Phi| or Rho within ~1e-10 of its
     limit) is not an estimate: the likelihood still rises toward the edge."""
+    if rd.dense is not None:
+        msg = dense_corr.edge_message(rd.dense, rd.correlation, u)
+        if msg:
+            warnings.warn(msg, stacklevel=user_stacklevel())
+        return
     if rd.correlation is None or not len(u):
         return
     hi = _u_bounds(rd)[0][1]
@@ -210,6 +226,8 @@ def _warn_edge(rd: ResidualDesign, u: np.ndarray, p: dict) -> None:
 def _strong_start(crit: ResidualCriterion, x0: np.ndarray) -> tuple:
     """With random effects and a correlation: also start at a correlation of 0.6."""
     c = crit.rd.correlation
+    if crit.rd.dense is not None:  # spatial likelihoods: local maxima even without θ
+        return dense_corr.extra_starts(crit.rd.dense, c, x0, crit.n_theta)
     if c is None or crit.n_theta == 0:
         return ()
     x = x0.copy()
@@ -280,7 +298,7 @@ def fit_lme(design, rd: ResidualDesign, method: str, *,
     with one_blas_thread(crit.n_theta + design.X.shape[1] + 1):
         while True:
             x_new, converged, msg, n = search(crit.value, crit.value_and_grad, x, bounds,
-                                              is_diag, maxiter, extra)
+                                              is_diag, maxiter, extra, scale=crit.scale)
             nfev, rounds, extra = nfev + n, rounds + 1, ()
             pls, ld = crit.at(x_new[crit.n_theta:])
             sol = pls.solution(x_new[:crit.n_theta], reml)
@@ -322,7 +340,8 @@ def lme_result(design, rd: ResidualDesign, crit: ResidualCriterion, x: np.ndarra
     # back to nlme's scale (variance function 1 at its reference): σ·e^-m, θ·e^m
     sol = replace(sol, sigma=sol.sigma * np.exp(-m))
     theta_nlme = theta * np.exp(m)
-    singular = bool(np.any(theta[crit.layout.is_diag] < SINGULAR_TOL))
+    singular = bool(np.any((theta * crit.scale[:crit.n_theta])[crit.layout.is_diag]
+                           < SINGULAR_TOL))
     if warn:
         warn_fit(method, converged, singular, msg)
         _warn_edge(rd, u, p)

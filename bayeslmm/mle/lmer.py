@@ -28,13 +28,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import FitError
+from ..formula.weights import log_weight_term, weighted
 from ..linalg.pls import PLS
 from ..results.map import MapResult
 from .assemble import assemble, warn_fit
 from .engine import MapEngine
 from .search import SINGULAR_TOL, one_blas_thread, search
 
-__all__ = ["fit_lmer", "check_method", "METHODS"]
+__all__ = ["fit_lmer", "check_method", "METHODS", "weights_part"]
 
 #: Valid values of ``method``.
 METHODS = ("ML", "REML")
@@ -55,10 +56,20 @@ def check_method(design, method) -> str:
     return m
 
 
-def _optimise(pls: PLS, reml: bool, maxiter: int | None):
+def weights_part(design, sol) -> dict | None:
+    """What :func:`~bayeslmm.mle.assemble.assemble` needs of lme4's prior weights: the
+    PLS is of the rows scaled by √w, so the log-likelihood gains ½ Σ log w (``logdet``
+    −Σ log w) and the scaled residuals are lme4's Pearson ones, √w (y − fitted) / σ."""
+    if design.weights is None:
+        return None
+    return {"logdet": -2.0 * log_weight_term(design), "n_params": 0, "structure": None,
+            "params": {}, "scale": sol.sigma / np.sqrt(design.weights)}
+
+
+def _optimise(pls: PLS, reml: bool, maxiter: int | None, scale: np.ndarray):
     lay = pls.layout
     f = lambda th: pls.objective(th, reml)  # noqa: E731
-    theta0 = lay.start()
+    theta0 = lay.start() / scale  # lme4's Λ = I, in the units of the covariates
     f0 = f(theta0)
     if not np.isfinite(f0):
         raise FitError(
@@ -69,7 +80,7 @@ def _optimise(pls: PLS, reml: bool, maxiter: int | None):
         return theta0, True, "no covariance parameters", 0
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lay.lower]
     fg = lambda th: pls.objective_and_gradient(th, reml)  # noqa: E731
-    return search(f, fg, theta0, bounds, lay.is_diag, maxiter)
+    return search(f, fg, theta0, bounds, lay.is_diag, maxiter, scale=scale)
 
 
 def fit_lmer(design, method: str = "REML", *, maxiter: int | None = None) -> MapResult:
@@ -112,11 +123,13 @@ def fit_lmer(design, method: str = "REML", *, maxiter: int | None = None) -> Map
     """
     m = check_method(design, method)
     reml = m == "REML"
-    pls = PLS.from_design(design)
+    pls = PLS.from_design(weighted(design))  # lme4's prior weights: rows scaled by √w
     with one_blas_thread(pls.cp.Arr.shape[0]):
-        theta, converged, msg, nfev = _optimise(pls, reml, maxiter)
+        scale = pls.layout.scales(design.terms)
+        theta, converged, msg, nfev = _optimise(pls, reml, maxiter, scale)
         sol = pls.solution(theta, reml)
-    singular = bool(np.any(theta[pls.layout.is_diag] < SINGULAR_TOL))
+    singular = bool(np.any((theta * scale)[pls.layout.is_diag] < SINGULAR_TOL))
     warn_fit(m, converged, singular, msg)
     engine = MapEngine(design, m, theta, sol.sigma, sol.beta, fitter=fit_lmer)
-    return assemble(design, m, pls, theta, sol, converged, singular, nfev, msg, engine=engine)
+    return assemble(design, m, pls, theta, sol, converged, singular, nfev, msg,
+                    residual=weights_part(design, sol), engine=engine)

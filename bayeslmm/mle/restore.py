@@ -22,12 +22,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import FitError
+from ..formula.weights import weighted
 from ..linalg.pls import PLS
 from ..results.map import MapResult
 from .assemble import assemble
 from .engine import MapEngine
 from .lme import ResidualCriterion, lme_result
-from .lmer import fit_lmer
+from .lmer import fit_lmer, weights_part
 from .search import SINGULAR_TOL
 
 __all__ = ["restore_map"]
@@ -64,12 +65,12 @@ def restore_map(design, method: str, theta, *, residual=None, u=None, covariate=
     theta = np.asarray(theta, dtype=float)
     reml = method == "REML"
     if residual is None:
-        pls = PLS.from_design(design)
+        pls = PLS.from_design(weighted(design))
         sol = pls.solution(theta, reml)
         singular = bool(np.any(theta[pls.layout.is_diag] < SINGULAR_TOL))
         engine = MapEngine(design, method, theta, sol.sigma, sol.beta, fitter=fit_lmer)
         result = assemble(design, method, pls, theta, sol, converged, singular, nfev, message,
-                          engine=engine)
+                          residual=weights_part(design, sol), engine=engine)
     else:
         crit = ResidualCriterion(design, residual, reml, covariate)
         u = np.asarray(u if u is not None else [], dtype=float)

@@ -73,15 +73,27 @@ def _stationary(fg, theta: np.ndarray, grad: np.ndarray, lower: np.ndarray) -> b
 
 
 def search(f, fg, x0: np.ndarray, bounds: list, is_diag: np.ndarray, maxiter: int | None,
-           extra_starts: tuple = ()) -> tuple[np.ndarray, bool, str, int]:
+           extra_starts: tuple = (), scale: np.ndarray | None = None
+           ) -> tuple[np.ndarray, bool, str, int]:
     """Bounded L-BFGS-B from ``x0`` (and ``extra_starts``: the best end point wins),
     re-searched off the boundary for singular end points, checked for stationarity as
     lme4 does and polished by Powell where that check fails.
 
     ``f`` is the criterion, ``fg`` criterion and gradient; ``is_diag`` flags the
-    coordinates that are diagonal θ entries (a 0 there is a singular fit). Returns the
-    end point, whether it is stationary, a message and the number of evaluations.
+    coordinates that are diagonal θ entries (a 0 there is a singular fit). With
+    ``scale`` the search runs in ``x · scale`` (bounds at 0 or ±∞ are unchanged):
+    the units of the predictors then change nothing (see
+    :meth:`bayeslmm.linalg.theta.ThetaLayout.scales`). Returns the end point, whether it
+    is stationary, a message and the number of evaluations.
     """
+    if len(x0) == 0:  # e.g. gls with a variance function without parameters (VarFixed)
+        return np.asarray(x0, dtype=float), True, "no parameters to search", 1
+    if scale is not None:
+        s = np.asarray(scale, dtype=float)
+        best, ok, msg, nfev = search(
+            lambda x: f(x / s), lambda x: _scaled(fg(x / s), s), np.asarray(x0) * s,
+            bounds, is_diag, maxiter, tuple(np.asarray(e) * s for e in extra_starts))
+        return best / s, ok, msg, nfev
     lower = np.array([-np.inf if b[0] is None else b[0] for b in bounds])
     it = maxiter if maxiter is not None else 1000
     opts = {"maxiter": it, "ftol": 1e-12, "gtol": 1e-6, "maxfun": 20 * it}
@@ -108,6 +120,11 @@ def search(f, fg, x0: np.ndarray, bounds: list, is_diag: np.ndarray, maxiter: in
     if not converged:
         msg = f"{msg}; max |projected gradient| = {np.max(np.abs(grad)):.3g}"
     return best, converged, msg, nfev
+
+
+def _scaled(value_and_grad, s):
+    value, grad = value_and_grad
+    return value, np.asarray(grad) / s
 
 
 def _off_boundary(f, fg, is_diag, best, msg, bounds, opts, theta0):

@@ -29,7 +29,7 @@ Examples
 >>> d = build_design("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
 >>> m = build_conditional(d, resolve_priors(d))
 >>> sorted(v.name for v in m.free_RVs)
-['beta', 'chol_Subject', 'sigma', 'z_Subject']
+['beta_z', 'chol_Subject_z', 'sigma', 'z_Subject']
 >>> m.named_vars_to_dims["b_Subject"]
 ('Subject', 'Subject_term')
 """
@@ -45,7 +45,8 @@ from ..residual.algebra import log_sd_weights, residual_logp, unwhiten
 from ..residual.bind import ResidualDesign
 from ..residual.structures import VarIdent
 from .priors import ResolvedPriors
-from .terms import coords_of, residual_params, residual_sigma, term_scale
+from .structure_priors import structure_coords
+from .terms import coords_of, fixed_effects, residual_params, residual_sigma, term_scale
 
 __all__ = ["build_conditional"]
 
@@ -60,12 +61,12 @@ def _structured_y(design: Design, rd: ResidualDesign, priors: ResolvedPriors, mu
     if rd.correlation is None:
         return pm.Normal("y", mu=mu, sigma=sigma * pt.exp(log_sd), observed=design.y,
                          dims="obs")
-    corr = rd.param_names[0]
+    corr = rd.correlation_param_names
     extra = [log_sd] if log_sd is not None else []
 
     def unpack(rest) -> dict:
-        out = {corr: rest[-1]}
-        if len(rest) == 2:
+        out = dict(zip(corr, rest[len(rest) - len(corr):], strict=True))
+        if len(rest) > len(corr):
             out["log_sd"] = rest[0]
         return out
 
@@ -78,8 +79,8 @@ def _structured_y(design: Design, rd: ResidualDesign, priors: ResolvedPriors, mu
         x = unwhiten(rd, z, {k: np.asarray(v) for k, v in unpack(rest).items()})
         return mu + sigma * x.T.reshape(shape)
 
-    return pm.CustomDist("y", mu, sigma, *extra, params[corr], logp=logp, random=random,
-                         observed=design.y, dims="obs")
+    return pm.CustomDist("y", mu, sigma, *extra, *[params[k] for k in corr], logp=logp,
+                         random=random, observed=design.y, dims="obs")
 
 
 def build_conditional(design: Design, priors: ResolvedPriors,
@@ -99,12 +100,12 @@ def build_conditional(design: Design, priors: ResolvedPriors,
     pymc.Model
         Inspect it with ``pm.model_to_graphviz(model)``, extend it inside ``with model:``.
     """
-    coords = coords_of(design)
+    coords = {**coords_of(design), **structure_coords(residual)}
     if residual is not None and isinstance(residual.variance, VarIdent):
         coords["varident_level"] = list(residual.by_levels[1:])
     with pm.Model(coords=coords) as model:
         X = pm.Data("X", design.X, dims=("obs", "fixef"))
-        beta = priors.beta.rv("beta", dims="fixef")
+        beta = fixed_effects(priors.beta)
         mu = pt.dot(X, beta)
         for t in design.terms:
             g = t.group
@@ -116,6 +117,8 @@ def build_conditional(design: Design, priors: ResolvedPriors,
             mu = mu + pt.sum(Z * b[codes], axis=1)
         if residual is None:
             sigma = priors.sigma.rv("sigma")
+            if design.weights is not None:  # lme4's prior weights: sd σ/√w
+                sigma = sigma / pt.sqrt(pm.Data("weights", design.weights, dims="obs"))
             pm.Normal("y", mu=mu, sigma=sigma, observed=design.y, dims="obs")
         else:
             _structured_y(design, residual, priors, mu)

@@ -9,8 +9,8 @@ compiled once per machine: fits of any structure then start at once. Anything el
 user's Deterministic or Potential, a residual structure, another prior family, a factor
 with several correlated blocks) gets ``None`` here and runs on PyTensor's compiled graph.
 
-The unconstrained parameters are PyMC's, in the model's own order (``beta``, per
-factor ``sd_<g>_log__`` or ``chol_<g>_cholesky-cov-packed__``, ``sigma_log__``), so the
+The unconstrained parameters are PyMC's, in the model's own order (``beta_z``, per
+factor ``sd_<g>_log__`` or ``chol_<g>_z_cholesky-cov-packed__``, ``sigma_log__``), so the
 draws mean what PyMC's mean and PyMC's initial points apply.
 
 Examples
@@ -18,7 +18,7 @@ Examples
 >>> import numpy as np, bayeslmm as blm
 >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
 >>> direct = DirectModel.of(m.pymc_model, m.design, m._priors, m._cross_products)
->>> x = np.array([250.0, 10.0, np.log(24.0), 0.1, np.log(6.0), np.log(25.0)])
+>>> x = np.array([-0.2, 0.2, np.log(24.0), 0.1, np.log(6.0), np.log(25.0)])
 >>> lp, grad = direct.logp_grad(x)
 >>> pymc_lp = m.pymc_model.compile_logp()(direct.point(x))
 >>> bool(np.isclose(lp, pymc_lp, rtol=1e-12)), grad.shape
@@ -33,8 +33,23 @@ import numpy as np
 
 from ..linalg.direct_kernel import direct_dense, direct_one_factor
 from ..linalg.prior_kernels import FAMILIES, PARAMETERS, lkj_normalizing_constant
+from .terms import STANDARDISED, unit_scale
 
 __all__ = ["DirectModel"]
+
+
+def _standardised(prior, size: int):
+    """The standard family's parameters and β's location and scale, for a prior that
+    :func:`~bayeslmm.pymc.terms.fixed_effects` samples standardised; else None."""
+    spec = STANDARDISED.get(prior.name)
+    if spec is None or not set(prior.params) <= {spec[0], spec[2], *spec[4]}:
+        return None
+    loc_name, loc0, scale_name, scale0, shapes = spec
+    standard = {loc_name: 0.0, scale_name: 1.0, **{k: prior.params[k] for k in shapes}}
+    par = _params(type(prior)(prior.name, **standard), size)
+    loc = np.broadcast_to(np.asarray(prior.params.get(loc_name, loc0), float), (size,))
+    scale = np.broadcast_to(np.asarray(prior.params.get(scale_name, scale0), float), (size,))
+    return par, np.ascontiguousarray(loc), np.ascontiguousarray(scale)
 
 
 def _params(prior, size: int) -> np.ndarray | None:
@@ -69,37 +84,43 @@ class DirectModel:
     def of(cls, model, design, priors, cp) -> DirectModel | None:
         """The direct form of ``model`` (built by ``build_marginal`` for ``design``), or
         None where it does not describe the model exactly."""
-        expected = cls._expected_names(design)
+        expected = cls._expected_names(design, priors)
         values = [v.name for v in model.value_vars]
         named = set(model.named_vars) - {v.name for v in model.data_vars}
         if expected is None or values != expected[0] or named != set(expected[1]):
             return None
         p = len(design.fixef_names)
-        bpar = _params(priors.beta, p)
+        beta = _standardised(priors.beta, p)
         spar = _params(priors.sigma, 1)
-        if bpar is None or spar is None:
+        if beta is None or spar is None:
             return None
+        bpar, bloc, bscale = beta
         qmax = max([t.q for t in design.terms] + [1])
         fkind, fq, foff, fsd, feta = [], [], [], [], []
         fpar = np.zeros((len(design.terms), qmax, 3))
         off, constant = p, 0.0
+        fc = np.ones((len(design.terms), qmax))
         for k, t in enumerate(design.terms):
-            par = _params(priors.sd[t.group], t.q)
+            prior = priors.sd[t.group]
+            chol = len(t.blocks) == 1 and t.q > 1
+            if chol and unit_scale(prior) is not None:  # sampled at unit scale
+                prior, scale = unit_scale(prior)
+                fc[k, :t.q] = np.broadcast_to(scale, (t.q,))
+            par = _params(prior, t.q)
             if par is None:
                 return None
-            chol = len(t.blocks) == 1 and t.q > 1
             fkind.append(int(chol))
             fq.append(t.q)
             foff.append(off)
-            fsd.append(FAMILIES[priors.sd[t.group].name])
+            fsd.append(FAMILIES[prior.name])
             feta.append(float(priors.eta[t.group]))
             fpar[k, :t.q] = par
             off += t.q * (t.q + 1) // 2 if chol else t.q
             if chol:
                 constant += lkj_normalizing_constant(float(priors.eta[t.group]), t.q)
-        spec = (p, FAMILIES[priors.beta.name], bpar, np.array(fkind, np.int64),
+        spec = (p, FAMILIES[priors.beta.name], bpar, bloc, bscale, np.array(fkind, np.int64),
                 np.array(fq, np.int64), np.array(foff, np.int64), np.array(fsd, np.int64),
-                np.array(feta), fpar, FAMILIES[priors.sigma.name], spar[0], off)
+                np.array(feta), fpar, fc, FAMILIES[priors.sigma.name], spar[0], off)
         arrays = cp.marginal_arrays()
         data = (np.ascontiguousarray(arrays["zz"]), np.ascontiguousarray(arrays["z_xy"]),
                 np.ascontiguousarray(arrays["xy_xy"]), float(cp.n))
@@ -113,15 +134,16 @@ class DirectModel:
                    cls._shapes(design, rvs), [t.group for t in design.terms])
 
     @staticmethod
-    def _expected_names(design):
+    def _expected_names(design, priors):
         """The unconstrained variables and all named variables of an unchanged model,
         or None for a factor with several blocks."""
-        values, named = ["beta"], ["beta", "sigma", "marginal_loglik"]
+        values, named = ["beta_z"], ["beta_z", "beta", "sigma", "marginal_loglik"]
         for t in design.terms:
             g = t.group
             if len(t.blocks) == 1 and t.q > 1:
-                values.append(f"chol_{g}_cholesky-cov-packed__")
-                named += [f"chol_{g}", f"sd_{g}", f"corr_{g}"]
+                chol = f"chol_{g}_z" if unit_scale(priors.sd[g]) is not None else f"chol_{g}"
+                values.append(f"{chol}_cholesky-cov-packed__")
+                named += [chol, f"sd_{g}", f"corr_{g}"]
             elif all(len(b) == 1 for b in t.blocks):
                 values.append(f"sd_{g}_log__")
                 named.append(f"sd_{g}")
@@ -134,8 +156,9 @@ class DirectModel:
     def _shapes(design, names) -> list[tuple]:
         q = {f"sd_{t.group}": (t.q,) for t in design.terms}
         q.update({f"corr_{t.group}": (t.q, t.q) for t in design.terms})
-        q.update({f"chol_{t.group}": (t.q * (t.q + 1) // 2,) for t in design.terms})
-        q.update(beta=(len(design.fixef_names),), sigma=())
+        q.update({f"chol_{t.group}{z}": (t.q * (t.q + 1) // 2,) for t in design.terms
+                  for z in ("", "_z")})
+        q.update(beta=(len(design.fixef_names),), beta_z=(len(design.fixef_names),), sigma=())
         return [q[n] for n in names]
 
     @property
@@ -164,9 +187,11 @@ class DirectModel:
 
     def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """The posterior's variables at ``x`` (constrained values and deterministics)."""
-        p, fkind, fq, foff, soff = self.spec[0], self.spec[3], self.spec[4], self.spec[5], \
-            self.spec[11]
-        out = {"beta": np.array(x[:p]), "sigma": np.array(np.exp(x[soff]))}
+        p, bloc, bscale = self.spec[0], self.spec[3], self.spec[4]
+        fkind, fq, foff, fc, soff = (self.spec[5], self.spec[6], self.spec[7], self.spec[11],
+                                     self.spec[14])
+        z = np.array(x[:p])
+        out = {"beta_z": z, "beta": bloc + bscale * z, "sigma": np.array(np.exp(x[soff]))}
         for k, g in enumerate(self.groups):
             q, off = int(fq[k]), int(foff[k])
             if fkind[k] == 0:
@@ -176,9 +201,10 @@ class DirectModel:
             rows, cols = np.tril_indices(q)
             packed[rows == cols] = np.exp(packed[rows == cols])
             L = np.zeros((q, q))
-            L[rows, cols] = packed
+            L[rows, cols] = packed * fc[k, :q][rows]
             cov = L @ L.T
             sd = np.sqrt(np.diag(cov))
-            out[f"chol_{g}"], out[f"sd_{g}"] = packed, sd
+            out[f"chol_{g}"] = out[f"chol_{g}_z"] = packed
+            out[f"sd_{g}"] = sd
             out[f"corr_{g}"] = cov / np.outer(sd, sd)
         return {n: out[n] for n in self.names}

@@ -20,7 +20,7 @@ Examples
 >>> d = build_design("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
 >>> m = build_marginal(d, resolve_priors(d))
 >>> sorted(v.name for v in m.free_RVs)
-['beta', 'chol_Subject', 'sigma']
+['beta_z', 'chol_Subject_z', 'sigma']
 """
 
 from __future__ import annotations
@@ -31,19 +31,37 @@ import pytensor.tensor as pt
 
 from ..errors import BayesLMMError
 from ..formula.design import Design
+from ..formula.weights import log_weight_term, weighted
 from ..linalg.crossprod import CrossProducts
 from ..residual.algebra import crossing_factors, logdet_lambda, whiten
 from ..residual.bind import ResidualDesign
 from ..residual.structures import VarIdent
 from .marginal_op import marginal_logp
 from .priors import ResolvedPriors, priors_as_data
-from .terms import coords_of, residual_params, residual_sigma, term_scale
+from .structure_priors import structure_coords
+from .terms import coords_of, fixed_effects, residual_params, residual_sigma, term_scale
 
-__all__ = ["build_marginal", "marginal_supports", "loglik_expression", "MAX_DENSE_RE"]
+__all__ = ["build_marginal", "marginal_supports", "loglik_expression",
+           "design_cross_products", "MAX_DENSE_RE"]
 
 #: Above this many random effects in a model with several grouping factors, the dense
 #: (Σq·levels)² factorisation per gradient costs more than sampling b explicitly.
 MAX_DENSE_RE = 400
+
+def design_cross_products(design: Design) -> CrossProducts:
+    """The cross-products the marginal model (and b's draws) use: of the rows scaled by
+    √w with lme4's prior weights (:func:`bayeslmm.formula.weights.weighted`).
+
+    Examples
+    --------
+    >>> import bayeslmm as blm
+    >>> from bayeslmm.formula.design import build_design
+    >>> d = build_design("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
+    >>> design_cross_products(d).n
+    30
+    """
+    return CrossProducts.from_design(weighted(design))
+
 
 def marginal_supports(design: Design, residual: ResidualDesign | None) -> str | None:
     """Why the marginal model cannot take this residual structure, or None if it can."""
@@ -87,7 +105,8 @@ def build_marginal(design: Design, priors: ResolvedPriors,
     (``log N(y | Xβ, ZΨZᵀ + σ²Λ) = log N(L⁻¹y | L⁻¹Xβ, L⁻¹ZΨZᵀL⁻ᵀ + σ²I) − ½ log|Λ|``),
     which costs O(n) per gradient.
 
-    ``cross_products`` passes those already computed for ``design``.
+    ``cross_products`` passes those already computed for ``design`` (of its rows scaled
+    by √w for prior weights: :func:`bayeslmm.formula.weights.weighted`).
 
     Returns
     -------
@@ -103,14 +122,14 @@ def build_marginal(design: Design, priors: ResolvedPriors,
     >>> d = build_design("diameter ~ 1 + (1 | plate) + (1 | sample)",
     ...                  blm.datasets.load("Penicillin"))
     >>> [v.name for v in build_marginal(d, resolve_priors(d)).free_RVs]
-    ['beta', 'sd_plate', 'sd_sample', 'sigma']
+    ['beta_z', 'sd_plate', 'sd_sample', 'sigma']
     """
     why = marginal_supports(design, residual)
     if why:
         raise BayesLMMError(f"The marginal model is not available here: {why}.")
     if residual is not None:
         return _build_whitened(design, priors, residual)
-    cp = cross_products if cross_products is not None else CrossProducts.from_design(design)
+    cp = cross_products if cross_products is not None else design_cross_products(design)
     coords = coords_of(design)
     coords.pop("obs")
     with pm.Model(coords=coords) as model:
@@ -118,11 +137,14 @@ def build_marginal(design: Design, priors: ResolvedPriors,
         arrays["ms"] = pm.Data("stat_ms", np.asarray(cp.m, dtype=np.int64))
         n = pm.Data("stat_n", float(cp.n))
         priors = priors_as_data(priors)
-        beta = priors.beta.rv("beta", dims="fixef")
+        beta = fixed_effects(priors.beta)
         chols = [term_scale(t, priors)[0] for t in design.terms]
         sigma = priors.sigma.rv("sigma")
-        pm.Potential("marginal_loglik", loglik_expression(
-            arrays, n, beta, sigma, [chols[k] for k in cp.order], cp.q, cp.m))
+        loglik = loglik_expression(arrays, n, beta, sigma, [chols[k] for k in cp.order], cp.q,
+                                   cp.m)
+        if design.weights is not None:  # prior weights: ½ Σ log w
+            loglik = loglik + pm.Data("stat_log_weights", log_weight_term(design))
+        pm.Potential("marginal_loglik", loglik)
     return model
 
 
@@ -153,12 +175,12 @@ def loglik_expression(arrays, n, beta, sigma, chols, qs, ms):
 
 
 def _build_whitened(design: Design, priors: ResolvedPriors, rd: ResidualDesign) -> pm.Model:
-    coords = coords_of(design)
+    coords = {**coords_of(design), **structure_coords(rd)}
     coords.pop("obs")
     if isinstance(rd.variance, VarIdent):
         coords["varident_level"] = list(rd.by_levels[1:])
     with pm.Model(coords=coords) as model:
-        beta = priors.beta.rv("beta", dims="fixef")
+        beta = fixed_effects(priors.beta)
         chols = [term_scale(t, priors)[0] for t in design.terms]
         params = residual_params(rd, priors)
         sigma = residual_sigma(design, rd, priors, params)

@@ -25,6 +25,7 @@ import pymc as pm
 import xarray as xr
 
 from .priors import Prior, ResolvedPriors
+from .structure_priors import structure_log_prior, structure_prior_draws
 
 __all__ = ["log_prior", "prior_draws", "with_prior_groups", "lkj_corr_draws"]
 
@@ -143,6 +144,10 @@ def log_prior(design, priors: ResolvedPriors, residual, post: xr.Dataset) -> xr.
     name = "sigma_ref" if "sigma_ref" in post else "sigma"
     out[name] = _logp(priors.sigma, post[name].values, False)
     for k, p in priors.residual.items():
+        lkj = structure_log_prior(k, p, post, residual)  # CorSymm's LKJ(η)
+        if lkj is not None:
+            out[lkj[0]] = lkj[1]
+            continue
         vals = post[k].values
         out[k] = _logp(p, vals, vals.ndim > 2)
     coords = {"chain": post.chain, "draw": post.draw}
@@ -177,7 +182,12 @@ def prior_draws(design, priors: ResolvedPriors, residual, *, draws: int = 1000,
             data[f"corr_{g}"] = (_CD + (f"{g}_term", f"{g}_term_bis"), corr)
     data["sigma"] = (_CD, _draw(priors.sigma, (1, draws), rng))
     for k, pr in priors.residual.items():
-        if k == "varident_ratio":
+        vector = structure_prior_draws(k, pr, residual, draws, rng)
+        if vector is not None:  # CorSymm, CorARMA, VarComb's VarIdent parts
+            name, dims, values, extra = vector
+            coords.update(extra)
+            data[name] = (_CD + dims, values)
+        elif k == "varident_ratio":
             levels = list(residual.by_levels[1:])
             coords["varident_level"] = levels
             data[k] = (_CD + ("varident_level",), _draw(pr, (1, draws, len(levels)), rng))

@@ -26,7 +26,16 @@ column (1 for constant or two-valued columns, which are not rescaled, as in rsta
                             ``"fitted"``), the same reading
 ``varident_ratio``          ``LogNormal(0, 1)`` per non-reference level: the
                             log sd ratio ~ Normal(0, 1)
+``cor_symm`` (CorSymm)      LKJ(η = ``eta_cor_symm`` = 1): flat over correlation
+                            matrices
+``arma_pacf`` (CorARMA)     ``Uniform(-1, 1)`` per partial autocorrelation
+``range``, ``nugget``       ``LogNormal(log d̃, 1)`` (d̃ the median distance
+                            within groups); ``Uniform(0, 1)``
+``const`` (VarConstPower)   ``LogNormal(0, 2)``; VarComb's parts as above, named
+                            ``A.power``, ``B.varident_ratio`` …
 ==========================  ===================================================
+
+The last rows are :mod:`bayeslmm.pymc.structure_priors`' (which says more).
 
 σ is nlme's: the residual sd where the variance function is 1. With VarPower or
 VarExp the ``sigma`` prior applies instead to ``sigma_ref``, the residual sd at a
@@ -62,77 +71,11 @@ from ..errors import BayesLMMError, suggest
 from ..formula.design import Design
 from ..residual.bind import ResidualDesign
 from ..residual.structures import AR1, CAR1, CompSymm
+from .prior import POSITIVE_FAMILIES, Prior
+from .structure_priors import check_structure_prior, structure_names, structure_priors
 
 __all__ = ["Prior", "default_priors", "default_residual_priors", "resolve_priors",
            "ResolvedPriors", "priors_as_data", "prior_as_data", "POSITIVE_FAMILIES"]
-
-#: Distribution families a scale parameter's prior may take (positive support).
-POSITIVE_FAMILIES = {"HalfNormal", "HalfStudentT", "HalfCauchy", "Exponential", "Gamma",
-                     "InverseGamma", "LogNormal", "Weibull", "Uniform", "TruncatedNormal"}
-
-
-@dataclass(frozen=True)
-class Prior:
-    """A prior: a PyMC distribution name and its parameters.
-
-    Parameters
-    ----------
-    name : str
-        A distribution in ``pymc`` (``"Normal"``, ``"StudentT"``, ``"HalfNormal"`` ...).
-    **params
-        Its parameters, scalars or arrays (broadcast over the coefficients).
-
-    Examples
-    --------
-    >>> import bayeslmm as blm
-    >>> m = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"),
-    ...             priors={"sigma": blm.Prior("HalfNormal", sigma=50)})
-    >>> m.priors["sigma"]
-    "Prior('HalfNormal', sigma=50)"
-    """
-
-    name: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def __init__(self, name: str, **params: Any) -> None:
-        if not isinstance(name, str) or not hasattr(pm, name):
-            raise BayesLMMError(f"Unknown PyMC distribution {name!r} in Prior.")
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "params", dict(params))
-
-    def __repr__(self) -> str:
-        args = "".join(f", {k}={_fmt(v)}" for k, v in self.params.items())
-        return f"Prior({self.name!r}{args})"
-
-    def dist(self, **kwargs: Any):
-        """An unnamed PyMC distribution (``pm.<name>.dist``).
-
-        Examples
-        --------
-        >>> d = Prior("Normal", mu=0, sigma=[1.0, 10.0]).dist()
-        >>> pm.draw(d, random_seed=1).shape
-        (2,)
-        """
-        return getattr(pm, self.name).dist(**self.params, **kwargs)
-
-    def rv(self, name: str, **kwargs: Any):
-        """A named random variable inside the current model context.
-
-        Examples
-        --------
-        >>> with pm.Model() as model:
-        ...     x = Prior("HalfNormal", sigma=2).rv("x")
-        >>> model.free_RVs
-        [x]
-        """
-        return getattr(pm, self.name)(name, **self.params, **kwargs)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, np.ndarray):
-        return np.array2string(v, precision=4, separator=", ")
-    return f"{v:.4g}" if isinstance(v, float) else repr(v)
-
 
 def _scale(col: np.ndarray) -> float:
     """rstanarm's rule: two-valued (or constant) columns are not rescaled."""
@@ -204,8 +147,10 @@ def _bounds(rd: ResidualDesign) -> tuple[float, float]:
 
 def default_residual_priors(design: Design, rd: ResidualDesign) -> dict[str, Prior]:
     """Defaults for the residual parameters (see module doc)."""
-    out = {}
+    out = structure_priors(design, rd)
     for name in rd.param_names:
+        if name in out or f"eta_{name}" in out:  # CorSymm's LKJ: eta_cor_symm
+            continue
         if name in ("Phi", "Rho"):
             lo, hi = _bounds(rd)
             out[name] = Prior("Uniform", lower=lo, upper=hi)
@@ -222,6 +167,9 @@ def default_residual_priors(design: Design, rd: ResidualDesign) -> dict[str, Pri
 
 
 def _check_residual_prior(key: str, prior: Prior, rd: ResidualDesign) -> None:
+    if key in structure_names(rd):
+        check_structure_prior(key, prior, rd)
+        return
     if key == "varident_ratio" and prior.name not in POSITIVE_FAMILIES:
         raise BayesLMMError(f"Prior for {key!r} must be on positive values (e.g. "
                             f"LogNormal), got {prior.name}.")

@@ -14,7 +14,7 @@ Examples
 >>> with pm.Model(coords=coords_of(d)) as model:
 ...     L, sd, corr = term_scale(d.terms[0], resolve_priors(d))
 >>> [v.name for v in model.free_RVs], model.named_vars_to_dims["corr_Subject"]
-(['chol_Subject'], ('Subject_term', 'Subject_term_bis'))
+(['chol_Subject_z'], ('Subject_term', 'Subject_term_bis'))
 """
 
 from __future__ import annotations
@@ -27,8 +27,79 @@ from ..formula.design import Design, ReTerm
 from ..residual.bind import ResidualDesign
 from ..residual.structures import VarExp, VarPower
 from .priors import Prior, ResolvedPriors
+from .structure_priors import structure_variables
 
-__all__ = ["coords_of", "term_scale", "residual_params", "residual_sigma"]
+__all__ = ["coords_of", "fixed_effects", "term_scale", "residual_params", "residual_sigma",
+           "STANDARDISED", "unit_scale"]
+
+
+#: location-scale families whose coefficients are sampled standardised: family → (the
+#: location's name and default, the scale's name and default, other parameters)
+STANDARDISED = {"Normal": ("mu", 0.0, "sigma", 1.0, ()),
+                "StudentT": ("mu", 0.0, "sigma", 1.0, ("nu",)),
+                "Cauchy": ("alpha", 0.0, "beta", 1.0, ())}
+
+
+def fixed_effects(prior: Prior):
+    """``beta`` (dims ``fixef``) with its prior, sampled standardised where the prior is
+    a location-scale family: ``beta_z`` has the standard family and ``beta = location +
+    scale · beta_z`` is a Deterministic. The data-scaled default priors then make the
+    sampler's scales those of the data: NUTS behaves the same whatever the units of the
+    response and the predictors (with ``y`` in millions or millionths).
+
+    >>> import pymc as pm
+    >>> with pm.Model(coords={"fixef": ["a", "b"]}) as model:
+    ...     beta = fixed_effects(Prior("Normal", mu=1.0, sigma=[2.0, 3.0]))
+    >>> [v.name for v in model.free_RVs], [v.name for v in model.deterministics]
+    (['beta_z'], ['beta'])
+    """
+    spec = STANDARDISED.get(prior.name)
+    if spec is None or not set(prior.params) <= {spec[0], spec[2], *spec[4]}:
+        return prior.rv("beta", dims="fixef")
+    loc_name, loc0, scale_name, scale0, shapes = spec
+    standard = Prior(prior.name, **{loc_name: 0.0, scale_name: 1.0,
+                                    **{k: prior.params[k] for k in shapes}})
+    z = standard.rv("beta_z", dims="fixef")
+    return pm.Deterministic("beta", prior.params.get(loc_name, loc0)
+                            + prior.params.get(scale_name, scale0) * z, dims="fixef")
+
+
+#: scale families of standard deviations: family → its scale parameter
+SCALES = {"HalfNormal": "sigma", "HalfStudentT": "sigma", "HalfCauchy": "beta",
+          "Exponential": "scale"}
+
+
+def unit_scale(prior: Prior):
+    """``(standard prior, scales)`` of a scale-family prior on standard deviations (the
+    family with scale 1, and the scales), or None for another family or parameters.
+
+    >>> unit_scale(Prior("HalfNormal", sigma=[2.0, 3.0]))
+    (Prior('HalfNormal', sigma=1), array([2., 3.]))
+    >>> standard, scale = unit_scale(Prior("Exponential", lam=0.5))
+    >>> standard, float(scale)
+    (Prior('Exponential', lam=1), 2.0)
+    """
+    name = SCALES.get(prior.name)
+    params = dict(prior.params)
+    if name is None:
+        return None
+    if prior.name == "Exponential":
+        if set(params) == {"lam"}:
+            lam = params["lam"]
+            return Prior("Exponential", lam=1.0), (1.0 / lam if isinstance(
+                lam, pt.TensorVariable) else 1.0 / np.asarray(lam, dtype=float))
+        if set(params) != {"scale"}:
+            return None
+        return Prior("Exponential", lam=1.0), _as_array(params["scale"])
+    shapes = set(params) - {name}
+    if shapes - {"nu"} or (prior.name == "HalfStudentT") != ("nu" in shapes):
+        return None
+    scale = params.pop(name, 1.0)
+    return Prior(prior.name, **params, **{name: 1.0}), _as_array(scale)
+
+
+def _as_array(v):
+    return v if isinstance(v, pt.TensorVariable) else np.asarray(v, dtype=float)
 
 
 def coords_of(design: Design) -> dict[str, list]:
@@ -71,10 +142,20 @@ def term_scale(t: ReTerm, priors: ResolvedPriors):
             sds = pt.set_subtensor(sds[idx[0]], s[0])
             continue
         name = f"chol_{g}_{k}" if several else f"chol_{g}"
+        # sampled at unit scale (Ψ = diag(c) L_z L_zᵀ diag(c) with c the sd prior's
+        # scales): the packed off-diagonals are otherwise in the response's units, which
+        # NUTS's initial step and the unit starting point do not suit
+        unit = unit_scale(sub)
+        if unit is not None:
+            sub, scale = unit
+            name += "_z"
         chol, c, s = pm.LKJCholeskyCov(
             name, n=len(block), eta=priors.eta[g], sd_dist=sub.dist(shape=len(block)),
             compute_corr=True, store_in_trace=False,
         )
+        if unit is not None:
+            scale = pt.broadcast_to(pt.as_tensor(scale, dtype="float64"), (len(block),))
+            chol, s = scale[:, None] * chol, scale * s
         L = pt.set_subtensor(L[np.ix_(idx, idx)], chol)
         sds = pt.set_subtensor(sds[idx], s)
         corr = pt.set_subtensor(corr[np.ix_(idx, idx)], c)
@@ -85,8 +166,10 @@ def term_scale(t: ReTerm, priors: ResolvedPriors):
 
 def residual_params(rd: ResidualDesign, priors: ResolvedPriors) -> dict:
     """The residual parameters as PyMC variables, named as nlme names them."""
-    out = {}
+    out = structure_variables(rd, priors.residual)
     for name in rd.param_names:
+        if name in out:
+            continue
         dims = "varident_level" if name == "varident_ratio" else None
         out[name] = priors.residual[name].rv(name, dims=dims)
     return out

@@ -1,8 +1,11 @@
 """Residual structures as in nlme, ``ε ~ N(0, σ²Λ)``.
 
-The structures themselves (:mod:`~bayeslmm.residual.structures`), bound to a design's rows
-(:mod:`~bayeslmm.residual.bind`), and their algebra: whitening, log-determinants,
-log-densities (:mod:`~bayeslmm.residual.algebra`).
+The structures themselves (:mod:`~bayeslmm.residual.structures`,
+:mod:`~bayeslmm.residual.correlations`, :mod:`~bayeslmm.residual.variances`), bound to a
+design's rows (:mod:`~bayeslmm.residual.bind`), and their algebra: whitening,
+log-determinants, log-densities (:mod:`~bayeslmm.residual.algebra`, with the dense
+correlations' in :mod:`~bayeslmm.residual.dense_corr` and the variance functions' in
+:mod:`~bayeslmm.residual.varfuncs`).
 
 Examples
 --------
@@ -11,6 +14,7 @@ Examples
 Residual(variance=VarIdent(by='Sex'), correlation=AR1(group='Subject', time=None))
 """
 
+from .correlations import CorARMA, CorExp, CorGaus, CorLin, CorRatio, CorSpher, CorSymm
 from .structures import (
     AR1,
     CAR1,
@@ -23,6 +27,9 @@ from .structures import (
     parse_residual,
     residual_columns,
 )
+from .variances import VarComb, VarConstPower, VarFixed
 
 __all__ = ["VarIdent", "VarPower", "VarExp", "AR1", "CAR1", "CompSymm", "Residual",
+           "CorSymm", "CorARMA", "CorExp", "CorGaus", "CorSpher", "CorRatio", "CorLin",
+           "VarConstPower", "VarFixed", "VarComb",
            "as_residual", "residual_columns", "parse_residual"]

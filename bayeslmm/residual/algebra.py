@@ -47,6 +47,7 @@ from pytensor.graph.basic import Variable
 
 from ..errors import BayesLMMError, FitError
 from ..formula.design import Design
+from . import dense_corr, varfuncs
 from .bind import ResidualDesign
 from .structures import AR1, CAR1, CompSymm, VarExp, VarIdent, VarPower
 
@@ -70,12 +71,16 @@ def _check(rd: ResidualDesign, params: Mapping[str, Any]) -> None:
     keep symbolic ones there)."""
     given_sd = "log_sd" in params and rd.variance is not None
     missing = [k for k in rd.param_names if k not in params
-               and not (given_sd and k == rd.param_names[-1])]
+               and not (given_sd and k not in rd.correlation_param_names)]
     if rd.fitted_covariate and "fitted" not in params and not given_sd:
         missing.append("fitted")
     if missing:
         raise BayesLMMError(f"Missing residual parameter(s) {missing}; need {rd.param_names}.")
     c = rd.correlation
+    if rd.dense is not None:
+        dense_corr.check_params(rd.dense, c, params)
+    if rd.varfuncs is not None and not given_sd:
+        varfuncs.check_params(rd.varfuncs, params)
     if isinstance(c, AR1) and not -1 < params["Phi"] < 1:
         raise BayesLMMError(f"AR1 Phi must lie in (-1, 1), got {params['Phi']}.")
     if isinstance(c, CAR1) and not 0 <= params["Phi"] < 1:
@@ -103,6 +108,8 @@ def log_sd_weights(rd: ResidualDesign, params: Mapping[str, Any]):
     if "log_sd" in params:
         return params["log_sd"][rd.order]
     xp = _xp(params)
+    if rd.varfuncs is not None:
+        return varfuncs.log_sd(rd.varfuncs, params, rd.order, xp)
     if isinstance(v, VarIdent):
         log_r = xp.log(params["varident_ratio"])
         return xp.concatenate([xp.zeros(1), log_r])[rd.by_codes]  # reference level: 0
@@ -117,6 +124,8 @@ def _innovations(rd: ResidualDesign, x, params: Mapping[str, Any], xp):
     """One-step innovations of the correlation in sorted rows ``x`` and the log of
     their conditional variances (None, None without a correlation)."""
     c = rd.correlation
+    if rd.dense is not None:
+        return dense_corr.innovations(rd.dense, c, x, params, xp)
     col = (lambda a: a[:, None]) if x.ndim == 2 else (lambda a: a)
     if isinstance(c, (AR1, CAR1)):
         first = rd.position == 0
@@ -254,6 +263,12 @@ def unwhiten(rd: ResidualDesign, W: np.ndarray, params: Mapping[str, Any]) -> np
     """
     _check(rd, params)
     W = np.asarray(W, dtype=float)
+    if rd.dense is not None:
+        x = dense_corr.unwhiten_sorted(rd.dense, rd.correlation, W[rd.order], params)
+        logd = log_sd_weights(rd, params)
+        if logd is not None:
+            x = x * (np.exp(logd)[:, None] if x.ndim == 2 else np.exp(logd))
+        return x[rd.inverse]
     ones = np.ones(rd.n)
     _, logv = _innovations(rd, ones, params, np)  # conditional variances only
     w = W[rd.order]
@@ -293,7 +308,10 @@ def to_params(rd: ResidualDesign, u) -> dict[str, Any]:
     out: dict[str, Any] = {}
     i = 0
     c = rd.correlation
-    if c is not None:
+    if rd.dense is not None:
+        i = dense_corr.n_unconstrained(rd.dense, c)
+        out.update(dense_corr.to_params(rd.dense, c, u[:i]))
+    elif c is not None:
         if isinstance(c, AR1):
             out["Phi"] = float(np.tanh(u[0]))
         elif isinstance(c, CAR1):
@@ -303,7 +321,9 @@ def to_params(rd: ResidualDesign, u) -> dict[str, Any]:
             out["Rho"] = float(lo + (1 - lo) / (1 + np.exp(-u[0])))
         i = 1
     v = rd.variance
-    if isinstance(v, VarIdent):
+    if rd.varfuncs is not None:
+        out.update(varfuncs.to_params(rd.varfuncs, u[i:]))
+    elif isinstance(v, VarIdent):
         out["varident_ratio"] = np.exp(u[i:])
     elif v is not None:
         out[rd.param_names[-1]] = float(u[i])
@@ -315,11 +335,15 @@ def initial_unconstrained(rd: ResidualDesign) -> np.ndarray:
     expon = 0, ratios = 1 (iid residuals)."""
     u = []
     c = rd.correlation
-    if c is not None:
+    if rd.dense is not None:
+        u += list(dense_corr.initial_unconstrained(rd.dense, c))
+    elif c is not None:
         # Rho = 0 at u = log(-lower) (see to_params)
         u.append(float(np.log(-rho_lower(rd))) if isinstance(c, CompSymm) else 0.0)
     v = rd.variance
-    if isinstance(v, VarIdent):
+    if rd.varfuncs is not None:
+        u += list(varfuncs.initial_unconstrained(rd.varfuncs))
+    elif isinstance(v, VarIdent):
         u += [0.0] * (len(rd.by_levels) - 1)
     elif v is not None:
         u.append(0.0)
@@ -334,10 +358,20 @@ def nlme_params(rd: ResidualDesign, values: Mapping[str, Any]) -> dict[str, floa
     posterior means).
     """
     out: dict[str, float] = {}
+    done: set[str] = set()
+    if rd.dense is not None:
+        out.update(dense_corr.nlme_names(rd.dense, rd.correlation, values))
+        done.update(rd.correlation_param_names)
+    if rd.varfuncs is not None:
+        done.update(varfuncs.param_names(rd.varfuncs))
     for name in rd.param_names:
+        if name in done:
+            continue
         if name == "varident_ratio":
             ratios = np.atleast_1d(np.asarray(values[name], dtype=float))
             out.update(zip(rd.by_levels, [1.0, *map(float, ratios)], strict=True))
         else:
             out[name] = float(np.asarray(values[name]))
+    if rd.varfuncs is not None:
+        out.update(varfuncs.nlme_names(rd.varfuncs, values))
     return out

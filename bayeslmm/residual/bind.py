@@ -22,7 +22,8 @@ import pandas as pd
 
 from ..errors import BayesLMMError, DataError, suggest
 from ..formula.design import Design, factor_codes
-from .structures import AR1, CAR1, CompSymm, Residual, VarExp, VarIdent, VarPower, as_residual
+from . import dense_corr, varfuncs
+from .structures import AR1, CompSymm, Residual, VarExp, VarIdent, VarPower, as_residual
 
 __all__ = ["ResidualDesign", "bind"]
 
@@ -57,6 +58,10 @@ class ResidualDesign:
         VarIdent: level of each row, 0 the reference.
     by_levels : list of str
         VarIdent: all levels, the reference first.
+    dense : DenseCorr or None
+        The dense correlations (:mod:`~bayeslmm.residual.dense_corr`): per-group arrays.
+    varfuncs : tuple of BoundVar or None
+        VarConstPower, VarFixed, VarComb (:mod:`~bayeslmm.residual.varfuncs`): the parts.
     """
 
     structure: Residual
@@ -72,6 +77,8 @@ class ResidualDesign:
     covariate: np.ndarray | None = None
     by_codes: np.ndarray | None = None
     by_levels: list[str] | None = None
+    dense: dense_corr.DenseCorr | None = None
+    varfuncs: tuple[varfuncs.BoundVar, ...] | None = None
 
     @property
     def variance(self):
@@ -96,18 +103,26 @@ class ResidualDesign:
     @property
     def fitted_covariate(self) -> bool:
         """True when the variance function reads the fitted values."""
+        if self.varfuncs is not None:
+            return varfuncs.fitted_parts(self.varfuncs)
         return self.covariate is None and isinstance(self.variance, (VarPower, VarExp))
+
+    @property
+    def correlation_param_names(self) -> list[str]:
+        """The correlation's parameter names (the first of :attr:`param_names`)."""
+        c = self.correlation
+        if dense_corr.is_dense(c):
+            return dense_corr.param_names(c)
+        return [] if c is None else ["Rho" if isinstance(c, CompSymm) else "Phi"]
 
     @property
     def param_names(self) -> list[str]:
         """Parameter names: the PyMC variables and the keys of ``params`` dicts."""
-        names = []
-        if isinstance(self.correlation, (AR1, CAR1)):
-            names.append("Phi")
-        elif isinstance(self.correlation, CompSymm):
-            names.append("Rho")
+        names = self.correlation_param_names
         v = self.variance
-        if v is not None:
+        if self.varfuncs is not None:
+            names += varfuncs.param_names(self.varfuncs)
+        elif v is not None:
             names.append({VarIdent: "varident_ratio", VarPower: "power",
                           VarExp: "expon"}[type(v)])
         return names
@@ -248,6 +263,11 @@ def bind(residual: Any, data: Design | pd.DataFrame, *, fitting: bool = True) ->
     r = as_residual(residual)
     if r is None:
         raise BayesLMMError("bind() needs a residual structure, got None.")
+    if getattr(data, "weights", None) is not None:
+        raise BayesLMMError("Prior weights (weights=) and a residual structure cannot be "
+                            "combined (lme4 has weights, nlme residual structures): give the "
+                            "known variances 1/w as blm.VarFixed(covariate=...), with other "
+                            "variance functions in blm.VarComb(...).")
     frame = data.data if isinstance(data, Design) else data
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"bind() takes a Design or a DataFrame, got {type(data).__name__}.")
@@ -262,7 +282,13 @@ def bind(residual: Any, data: Design | pd.DataFrame, *, fitting: bool = True) ->
     if r.correlation is not None:
         parts.update(_correlation(r.correlation, frame, labels, fitting))
     order = parts["order"]
-    if r.variance is not None:
+    if dense_corr.is_dense(r.correlation):
+        parts["dense"] = dense_corr.bind_dense(r.correlation, frame, order,
+                                               parts["group_codes"], parts["position"],
+                                               labels, fitting)
+    if varfuncs.is_varfunc(r.variance):
+        parts["varfuncs"] = varfuncs.bind_varfuncs(r.variance, frame, labels, order, fitting)
+    elif r.variance is not None:
         for k, v in _variance(r.variance, frame, labels, fitting).items():
             parts[k] = v[order] if isinstance(v, np.ndarray) else v
     return ResidualDesign(structure=r, n=n, inverse=np.argsort(order), **parts)

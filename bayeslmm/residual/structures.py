@@ -14,6 +14,11 @@ class                           nlme                            parameters (nlme
 ``Residual(variance, corr.)``   ``weights=, correlation=``      both
 ==============================  ==============================  =========================
 
+The rest of nlme's structures are in :mod:`~bayeslmm.residual.correlations` (``CorSymm``,
+``CorARMA``, the spatial ``CorExp``, ``CorGaus``, ``CorSpher``, ``CorRatio``, ``CorLin``)
+and :mod:`~bayeslmm.residual.variances` (``VarConstPower``, ``VarFixed``, ``VarComb``);
+``Residual`` and :func:`parse_residual` take them all.
+
 ``covariate="fitted"`` (the default of VarPower and VarExp, as nlme's ``varPower()``)
 uses the conditional mean ``Xβ + Zb``. σ is nlme's: the sd where the variance function
 is 1 (the first level of ``by``; ``|v| = 1``; ``v = 0``).
@@ -37,6 +42,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BayesLMMError
+from .correlations import DENSE_CORRELATIONS
+from .variances import NEW_VARIANCES, VarComb, covariate_columns
 
 __all__ = ["VarIdent", "VarPower", "VarExp", "AR1", "CAR1", "CompSymm", "Residual",
            "as_residual", "residual_columns", "parse_residual"]
@@ -158,8 +165,12 @@ class CompSymm:
     group: str | None = None
 
 
-VARIANCES = (VarIdent, VarPower, VarExp)
-CORRELATIONS = (AR1, CAR1, CompSymm)
+#: the variance functions a VarComb may multiply
+BASIC_VARIANCES = (VarIdent, VarPower, VarExp, *NEW_VARIANCES[:2])
+VARIANCES = (VarIdent, VarPower, VarExp, *NEW_VARIANCES)
+CORRELATIONS = (AR1, CAR1, CompSymm, *DENSE_CORRELATIONS)
+_VARIANCE_NAMES = ", ".join(c.__name__ for c in VARIANCES[:-1]) + " or VarComb"
+_CORRELATION_NAMES = ", ".join(c.__name__ for c in CORRELATIONS[:-1]) + " or CorLin"
 
 
 @dataclass(frozen=True)
@@ -175,15 +186,20 @@ class Residual:
     {'Rho': 0.7343, 'Male': 1.0, 'Female': 0.5818}
     """
 
-    variance: VarIdent | VarPower | VarExp | None = None
-    correlation: AR1 | CAR1 | CompSymm | None = None
+    variance: Any = None
+    correlation: Any = None
 
     def __post_init__(self) -> None:
         if self.variance is not None and not isinstance(self.variance, VARIANCES):
-            raise BayesLMMError(f"Residual(variance=...) takes VarIdent, VarPower or VarExp, "
+            raise BayesLMMError(f"Residual(variance=...) takes {_VARIANCE_NAMES}, "
                                 f"got {self.variance!r}.")
+        if isinstance(self.variance, VarComb):
+            bad = [p for p in self.variance.parts if not isinstance(p, BASIC_VARIANCES)]
+            if bad:
+                raise BayesLMMError(f"VarComb multiplies VarIdent, VarPower, VarExp, "
+                                    f"VarConstPower or VarFixed, got {bad[0]!r}.")
         if self.correlation is not None and not isinstance(self.correlation, CORRELATIONS):
-            raise BayesLMMError(f"Residual(correlation=...) takes AR1, CAR1 or CompSymm, "
+            raise BayesLMMError(f"Residual(correlation=...) takes {_CORRELATION_NAMES}, "
                                 f"got {self.correlation!r}.")
 
 
@@ -202,8 +218,9 @@ def as_residual(residual: Any) -> Residual | None:
     if isinstance(residual, CORRELATIONS):
         return Residual(correlation=residual)
     raise BayesLMMError(
-        f"residual= takes None, blm.AR1, blm.CAR1, blm.CompSymm, blm.VarIdent, blm.VarPower, "
-        f"blm.VarExp or blm.Residual(variance=..., correlation=...), got {residual!r}."
+        f"residual= takes None, a correlation ({_CORRELATION_NAMES}), a variance function "
+        f"({_VARIANCE_NAMES}) or blm.Residual(variance=..., correlation=...), got "
+        f"{residual!r}."
     )
 
 
@@ -220,12 +237,11 @@ def residual_columns(residual: Any) -> list[str]:
         return []
     cols: list[str | None] = []
     v, c = r.variance, r.correlation
-    if isinstance(v, VarIdent):
-        cols.append(v.by)
-    elif v is not None and v.covariate != "fitted":
-        cols.append(v.covariate)
+    if v is not None:
+        cols += covariate_columns(v)
     if c is not None:
         cols.append(getattr(c, "time", None))
+        cols += list(getattr(c, "coords", ()))
         cols += c.group.split(":") if c.group else []
     return list(dict.fromkeys(x for x in cols if x))
 
@@ -233,17 +249,26 @@ def residual_columns(residual: Any) -> list[str]:
 _CLASSES = {c.__name__: c for c in (*VARIANCES, *CORRELATIONS, Residual)}
 
 
-def _node(node: ast.AST, text: str):
+#: the structures whose arguments may be numbers or True/False (p, q, nugget)
+_LITERAL_ARGS = {c.__name__ for c in DENSE_CORRELATIONS}
+
+
+def _node(node: ast.AST, text: str, literals: bool = False):
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
             and node.func.id in _CLASSES:
-        args = [_node(a, text) for a in node.args]
-        kwargs = {k.arg: _node(k.value, text) for k in node.keywords}
+        lit = node.func.id in _LITERAL_ARGS
+        args = [_node(a, text, lit) for a in node.args]
+        kwargs = {k.arg: _node(k.value, text, lit) for k in node.keywords}
         try:
             return _CLASSES[node.func.id](*args, **kwargs)
         except TypeError as exc:
             raise BayesLMMError(f"Cannot read residual structure {text!r}: {exc}.") from exc
     if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, str)):
         return node.value
+    if literals and isinstance(node, ast.Constant) and isinstance(node.value, bool | int):
+        return node.value  # CorARMA(p=1), nugget=True
+    if literals and isinstance(node, ast.Tuple | ast.List):  # coords=(x, y)
+        return tuple(_node(e, text) for e in node.elts)
     if isinstance(node, ast.Name):  # a bare column name
         return node.id
     raise BayesLMMError(f"Cannot read residual structure {text!r}: write e.g. "

@@ -39,6 +39,7 @@ import xarray as xr
 
 from ..errors import BayesLMMError
 from ..formula.spec import identifiers
+from ..formula.weights import WEIGHTS_COLUMN
 from ..residual.structures import residual_columns
 
 __all__ = ["save", "encode_frame", "decode_frame", "data_columns", "GROUP", "FORMAT"]
@@ -111,13 +112,23 @@ def _formula_group(result, kind: str) -> xr.Dataset:
     design = result._design
     if design is None:
         raise BayesLMMError("This result holds no design to save; refit it with fit_map.")
-    data = design.data[data_columns(design, result.residual)]
+    data = design.data[data_columns(design, result.residual)].copy()
+    for c in data.columns:  # the design holds every factor as ordered: the user's flags
+        if isinstance(data[c].dtype, pd.CategoricalDtype):
+            cat = data[c].cat
+            data[c] = cat.as_ordered() if c in design.ordered else cat.as_unordered()
+    weights = {}
+    if design.weights is not None:  # lme4's prior weights: their column, or "(weights)"
+        col = design.weights_column or WEIGHTS_COLUMN
+        data = data.assign(**{col: design.weights})
+        weights = {"weights": col}
     if kind == "posterior":
         return _group(data, design.spec.formula, kind, result.residual,
                       priors=json.dumps(result.priors),
-                      info=json.dumps(result.info, default=str))
+                      info=json.dumps(result.info, default=str), **weights)
     opt = result.optimizer
     ds = _group(data, design.spec.formula, kind, result.residual, method=result.method,
+                **weights,
                 estimates=json.dumps(result.to_dict()["fixef"]),
                 theta=json.dumps([float(v) for v in result.theta]),
                 u=json.dumps(opt.get("u", [])), loglik=float(result.loglik),

@@ -18,7 +18,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..residual.correlations import SPATIAL, CorARMA, CorSymm
 from ..residual.structures import AR1, CAR1, CompSymm, VarExp, VarIdent, VarPower
+from ..residual.variances import VarComb, VarConstPower, VarFixed
 
 __all__ = ["format_map", "fmt_column", "nlme_formula", "describe_structure"]
 
@@ -113,8 +115,10 @@ def nlme_formula(part) -> str:
     """
     if isinstance(part, VarIdent):
         return f"~1 | {part.by}"
-    if isinstance(part, VarPower | VarExp):
+    if isinstance(part, VarPower | VarExp | VarConstPower | VarFixed):
         return "~fitted(.)" if part.covariate == "fitted" else f"~{part.covariate}"
+    if isinstance(part, SPATIAL):
+        return f"~{' + '.join(part.coords)}{_group_part(part.group)}"
     return f"~{getattr(part, 'time', None) or 1}{_group_part(part.group)}"
 
 
@@ -132,7 +136,64 @@ def describe_structure(residual) -> str:
 _NLME_NAMES = {AR1: "AR(1)", CAR1: "Continuous AR(1)", CompSymm: "Compound symmetry",
                VarIdent: "Different standard deviations per stratum",
                VarPower: "Power of variance covariate",
-               VarExp: "Exponential of variance covariate"}
+               VarExp: "Exponential of variance covariate", CorSymm: "General",
+               VarConstPower: "Constant plus power of variance covariate",
+               VarFixed: "fixed weights", **{c: c.nlme_title for c in SPATIAL}}
+
+
+def _title(part) -> str:
+    """nlme's name of a structure (``ARMA(p,q)`` with its orders)."""
+    return f"ARMA({part.p},{part.q})" if isinstance(part, CorARMA) else _NLME_NAMES[type(part)]
+
+
+def _symm_matrix(params: dict[str, float], indent: str) -> list[str]:
+    """nlme's printed corSymm estimate: the lower triangle, 3 decimals."""
+    cells = {tuple(int(i) for i in k[4:-1].split(",")): f"{v:.3f}"
+             for k, v in params.items() if k.startswith("cor(")}
+    d = max(j for _, j in cells)
+    w = max(len(x) for x in cells.values())
+    lab = len(str(d))
+    rows = [" " * lab + " " + " ".join(str(i).ljust(w) for i in range(1, d))]
+    for j in range(2, d + 1):
+        row = [cells[(i, j)] for i in range(1, j)] + [" " * w] * (d - j)
+        rows.append(str(j).ljust(lab) + " " + " ".join(x.rjust(w) for x in row))
+    return [indent + "Correlation: "] + [r.rstrip() for r in rows]
+
+
+def _correlation_keys(c, params: dict[str, float]) -> list[str]:
+    """The keys of ``params`` that belong to the correlation."""
+    if isinstance(c, CorSymm):
+        return [k for k in params if k.startswith("cor(")]
+    if isinstance(c, (CorARMA, *SPATIAL)):
+        return list(c.param_labels)
+    return ["Rho" if isinstance(c, CompSymm) else "Phi"]
+
+
+def _variance_part(v, params: dict[str, float], prefix: str = "") -> list[str]:
+    """One variance function's ``Structure:``, ``Formula:`` and estimates (VarComb's
+    parts with their ``A.``, ``B.`` names shown without the prefix, as nlme does)."""
+    out = [f" Structure: {_title(v)}", f" Formula: {nlme_formula(v)}"]
+    own = {k[len(prefix):]: x for k, x in params.items() if k.startswith(prefix)}
+    if isinstance(v, VarIdent):
+        own = {k: x for k, x in own.items() if k not in ("power", "expon", "const")}
+    elif isinstance(v, VarConstPower):
+        own = {k: own[k] for k in ("const", "power")}
+    elif isinstance(v, VarPower | VarExp):
+        own = {k: own[k] for k in (("power",) if isinstance(v, VarPower) else ("expon",))}
+    if own and not isinstance(v, VarFixed):
+        out += [" Parameter estimates:", *_named_values(own, "")]
+    return out
+
+
+def _variance_lines(v, params: dict[str, float]) -> list[str]:
+    if not isinstance(v, VarComb):
+        return ["Variance function:", *_variance_part(v, params)]
+    out = ["Combination of variance functions: "]
+    for k, part in enumerate(v.parts):
+        prefix = f"{chr(ord('A') + k)}."
+        out += _variance_part(part, {n: x for n, x in params.items() if n.startswith(prefix)},
+                              prefix)
+    return out
 
 
 def _named_values(params: dict[str, float], indent: str) -> list[str]:
@@ -147,15 +208,28 @@ def _residual_structure(fit) -> list[str]:
     """nlme's ``Correlation Structure:`` and ``Variance function:`` sections."""
     r, params = fit.residual, fit.residual_params
     out = []
-    if r.correlation is not None:
+    corr_keys: list[str] = []
+    if isinstance(r.correlation, (CorSymm, CorARMA, *SPATIAL)):
+        c = r.correlation
+        corr_keys = _correlation_keys(c, params)
+        est = {k: params[k] for k in corr_keys}
+        out += [f"Correlation Structure: {_title(c)}", f" Formula: {nlme_formula(c)}",
+                " Parameter estimate(s):",
+                *(_symm_matrix(est, " ") if isinstance(c, CorSymm) else
+                  _named_values(est, ""))]
+    elif r.correlation is not None:
         c = r.correlation
         name = "Rho" if isinstance(c, CompSymm) else "Phi"
+        corr_keys = [name]
         out += [f"Correlation Structure: {_NLME_NAMES[type(c)]}",
                 f" Formula: {nlme_formula(c)}", " Parameter estimate(s):",
                 *_named_values({name: params[name]}, " ")]
-    if r.variance is not None:
+    if isinstance(r.variance, VarConstPower | VarFixed | VarComb):
+        out += _variance_lines(r.variance, {k: x for k, x in params.items()
+                                            if k not in corr_keys})
+    elif r.variance is not None:
         v = r.variance
-        shown = {k: x for k, x in params.items() if k not in ("Phi", "Rho")}
+        shown = {k: x for k, x in params.items() if k not in corr_keys}
         out += ["Variance function:", f" Structure: {_NLME_NAMES[type(v)]}",
                 f" Formula: {nlme_formula(v)}", " Parameter estimates:",
                 *_named_values(shown, " ")]

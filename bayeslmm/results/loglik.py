@@ -31,8 +31,9 @@ def pointwise_loglik(design, residual, post: xr.Dataset) -> xr.DataArray:
     """Per-row log-densities, dims ``(chain, draw, obs)`` (sequential terms for
     correlated residuals)."""
     mu = posterior_draws(design, post, training_rows(design)).values
-    if residual is None:
-        sigma = post["sigma"].values[..., None]
+    if residual is None:  # prior weights: sd σ/√w
+        sigma = post["sigma"].values[..., None] / np.sqrt(
+            design.weights if design.weights is not None else 1.0)
         ll = (-0.5 * ((design.y - mu) / sigma) ** 2 - np.log(sigma)
               - 0.5 * np.log(2 * np.pi))
     else:

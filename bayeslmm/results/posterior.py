@@ -10,6 +10,7 @@ Examples
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import arviz as az
@@ -20,6 +21,7 @@ import xarray as xr
 from ..errors import BayesLMMError
 from ..formula.design import Design
 from ..formula.newdata import evaluate_new_data
+from ..formula.weights import new_weights
 from .base import HDI_PROB, PosteriorBase, SavableResult, jsonable, lme4_name, records
 from .effects import EffectsMixin
 from .group_loglik import check_group, group_loglik
@@ -203,6 +205,7 @@ class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
         include_random: bool = True,
         new_levels: str = "sample",
         random_seed: int | None = None,
+        weights: Any = None,
     ) -> xr.DataArray:
         """Posterior draws of predictions, dims ``(chain, draw, obs)``.
 
@@ -219,6 +222,11 @@ class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
             set to 0, or an error naming them.
         random_seed : int, optional
             Seeds the draws of new-level effects and residuals.
+        weights : str or array, optional
+            Prior weights of the rows (a model fitted with ``weights=``; residual sd
+            σ/√w for ``kind="response"``): a column of ``new_data`` or one value per
+            row. Default: the training weights, or the model's weights column of
+            ``new_data``.
 
         Examples
         --------
@@ -236,10 +244,17 @@ class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
             from ..residual.bind import bind
 
             rd = bind(self._residual.structure, new_data.loc[rows.index], fitting=False)
+            if rd.varfuncs is not None:  # VarComb's VarIdent parts: the training levels
+                from ..residual.varfuncs import align_levels
+
+                rd = replace(rd, varfuncs=align_levels(rd.varfuncs, self._residual.varfuncs))
+        w = None
+        if kind == "response" and (weights is not None or self._design.weights is not None):
+            w = new_weights(self._design, new_data, rows.index, weights)
         return posterior_draws(self._design, self._idata.posterior, rows, kind=kind,
                                include_random=include_random, new_levels=new_levels,
                                random_seed=random_seed, residual=rd,
-                               train_residual=self._residual)
+                               train_residual=self._residual, weights=w)
 
     def posterior_predictive(self, random_seed: int | None = None) -> az.InferenceData:
         """The InferenceData with a ``posterior_predictive`` group drawn now.

@@ -101,11 +101,13 @@ def posterior_draws(
     random_seed: int | np.random.Generator | None = None,
     residual=None,
     train_residual=None,
+    weights: np.ndarray | None = None,
 ) -> xr.DataArray:
     """Draws of predictions, dims ``(chain, draw, obs)``; see the module doc.
 
     ``residual`` is the residual structure bound to the predicted rows and
-    ``train_residual`` the one bound to the training rows (for VarIdent's levels).
+    ``train_residual`` the one bound to the training rows (for VarIdent's levels);
+    ``weights`` the prior weights of the predicted rows (noise sd σ/√w).
     """
     check_options(kind, new_levels)
     rng = np.random.default_rng(random_seed)
@@ -136,7 +138,8 @@ def posterior_draws(
         levels = train_residual.by_levels if train_residual is not None else None
         mu = mu + _structured_noise(residual, levels, post, mu, rng)
     elif kind == "response":
-        mu = mu + post["sigma"].values[..., None] * rng.standard_normal(mu.shape)
+        scale = 1.0 if weights is None else 1.0 / np.sqrt(weights)
+        mu = mu + post["sigma"].values[..., None] * scale * rng.standard_normal(mu.shape)
     return xr.DataArray(
         mu, dims=("chain", "draw", "obs"), name="mu" if kind == "mean" else "y",
         coords={"chain": post["chain"].values, "draw": post["draw"].values,

@@ -20,6 +20,7 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
+from ..formula.weights import weighted
 from ..linalg.crossprod import CrossProducts
 from ..pymc.prior_draws import with_prior_groups
 from ..results.loglik import with_log_likelihood
@@ -37,8 +38,8 @@ def complete_marginal(idata: az.InferenceData, design, random_seed=None,
     post = idata.posterior
     if design.terms:
         cp = cross_products
-        if cp is None and residual is None:
-            cp = CrossProducts.from_design(design)
+        if cp is None and residual is None:  # prior weights: rows scaled by √w
+            cp = CrossProducts.from_design(weighted(design))
         seed = np.random.SeedSequence(random_seed).spawn(1)[0]
         draws = draw_random_effects(design, cp, post, seed, residual=residual)
         for name, da in draws.items():
@@ -54,6 +55,10 @@ def complete(idata: az.InferenceData, design, priors, residual, *, marginal: boo
              log_likelihood: bool | None = None) -> az.InferenceData:
     """What a fit adds to NUTS's draws (see the module doc); ``log_likelihood=None``
     stores it below :data:`LOGLIK_AUTO_LIMIT` values."""
+    # sampled standardised (β, unit-scale Cholesky factors): the draws are β's, sd's, corr's
+    internal = [v for v in idata.posterior.data_vars
+                if v == "beta_z" or (v.startswith("chol_") and v.endswith("_z"))]
+    idata.posterior = idata.posterior.drop_vars(internal)
     if marginal:
         idata = complete_marginal(idata, design, random_seed, residual, cross_products)
     size = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"] * design.nobs
