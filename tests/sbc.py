@@ -58,6 +58,7 @@ class Case:
 
     name: str
     formula: str
+    #: the covariates, and a placeholder response (not constant: LMM checks it)
     data: pd.DataFrame = field(repr=False)
     priors: dict = field(repr=False)
     parameterizations: tuple[str, ...] = ("marginal", "conditional")
@@ -75,7 +76,7 @@ class Case:
 def _slope_case() -> Case:
     rng = np.random.default_rng(11)
     g = np.repeat(np.arange(10), 4)
-    df = pd.DataFrame({"y": np.zeros(40), "x": rng.normal(size=40),
+    df = pd.DataFrame({"y": rng.normal(size=40), "x": rng.normal(size=40),
                        "g": pd.Categorical([f"g{k}" for k in g])})
     return Case("slope", "y ~ x + (x | g)", df,
                 {"beta": _BETA, "sigma": _SIGMA, "sd_g": _HN1, "eta_g": 2.0})
@@ -85,7 +86,7 @@ def _crossed_case() -> Case:
     rng = np.random.default_rng(12)
     a, b = np.meshgrid(np.arange(6), np.arange(5), indexing="ij")
     a, b = np.tile(a.ravel(), 2), np.tile(b.ravel(), 2)  # 6 × 5 cells, 2 rows each
-    df = pd.DataFrame({"y": np.zeros(60), "x": rng.normal(size=60),
+    df = pd.DataFrame({"y": rng.normal(size=60), "x": rng.normal(size=60),
                        "a": pd.Categorical([f"a{k}" for k in a]),
                        "b": pd.Categorical([f"b{k}" for k in b])})
     return Case("crossed", "y ~ x + (1 | a) + (1 | b)", df,
@@ -95,7 +96,7 @@ def _crossed_case() -> Case:
 def _ar1_case() -> Case:
     rng = np.random.default_rng(13)
     g = np.repeat(np.arange(8), 6)  # 8 series of 6 consecutive times (row order)
-    df = pd.DataFrame({"y": np.zeros(48), "x": rng.normal(size=48),
+    df = pd.DataFrame({"y": rng.normal(size=48), "x": rng.normal(size=48),
                        "g": pd.Categorical([f"g{k}" for k in g])})
     # the marginal AR(1) model is compiled per dataset under nutpie (12-17 s a fit):
     # PyMC's NUTS samples the same model in 6 s
@@ -109,7 +110,6 @@ def _genomic_case() -> Case:
     rng = np.random.default_rng(14)
     n, p = 40, 60
     W = rng.normal(size=(n, p))
-    # a placeholder response that is not constant (the whitening fits it by REML)
     df = pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n)})
     # sd of the genetic values sd_snps·sqrt(tr(WWᵀ)/n) ~ HalfNormal(1)
     c = float(np.sum(W**2) / n)
