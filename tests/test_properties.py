@@ -14,7 +14,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import pymc as pm
 import pytest
 import scipy.linalg as sla
 from hypothesis import HealthCheck, assume, given, settings
