@@ -10,6 +10,7 @@ module stays in the numerical tier.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -160,6 +161,36 @@ def test_direct_model_equals_pymc_logp_and_gradient(design, seed):
     lp, grad = direct.logp_grad(x)
     assert lp == pytest.approx(float(logp(direct.point(x))), rel=1e-10, abs=1e-8)
     np.testing.assert_allclose(grad, dlogp(direct.point(x)), rtol=1e-7, atol=1e-8)
+
+
+@functools.cache
+def _tail_model(formula: str):
+    """A marginal model, its precompiled density and PyMC's compiled one (once)."""
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame({"y": rng.normal(size=40), "x": rng.normal(size=40),
+                       "g": pd.Categorical(np.repeat(np.arange(8), 5))})
+    m = blm.LMM(formula, df)
+    model = m.build("marginal")
+    direct = DirectModel.of(model, m.design, m._priors, m._cross_products)
+    return direct, model.compile_logp(), model.compile_dlogp()
+
+
+@props(30)
+@given(st.sampled_from(["y ~ x + (x | g)", "y ~ x + (1 | g)"]),
+       st.lists(st.floats(-800.0, 40.0), min_size=6, max_size=6))
+def test_direct_model_in_the_far_tails(formula, values):
+    """Far out in the unconstrained space (where exp underflows or overflows, as NUTS's
+    first steps may go) the precompiled density returns a number or -inf, never raises
+    (an exception inside nutpie's sampler crashes the fit), and equals PyMC's where
+    PyMC's is finite."""
+    direct, logp, dlogp = _tail_model(formula)
+    x = np.array(values[:direct.ndim])
+    with np.errstate(all="ignore"):
+        lp, grad = direct.logp_grad(x)
+        want = float(logp(direct.point(x)))
+    assert not np.isnan(lp) and lp < np.inf
+    if np.isfinite(want) and np.isfinite(lp) and abs(want) < 1e12:
+        assert lp == pytest.approx(want, rel=1e-8)
 
 
 _CORRELATIONS = [None, AR1(group="g"), AR1(group="g", time="t"), CAR1(time="u", group="g"),

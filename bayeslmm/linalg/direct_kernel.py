@@ -10,7 +10,9 @@ factor L_z at unit scale with ``log`` on its diagonal), then ``log σ``. The log
 is PyMC's (the same priors, transforms and Jacobians;
 :mod:`bayeslmm.linalg.prior_kernels`) plus the marginal likelihood
 (:mod:`bayeslmm.linalg.marginal_kernel`). These functions are compiled once per machine
-and cached by numba; every model of any structure then runs without compiling.
+and cached by numba; every model of any structure then runs without compiling. numba's
+cache of this module is keyed on this file alone: after changing the kernels it calls,
+touch this file (or clear its ``__pycache__``) so that they are compiled again.
 
 Spec arrays: ``fkind`` (0: standard deviations, 1: Cholesky factor), ``fq``, ``foff``
 (start in ``x``), ``fsd`` (the sd prior's family code), ``feta`` (LKJ η) and ``fpar``
