@@ -142,7 +142,7 @@ _WORKER = textwrap.dedent("""
 
 @pytest.mark.slow
 @needs_nutpie
-def test_two_processes_compile_the_same_new_structure_at_once(tmp_path):
+def test_two_processes_compile_the_same_new_structure_at_once(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     script = tmp_path / "worker.py"
     script.write_text(_WORKER.format(root=str(ROOT)))
@@ -156,4 +156,5 @@ def test_two_processes_compile_the_same_new_structure_at_once(tmp_path):
         assert out.startswith("fitted")
     entries = sorted(p.name for p in cache.iterdir())
     assert len(entries) == 1 and entries[0].endswith(".pkl"), entries  # no temporary left
+    monkeypatch.setenv("BAYESLMM_CACHE_DIR", str(cache))
     assert nb._load(entries[0][: -len(".pkl")]) is not None
