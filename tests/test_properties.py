@@ -234,14 +234,15 @@ def _fit(formula, df, method):
         return blm.LMM(formula, df).fit_map(method)
 
 
-def _same_fit(a, b, *, beta=None, sigma_scale=1.0, loglik_shift=0.0, theta=None):
+def _same_fit(a, b, *, beta=None, sigma_scale=1.0, loglik_shift=0.0):
+    """``b`` is ``a`` transformed: β (given), σ scaled, loglik shifted, θ (the sds
+    relative to σ) the same."""
     np.testing.assert_allclose(b.fixef.to_numpy(),
                                a.fixef.to_numpy() if beta is None else beta,
                                rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(b.fixef).max())))
     assert b.sigma == pytest.approx(a.sigma * sigma_scale, rel=1e-4)
     assert b.loglik == pytest.approx(a.loglik + loglik_shift, rel=1e-7, abs=1e-5)
-    np.testing.assert_allclose(b.theta.to_numpy(),
-                               a.theta.to_numpy() if theta is None else theta, atol=2e-3)
+    np.testing.assert_allclose(b.theta.to_numpy(), a.theta.to_numpy(), atol=2e-3)
 
 
 @props(10)
@@ -294,8 +295,8 @@ def test_estimates_equivariant_to_affine_predictor(design, method, c, shift):
     beta[j] /= c
     # REML's criterion has log|XᵀV⁻¹X|, which the scale of a column changes by 2 log|c|
     _same_fit(f0, f1, beta=beta, loglik_shift=-np.log(abs(c)) if method == "REML" else 0.0)
-    # x (in the random term too): x' = c x scales its coefficient, its sd and θ's rows
-    # and columns of x by 1/c (lme4's θ is Λ/σ, Λ's x row scaled, column sign kept)
+    # x (in the random term too): x' = c x divides its coefficient by c, and its random
+    # slope's variance by c² and covariances by c (Ψ' = DΨD, D = diag(1, 1/c))
     f2 = _fit(formula, df.assign(x=c * df["x"]), method)
     beta = f0.fixef.to_numpy().copy()
     beta[list(f0.fixef.index).index("x")] /= c
