@@ -266,7 +266,7 @@ def plot_ranks(ranks: pd.DataFrame, title: str, path: Path, n_ranks: int = 49,
                              sharey=True)
     uniform = st.randint(0, n_ranks + 1)
     for ax, col in zip(axes.ravel(), cols, strict=False):
-        az.plot_ecdf(ranks[col].to_numpy(), cdf=uniform.cdf, difference=True,
+        az.plot_ecdf(ranks[col].to_numpy(copy=True), cdf=uniform.cdf, difference=True,
                      confidence_bands=True, ci_prob=ci_prob,
                      eval_points=np.arange(n_ranks + 1), rvs=uniform.rvs, random_state=0,
                      ax=ax)
