@@ -34,10 +34,11 @@ import math
 import numba
 import numpy as np
 
-from .marginal_kernel import dense_logp_grad, one_factor_logp_grad
+from .blocked_kernel import blocked_kernel
+from .marginal_kernel import one_factor_logp_grad
 from .prior_kernels import family_logp, lkj_chol_logp
 
-__all__ = ["direct_one_factor", "direct_dense"]
+__all__ = ["direct_one_factor", "direct_blocked"]
 
 
 @numba.njit(cache=True)
@@ -126,10 +127,13 @@ def direct_one_factor(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, fet
 
 
 @numba.njit(cache=True)
-def direct_dense(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, fpar, fc,
-                 scode, spar, soff, order, zz, z_xy, xy_xy, n, ms):  # pragma: no cover - compiled
-    """``(log p(x), ∇ log p(x))`` of a model with several grouping factors; ``ms`` their
-    levels in the cross-products' ``order``."""
+def direct_blocked(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, fpar, fc,
+                   scode, spar, soff, order, a11, c1, bptr, bblk, tptr, tent, eown, a21,
+                   a21d, boff, bfac, a22, c2, xy_xy, n, full,
+                   blockdiag):  # pragma: no cover - compiled
+    """``(log p(x), ∇ log p(x))`` of a model with several grouping factors, by the blocked
+    factorisation (:mod:`bayeslmm.linalg.blocked_kernel`); ``order`` is the factors'
+    order in its layout."""
     lp, grad, beta, Ls, sigma = _priors(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff,
                                         fsd, feta, fpar, fc, scode, spar, soff)
     K = order.shape[0]
@@ -138,8 +142,9 @@ def direct_dense(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, fp
     for pos in range(K):
         ordered[pos] = Ls[order[pos]]
         qs[pos] = fq[order[pos]]
-    ll, gb, gs, gLs, _, _, _ = dense_logp_grad(zz, z_xy, xy_xy, n, beta, sigma, ordered,
-                                               qs, ms, False)
+    ll, gb, gs, gLs = blocked_kernel(a11, c1, bptr, bblk, tptr, tent, eown, a21, a21d, boff,
+                                     bfac, a22, c2, xy_xy, n, full, blockdiag, beta, sigma,
+                                     ordered, qs)
     if not np.isfinite(ll):
         return -np.inf, grad
     grad[:p] += gb * bscale

@@ -31,8 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..linalg.direct_kernel import direct_dense, direct_one_factor
+from ..linalg.blocked_layout import blocked_arrays
+from ..linalg.direct_kernel import direct_blocked, direct_one_factor
 from ..linalg.prior_kernels import FAMILIES, PARAMETERS, lkj_normalizing_constant
+from .blocked_op import DATA_NAMES
 from .terms import STANDARDISED, unit_scale
 
 __all__ = ["DirectModel"]
@@ -121,12 +123,16 @@ class DirectModel:
         spec = (p, FAMILIES[priors.beta.name], bpar, bloc, bscale, np.array(fkind, np.int64),
                 np.array(fq, np.int64), np.array(foff, np.int64), np.array(fsd, np.int64),
                 np.array(feta), fpar, fc, FAMILIES[priors.sigma.name], spar[0], off)
-        arrays = cp.marginal_arrays()
-        data = (np.ascontiguousarray(arrays["zz"]), np.ascontiguousarray(arrays["z_xy"]),
-                np.ascontiguousarray(arrays["xy_xy"]), float(cp.n))
         dense = len(design.terms) > 1
-        if dense:
-            data = (np.array(cp.order, np.int64), *data, np.array(cp.m, np.int64))
+        if dense:  # several factors: the blocked layout
+            lay = blocked_arrays(cp)
+            data = (np.array(cp.order, np.int64),
+                    *[np.ascontiguousarray(lay[k]) for k in DATA_NAMES[:-1]], float(cp.n),
+                    bool(lay["full"]), bool(lay["blockdiag"]))
+        else:
+            arrays = cp.marginal_arrays()
+            data = (np.ascontiguousarray(arrays["zz"]), np.ascontiguousarray(arrays["z_xy"]),
+                    np.ascontiguousarray(arrays["xy_xy"]), float(cp.n))
         shapes = [(p,)] + [((t.q * (t.q + 1) // 2) if k else t.q,)
                            for t, k in zip(design.terms, fkind, strict=True)] + [()]
         rvs = [v.name for v in model.unobserved_RVs]
@@ -170,8 +176,7 @@ class DirectModel:
         """The model's log-density (PyMC's, constants included) and its gradient at ``x``."""
         x = np.ascontiguousarray(x, dtype=np.float64)
         if self.dense:
-            order, zz, zxy, xx, n, ms = self.data
-            lp, grad = direct_dense(x, *self.spec, order, zz, zxy, xx, n, ms)
+            lp, grad = direct_blocked(x, *self.spec, *self.data)
         else:
             lp, grad = direct_one_factor(x, *self.spec, *self.data)
         return float(lp + self.constant), grad

@@ -32,21 +32,38 @@ import pytensor.tensor as pt
 from ..errors import BayesLMMError
 from ..formula.design import Design
 from ..formula.weights import log_weight_term, weighted
+from ..linalg.blocked_layout import blocked_arrays
 from ..linalg.crossprod import CrossProducts
 from ..residual.algebra import crossing_factors, logdet_lambda, whiten
 from ..residual.bind import ResidualDesign
 from ..residual.structures import VarIdent
+from . import blocked_op, marginal_op
+from .blocked_op import DATA_NAMES, blocked_logp
 from .marginal_op import marginal_logp
 from .priors import ResolvedPriors, priors_as_data
 from .structure_priors import structure_coords
 from .terms import coords_of, fixed_effects, residual_params, residual_sigma, term_scale
 
 __all__ = ["build_marginal", "marginal_supports", "loglik_expression",
-           "design_cross_products", "MAX_DENSE_RE"]
+           "design_cross_products", "register_jax_ops", "MAX_REST_RE"]
 
-#: Above this many random effects in a model with several grouping factors, the dense
-#: (Σq·levels)² factorisation per gradient costs more than sampling b explicitly.
-MAX_DENSE_RE = 400
+#: Above this many random effects outside the largest grouping factor (the dense Schur
+#: complement of the blocked factorisation, r × r, O(r³) per gradient), sampling b
+#: explicitly costs less than integrating it out (nested designs excepted: their Schur
+#: complement is block diagonal).
+MAX_REST_RE = 2000
+
+def register_jax_ops() -> None:
+    """Teach PyTensor's JAX backend the marginal likelihood's Ops (this imports JAX:
+    called for numpyro and nutpie's JAX backend only).
+
+    >>> import importlib.util
+    >>> if importlib.util.find_spec("jax") is not None:  # the bayeslmm[jax] extra
+    ...     register_jax_ops()
+    """
+    marginal_op.register_jax()
+    blocked_op.register_jax()
+
 
 def design_cross_products(design: Design) -> CrossProducts:
     """The cross-products the marginal model (and b's draws) use: of the rows scaled by
@@ -133,9 +150,14 @@ def build_marginal(design: Design, priors: ResolvedPriors,
     coords = coords_of(design)
     coords.pop("obs")
     with pm.Model(coords=coords) as model:
-        arrays = {k: pm.Data(f"stat_{k}", v) for k, v in cp.marginal_arrays().items()}
-        arrays["ms"] = pm.Data("stat_ms", np.asarray(cp.m, dtype=np.int64))
         n = pm.Data("stat_n", float(cp.n))
+        if len(cp.q) > 1:  # several factors: the blocked layout (flags as structure)
+            layout = blocked_arrays(cp)
+            arrays = {k: pm.Data(f"stat_{k}", layout[k]) for k in DATA_NAMES if k != "n"}
+            arrays.update(n=n, full=layout["full"], blockdiag=layout["blockdiag"])
+        else:
+            arrays = {k: pm.Data(f"stat_{k}", v) for k, v in cp.marginal_arrays().items()}
+            arrays["ms"] = pm.Data("stat_ms", np.asarray(cp.m, dtype=np.int64))
         priors = priors_as_data(priors)
         beta = fixed_effects(priors.beta)
         chols = [term_scale(t, priors)[0] for t in design.terms]
@@ -150,7 +172,8 @@ def build_marginal(design: Design, priors: ResolvedPriors,
 
 def loglik_expression(arrays, n, beta, sigma, chols, qs, ms):
     """The marginal log-likelihood of cross-products ``arrays`` (NumPy, ``pm.Data`` or
-    expressions): the compiled Op (:mod:`bayeslmm.pymc.marginal_op`) with the factors'
+    expressions): the compiled Op (:mod:`bayeslmm.pymc.marginal_op`; for several
+    factors in the blocked layout, :mod:`bayeslmm.pymc.blocked_op`) with the factors'
     Cholesky factors ``chols`` (in the arrays' factor order) packed into one
     (K, q_max, q_max) tensor; without random effects, the least-squares likelihood.
 
@@ -169,6 +192,8 @@ def loglik_expression(arrays, n, beta, sigma, chols, qs, ms):
     qmax = max(qs)
     Ls = pt.stack([pt.set_subtensor(pt.zeros((qmax, qmax))[:q, :q], L)
                    for L, q in zip(chols, qs, strict=True)])
+    if "a11" in arrays:  # several factors in the blocked layout
+        return blocked_logp({**arrays, "n": n}, beta, sigma, Ls, qs=qs)
     levels = arrays.get("ms", np.asarray(ms, dtype=np.int64))
     return marginal_logp(arrays["zz"], arrays["z_xy"], arrays["xy_xy"], n, levels, beta,
                          sigma, Ls, qs=qs)

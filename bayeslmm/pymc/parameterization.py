@@ -2,8 +2,10 @@
 
 ``"auto"`` takes the marginal model (random effects integrated out, from
 cross-products) wherever it is exact and cheap: iid residuals or a residual structure
-within one grouping factor, and one grouping factor or few random effects in all. The
-conditional model (explicit non-centred b) takes the rest.
+within one grouping factor; with several grouping factors (crossed or nested), the
+blocked factorisation, whose cost is the random effects outside the largest factor
+(r, cubed) unless the design is nested: up to :data:`~bayeslmm.pymc.marginal.
+MAX_REST_RE` of them. The conditional model (explicit non-centred b) takes the rest.
 
 Examples
 --------
@@ -17,10 +19,13 @@ Examples
 
 from __future__ import annotations
 
-from ..errors import BayesLMMError
-from .marginal import MAX_DENSE_RE, marginal_supports
+import numpy as np
 
-__all__ = ["choose_parameterization", "gradient_cost", "PARAMETERIZATIONS"]
+from ..errors import BayesLMMError
+from ..linalg.crossprod import factor_order
+from .marginal import MAX_REST_RE, marginal_supports
+
+__all__ = ["choose_parameterization", "gradient_cost", "rest", "nested", "PARAMETERIZATIONS"]
 
 #: Values of ``parameterization``.
 PARAMETERIZATIONS = ("auto", "marginal", "conditional")
@@ -46,14 +51,44 @@ def choose_parameterization(design, residual, requested: str) -> str:
         return "marginal"
     if requested == "conditional":
         return "conditional"
-    n_re = sum(t.n_levels * t.q for t in design.terms)
-    cheap = len(design.terms) <= 1 or n_re <= MAX_DENSE_RE
+    cheap = len(design.terms) <= 1 or rest(design) <= MAX_REST_RE or nested(design)
     return "marginal" if cheap and why is None else "conditional"
+
+
+def rest(design) -> int:
+    """Random effects outside the largest grouping factor (the blocked factorisation's
+    dense part).
+
+    >>> import bayeslmm as blm
+    >>> m = blm.LMM("diameter ~ 1 + (1 | plate) + (1 | sample)", blm.datasets.load("Penicillin"))
+    >>> rest(m.design)  # the 6 samples (the 24 plates are the block-diagonal part)
+    6
+    """
+    order = factor_order(design.terms)
+    return sum(design.terms[k].n_levels * design.terms[k].q for k in order[1:])
+
+
+def nested(design) -> bool:
+    """Two grouping factors, each level of the larger within one level of the other
+    (classes in schools): the blocked factorisation is then linear in the levels.
+
+    >>> import bayeslmm as blm
+    >>> m = blm.LMM("diameter ~ 1 + (1 | plate) + (1 | sample)", blm.datasets.load("Penicillin"))
+    >>> nested(m.design)
+    False
+    """
+    if len(design.terms) != 2:
+        return False
+    first, second = (design.terms[k] for k in factor_order(design.terms))
+    pairs = np.unique(np.column_stack([first.codes, second.codes]), axis=0)
+    return len(pairs) == len(np.unique(first.codes))
 
 
 def gradient_cost(design, residual, parameterization: str) -> int:
     """Roughly the work of one gradient: q²·levels (+ p²) for the marginal model on
     cross-products; rows × q where the graph touches every row."""
     if parameterization == "marginal" and residual is None:
-        return sum(t.n_levels * t.q**2 for t in design.terms) + len(design.fixef_names) ** 2
+        dense = 0 if len(design.terms) < 2 or nested(design) else rest(design) ** 3 // 3
+        return (sum(t.n_levels * t.q**2 for t in design.terms) + len(design.fixef_names) ** 2
+                + dense)
     return design.nobs * max(1, sum(t.q for t in design.terms))

@@ -140,6 +140,10 @@ def _compile(model: pm.Model, backend: str, key: str | None):
         # cache (1–2 s); the helper functions (shapes, initial point) run in Python
         with pytensor.config.change_flags(cxx=""):
             return _numba_pyfunc(model, key)
+    if backend == "jax":
+        from ..pymc.marginal import register_jax_ops
+
+        register_jax_ops()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # not frozen: pm.Data stay inputs, so with_data() can swap them. Without the

@@ -262,6 +262,10 @@ def _pymc(model, nuts, *, draws, tune, chains, cores, seed, progressbar,
     # chains' processes from a clean server instead
     ctx = "forkserver" if cores > 1 and "jax" in sys.modules else None
     extra = {"mp_ctx": ctx}
+    if nuts == "numpyro":
+        from ..pymc.marginal import register_jax_ops
+
+        register_jax_ops()
     with model, _quiet(not progressbar), _interruptible() as stop:
         if nuts == "pymc":
             extra["callback"] = stop.callback

@@ -7,8 +7,8 @@ block-diagonal factor of Ψ̃) and r = y − Xβ:
 
 so every b draw is exact, and the pair (hyper-parameters, b) is a draw from the same
 joint posterior that the conditional model samples. One grouping factor: P is block
-diagonal (one q×q block per level), all levels and draws at once. Several factors: a
-dense Cholesky of P per draw.
+diagonal (one q×q block per level), all levels and draws at once. Several factors: the
+blocked Cholesky factor of P per draw (:mod:`bayeslmm.linalg.blocked_draws`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import numpy as np
 import xarray as xr
 
 from ..formula.design import Design
+from ..linalg.blocked_draws import blocked_draw
+from ..linalg.blocked_layout import blocked_arrays
 from ..linalg.crossprod import CrossProducts, factor_order
 from ..results.predict import psi_factor
 
@@ -92,30 +94,19 @@ def _one_factor_kernel(L, beta, sigma, ZtZ, ZtX, Zty, eps, out):  # pragma: no c
 
 
 def _several(cp: CrossProducts, Ls, beta, sigma, rng) -> np.ndarray:
-    """(draws, Q) exact joint draws for several factors, a dense P per draw; factors
-    (and ``Ls``) in the cross-products' order."""
-    arrays = cp.marginal_arrays()
-    zz, z_xy = arrays["zz"], arrays["z_xy"]
-    out = np.empty((len(sigma), zz.shape[0]))
+    """(draws, Q) exact joint draws for several factors by the blocked Cholesky factor
+    (:mod:`bayeslmm.linalg.blocked_draws`); factors (and ``Ls``) in the cross-products'
+    order."""
+    arrays = blocked_arrays(cp)
+    Q = sum(q * m for q, m in zip(cp.q, cp.m, strict=True))
+    qmax = max(cp.q)
+    out = np.empty((len(sigma), Q))
+    packed = np.zeros((len(cp.q), qmax, qmax))
     for d in range(len(sigma)):
-        blocks = [np.kron(np.eye(m), L[d]) for m, L in zip(cp.m, Ls, strict=True)]
-        Lt = _block_diag(blocks)
-        zr = z_xy @ np.append(-beta[d], 1.0)
-        P = Lt.T @ zz @ Lt + sigma[d] ** 2 * np.eye(len(zr))
-        C = np.linalg.cholesky(P)
-        mean = np.linalg.solve(P, Lt.T @ zr)
-        noise = np.linalg.solve(C.T, rng.standard_normal(len(zr)))
-        out[d] = Lt @ (mean + sigma[d] * noise)
-    return out
-
-
-def _block_diag(blocks: list[np.ndarray]) -> np.ndarray:
-    n = sum(b.shape[0] for b in blocks)
-    out = np.zeros((n, n))
-    k = 0
-    for b in blocks:
-        out[k:k + b.shape[0], k:k + b.shape[0]] = b
-        k += b.shape[0]
+        for k, L in enumerate(Ls):
+            packed[k, :cp.q[k], :cp.q[k]] = L[d]
+        out[d] = blocked_draw(arrays, beta[d], sigma[d], packed, cp.q,
+                              rng.standard_normal(Q))
     return out
 
 
