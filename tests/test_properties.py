@@ -168,15 +168,18 @@ def _tail_model(formula: str):
     """A marginal model, its precompiled density and PyMC's compiled one (once)."""
     rng = np.random.default_rng(5)
     df = pd.DataFrame({"y": rng.normal(size=40), "x": rng.normal(size=40),
-                       "g": pd.Categorical(np.repeat(np.arange(8), 5))})
+                       "g": pd.Categorical(np.repeat(np.arange(8), 5)),
+                       "k": pd.Categorical(np.tile(np.arange(5), 8)),
+                       "h": pd.Categorical(np.tile([0, 0, 1, 1, 1], 8))})
     m = blm.LMM(formula, df)
     model = m.build("marginal")
     direct = DirectModel.of(model, m.design, m._priors, m._cross_products)
     return direct, model.compile_logp(), model.compile_dlogp()
 
 
-@props(30)
-@given(st.sampled_from(["y ~ x + (x | g)", "y ~ x + (1 | g)"]),
+@props(40)
+@given(st.sampled_from(["y ~ x + (x | g)", "y ~ x + (1 | g)", "y ~ x + (1 | g) + (1 | k)",
+                        "y ~ x + (1 | g) + (1 | g:h)"]),
        st.lists(st.floats(-800.0, 40.0), min_size=6, max_size=6))
 def test_direct_model_in_the_far_tails(formula, values):
     """Far out in the unconstrained space (where exp underflows or overflows, as NUTS's
@@ -184,6 +187,7 @@ def test_direct_model_in_the_far_tails(formula, values):
     (an exception inside nutpie's sampler crashes the fit), and equals PyMC's where
     PyMC's is finite."""
     direct, logp, dlogp = _tail_model(formula)
+    assert direct is not None
     x = np.array(values[:direct.ndim])
     with np.errstate(all="ignore"):
         lp, grad = direct.logp_grad(x)
