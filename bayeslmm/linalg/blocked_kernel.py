@@ -60,7 +60,7 @@ __all__ = ["blocked_logp_grad", "blocked_kernel"]
 _LOG2PI = float(np.log(2.0 * np.pi))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def blocked_kernel(a11, c1, bptr, bblk, tptr, tent, eown, a21, a21d, boff, bfac, a22, c2,
                    xy_xy, n, full, blockdiag, beta, sigma, Ls, qs):  # pragma: no cover - compiled
     """``(logp, d_beta, d_sigma, d_Ls)``; ``logp = -inf`` where P is not positive

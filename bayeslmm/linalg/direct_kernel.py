@@ -10,9 +10,10 @@ factor L_z at unit scale with ``log`` on its diagonal), then ``log σ``. The log
 is PyMC's (the same priors, transforms and Jacobians;
 :mod:`bayeslmm.linalg.prior_kernels`) plus the marginal likelihood
 (:mod:`bayeslmm.linalg.marginal_kernel`). These functions are compiled once per machine
-and cached by numba; every model of any structure then runs without compiling. numba's
-cache of this module is keyed on this file alone: after changing the kernels it calls,
-touch this file (or clear its ``__pycache__``) so that they are compiled again.
+and cached by numba, so every model of any structure runs without compiling; they
+release the GIL, so nutpie's chains (threads) run them in parallel. numba's cache of
+this module is keyed on this file alone: after changing the kernels it calls, touch
+this file (or clear its ``__pycache__``) so that they are compiled again.
 
 Spec arrays: ``fkind`` (0: standard deviations, 1: Cholesky factor), ``fq``, ``foff``
 (start in ``x``), ``fsd`` (the sd prior's family code), ``feta`` (LKJ η) and ``fpar``
@@ -108,7 +109,7 @@ def _back(grad, gL, k, Ls, fkind, fq, foff, fc):  # pragma: no cover - compiled
             idx += 1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def direct_one_factor(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, fpar,
                       fc, scode, spar, soff, zz, z_xy, xy_xy, n):  # pragma: no cover - compiled
     """``(log p(x), ∇ log p(x))`` of a model with one grouping factor."""
@@ -126,7 +127,7 @@ def direct_one_factor(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, fet
     return lp + ll, grad
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def direct_blocked(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, fpar, fc,
                    scode, spar, soff, order, a11, c1, bptr, bblk, tptr, tent, eown, a21,
                    a21d, boff, bfac, a22, c2, xy_xy, n, full,

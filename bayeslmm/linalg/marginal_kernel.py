@@ -84,7 +84,7 @@ def _chol_inv(P):  # pragma: no cover - compiled
     return C, logdet, Pinv, True
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def one_factor_logp_grad(zz, z_xy, xy_xy, n, beta, sigma, L, data_grads):  # pragma: no cover
     m, q, p1 = z_xy.shape[0], z_xy.shape[1], z_xy.shape[2]
     p = p1 - 1
@@ -185,7 +185,7 @@ def one_factor_logp_grad(zz, z_xy, xy_xy, n, beta, sigma, L, data_grads):  # pra
     return logp, g_beta, 2.0 * sigma * d_s, -GL, g_zz, g_zxy, g_xyxy
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def dense_logp_grad(zz, z_xy, xy_xy, n, beta, sigma, Ls, qs, ms, data_grads):  # pragma: no cover
     Q, p1 = z_xy.shape[0], z_xy.shape[1]
     p = p1 - 1
