@@ -1,6 +1,9 @@
 """Faults survived: an interrupted save leaves no file that loads (and keeps the file it
-was replacing), a truncated compile-cache entry is compiled again and rewritten, and
-two processes compiling the same new model structure at once both succeed."""
+was replacing); a truncated or corrupt compile-cache entry reads as missing (so it is
+compiled again) and is rewritten whole, concurrent writers of one entry never show a
+reader half of it, and a failed write leaves nothing behind; end to end (sampling
+tier), a truncated entry is compiled again and two processes fitting the same new
+model structure at once both succeed."""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
+import warnings
 from pathlib import Path
 
 import arviz as az
@@ -78,6 +83,75 @@ def _data(seed: int, n: int = 60, groups: int = 8) -> pd.DataFrame:
     x = rng.normal(size=n)
     return pd.DataFrame({"y": 1 + 0.5 * x + rng.normal(size=groups)[g] + rng.normal(size=n),
                          "x": x, "g": pd.Categorical(g)})
+
+
+#: a cache entry's parts (the real ones are PyTensor functions: large, like this)
+PARTS = {"logp": np.arange(200_000.0), "names": ["beta", "sigma"]}
+
+
+def test_truncated_or_foreign_cache_entry_reads_as_missing_and_is_rewritten(tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.setenv("BAYESLMM_CACHE_DIR", str(tmp_path))
+    key = "f" * 64
+    nb._store(key, PARTS)
+    entry = tmp_path / f"{key}.pkl"
+    whole = entry.read_bytes()
+    for bad in (whole[: len(whole) // 2], whole[:7], b"", b"not a pickle"):
+        entry.write_bytes(bad)
+        assert nb._load(key) is None  # compiled again by the caller, not an exception
+    nb._store(key, PARTS)  # what the caller does after compiling
+    np.testing.assert_array_equal(nb._load(key)["logp"], PARTS["logp"])
+    assert [p.name for p in tmp_path.iterdir()] == [entry.name]
+
+
+def test_concurrent_cache_writers_never_show_a_reader_half_an_entry(tmp_path, monkeypatch):
+    # writers in threads (the same process: the case a per-process temporary name
+    # would get wrong) and a reader: every read is the whole entry or none at all
+    monkeypatch.setenv("BAYESLMM_CACHE_DIR", str(tmp_path))
+    key = "c" * 64
+    stop, seen, errors = threading.Event(), [], []
+
+    def write():
+        try:
+            for _ in range(15):
+                nb._store(key, PARTS)
+        except Exception as err:  # pragma: no cover - the failure reported below
+            errors.append(err)
+
+    def read():
+        while not stop.is_set():
+            got = nb._load(key)
+            seen.append(got is not None)
+            if got is not None and got["logp"].shape != PARTS["logp"].shape:
+                errors.append(ValueError("half an entry"))  # pragma: no cover
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a writer that failed would warn
+        writers = [threading.Thread(target=write) for _ in range(3)]
+        for t in writers:
+            t.start()
+        for t in writers:
+            t.join()
+    stop.set()
+    reader.join()
+    assert not errors and any(seen)
+    assert [p.name for p in tmp_path.iterdir()] == [f"{key}.pkl"]  # no temporary left
+    np.testing.assert_array_equal(nb._load(key)["logp"], PARTS["logp"])
+
+
+def test_failed_cache_write_warns_and_leaves_no_temporary(tmp_path, monkeypatch):
+    monkeypatch.setenv("BAYESLMM_CACHE_DIR", str(tmp_path))
+
+    def dump(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(nb.cloudpickle, "dump", dump)
+    with pytest.warns(UserWarning, match="could not write its compile cache"):
+        nb._store("d" * 64, PARTS)
+    assert list(tmp_path.iterdir()) == []
 
 
 #: a structure no other test compiles, extended by the user: nutpie runs its PyTensor
