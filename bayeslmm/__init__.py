@@ -24,6 +24,7 @@ from .compare import compare
 from .errors import BayesLMMError, DataError, FitError, FormulaError
 from .io import load
 from .kernel_model import KernelModel
+from .many import fit_many
 from .model import LMM
 from .pymc.priors import Prior
 from .residual import (
@@ -41,7 +42,7 @@ from .results import (
 
 __version__ = "0.1.0"
 __all__ = [
-    "LMM", "KernelModel", "Prior", "compare", "anova", "load", "datasets", "plots",
+    "LMM", "KernelModel", "Prior", "compare", "anova", "load", "datasets", "plots", "fit_many",
     "PosteriorResult", "MapResult", "KernelMapResult", "KernelPosteriorResult",
     "Profile", "BootstrapResult",
     "BayesLMMError", "DataError", "FitError", "FormulaError",

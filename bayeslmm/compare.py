@@ -36,6 +36,7 @@ import arviz as az
 import numpy as np
 import pandas as pd
 
+from .dask.frame import POINTWISE_OUT_OF_CORE
 from .errors import BayesLMMError
 from .results.base import MapBase
 
@@ -86,6 +87,8 @@ def compare(results: Mapping, *, ic: str = "loo", scale: str = "log",
         if not callable(getattr(r, "log_likelihood", None)):
             raise BayesLMMError(f"compare() takes fitted results; {name!r} is a "
                                 f"{type(r).__name__}. Pass what .fit() returns.")
+        if not r._design.in_memory:
+            raise BayesLMMError(f"compare(): model {name!r}: {POINTWISE_OUT_OF_CORE}")
     ys = {name: r._design.y for name, r in results.items()}
     first = next(iter(ys.values()))
     for name, y in ys.items():

@@ -17,8 +17,9 @@ from typing import Any
 import pandas as pd
 import pymc as pm
 
+from .dask.frame import refuse_pointwise
 from .errors import quiet_libraries
-from .formula.design import Design, build_design
+from .formula.design import Design
 from .formula.spec import ModelSpec, parse_formula
 from .kernel_model import KernelModel
 from .linalg.crossprod import CrossProducts
@@ -27,10 +28,11 @@ from .pymc.conditional import build_conditional
 from .pymc.direct import DirectModel
 from .pymc.graph import GraphMixin
 from .pymc.marginal import build_marginal, design_cross_products
-from .pymc.parameterization import choose_parameterization, gradient_cost
+from .pymc.parameterization import cacheable, choose_parameterization, gradient_cost
 from .pymc.priors import ResolvedPriors, resolve_priors
-from .residual.bind import ResidualDesign, bind
-from .residual.structures import as_residual, residual_columns
+from .residual.bind import ResidualDesign
+from .residual.strata import design_and_residual
+from .residual.structures import as_residual
 from .results.map import MapResult
 from .results.posterior import PosteriorResult
 from .results.prior_table import PriorTable, design_elements
@@ -55,9 +57,9 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         ``(0 + x | g)``, ``(1 | a/b)`` (nested), ``(1 | a:b)``, several factors
         (crossed), and the transforms formulae supports (``np.log(x)``, ``scale(x)``,
         ``C(x)``, ``I(x ** 2)``, ``sin(2 * pi * t)``).
-    data : DataFrame
+    data : DataFrame or dask DataFrame
         Factors as pandas categoricals keep their level order (first = baseline);
-        numeric grouping columns are treated as categorical.
+        numeric grouping columns are categorical; a dask one is read out of core.
     residual : optional
         Residual structure ``ε ~ N(0, σ²Λ)`` as in nlme (:mod:`bayeslmm.residual`):
         a correlation (``blm.AR1``, ``blm.CAR1``, ``blm.CompSymm``), a variance function
@@ -112,10 +114,8 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
     ) -> None:
         structure = as_residual(residual)
         self._spec: ModelSpec = parse_formula(formula)
-        self._design: Design = build_design(self._spec, data, na_action=na_action, weights=weights,
-                                            extra_columns=residual_columns(structure))
-        self._residual: ResidualDesign | None = (
-            bind(structure, self._design) if structure is not None else None)
+        self._design, self._residual = design_and_residual(  # pandas, or dask (out of core)
+            self._spec, data, structure, na_action=na_action, weights=weights)
         self._priors: ResolvedPriors = resolve_priors(self._design, priors, self._residual)
         self._models: dict[str, pm.Model] = {}  # by parameterization: what fit samples
         self._cp: CrossProducts | None = None
@@ -318,18 +318,21 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         """
         par = choose_parameterization(self._design, self._residual, parameterization)
         marginal = par == "marginal"
+        refuse_pointwise(self._design, log_likelihood)  # out of core: no rows to score
         if target_accept is None:
             target_accept = 0.8 if marginal else 0.9
         sampler = choose_sampler(sampler, par)
         model = self.build(par)
-        direct = (DirectModel.of(model, self._design, self._priors, self._cross_products)
-                  if marginal and self._residual is None and sampler == "nutpie" else None)
+        direct = (DirectModel.of(model, self._design, self._priors,
+                                 None if self._residual else self._cross_products,
+                                 residual=self._residual)
+                  if marginal and sampler == "nutpie" else None)
         idata = sample(
             model, draws=draws, tune=tune, chains=chains,
             random_seed=random_seed, sampler=sampler, target_accept=target_accept,
             cores=cores, progressbar=progressbar,
             log_likelihood=False if marginal else log_likelihood, nobs=self.nobs,
-            cacheable=marginal and self._residual is None,
+            cacheable=cacheable(self._design, self._residual, par),
             cost_hint=gradient_cost(self._design, self._residual, par), direct=direct,
         )
         cp = self._cross_products if marginal and not self._residual else None

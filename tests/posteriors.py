@@ -102,7 +102,8 @@ def synthetic_posterior(model, *, chains: int = 2, draws: int = 100,
                        coords={"chain": post.chain, "draw": post.draw})
     idata = az.InferenceData(posterior=post, sample_stats=stats)
     idata = complete_marginal(idata, d, seed, rd)
-    idata = with_log_likelihood(idata, d, rd)
+    if d.in_memory:  # out of core there is no pointwise log-likelihood
+        idata = with_log_likelihood(idata, d, rd)
     idata = with_prior_groups(idata, d, model._priors, rd, draws=200, random_seed=seed)
     return PosteriorResult(idata, d, model.priors, _info(chains, draws, seed), residual=rd)
 

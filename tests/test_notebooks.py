@@ -51,7 +51,8 @@ def test_notebook_executes(name, monkeypatch):
     sys.path.insert(0, str(HERE))
     from build import execute  # noqa: E402
 
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    # the kernel draws inline (ipykernel picks its inline backend unless this is set)
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     nb = jupytext.read(HERE / f"{name}.py")
     k = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     nb.cells.insert(k + 1, nbformat.v4.new_code_cell(FAST.get(name, FAST_DEFAULT)))

@@ -20,6 +20,8 @@ FAMILIES = [
     (Prior("HalfStudentT", nu=3.0, sigma=2.0), None),  # 2 × Student t on x > 0
     (Prior("HalfCauchy", beta=2.0), stats.halfcauchy(scale=2.0)),
     (Prior("Cauchy", alpha=1.0, beta=0.5), stats.cauchy(1.0, 0.5)),
+    (Prior("Uniform", lower=0.0, upper=5.0), stats.uniform(0.0, 5.0)),
+    (Prior("LogNormal", mu=0.5, sigma=0.8), stats.lognorm(0.8, scale=np.exp(0.5))),
 ]
 
 

@@ -17,7 +17,6 @@ Examples
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,21 +25,17 @@ import numpy as np
 import pandas as pd
 from formulae import design_matrices
 
-from ..errors import DataError, FormulaError, suggest, user_stacklevel
+from ..errors import DataError, FormulaError, user_stacklevel
+from ..linalg.moments import Moments
 from . import contrasts
 from .checks import check_columns, check_finite, check_response
-from .spec import ModelSpec, identifiers, parse_formula
+from .columns import NAMESPACE, columns_used
+from .spec import ModelSpec, parse_formula
+from .transforms import exact_transforms
 from .weights import check_weights, weights_series
 
-__all__ = ["ReTerm", "Design", "build_design", "factor_codes", "level_label", "NAMESPACE"]
-
-#: Names a formula may use besides columns (``sin(2 * pi * Time)``, ``np.log(x)``).
-NAMESPACE: dict[str, Any] = {
-    "np": np, "numpy": np, "pi": np.pi, "e": np.e, "log": np.log, "log2": np.log2,
-    "log10": np.log10, "log1p": np.log1p, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
-    "sin": np.sin, "cos": np.cos, "tan": np.tan,
-}
-_KNOWN = set(NAMESPACE) | set(contrasts.ENCODINGS) | {"True", "False", "None"}
+__all__ = ["ReTerm", "Design", "build_design", "factor_codes", "level_label", "NAMESPACE",
+           "columns_used", "formula_matrices", "merge_bars", "check_terms", "normalise_factors"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +74,11 @@ class ReTerm:
     def n_levels(self) -> int:
         """Number of levels of the grouping factor."""
         return len(self.levels)
+
+    @property
+    def rms(self) -> np.ndarray:
+        """Root mean square of each column of ``Z`` (exact sums, as out of core)."""
+        return np.array([Moments.of(c).rms for c in self.Z.T])
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,30 @@ class Design:
         """Number of levels per grouping factor."""
         return {t.group: t.n_levels for t in self.terms}
 
+    @property
+    def column_dtypes(self) -> pd.Series:
+        """The types of the columns used (factors with their levels)."""
+        return self.data.dtypes
+
+    @property
+    def in_memory(self) -> bool:
+        """True: the rows are here (an out-of-core design has only their cross-products)."""
+        return True
+
+    def moments(self) -> dict[str, Any]:
+        """Moments of ``y``, of each column of ``X`` and of each ``Z`` column per factor
+        (what the data-scaled priors read): ``{"y": m, "X": [...], "Z": {group: [...]}}``.
+
+        >>> import bayeslmm as blm
+        >>> d = build_design("Reaction ~ Days + (Days | Subject)",
+        ...                  blm.datasets.load("sleepstudy"))
+        >>> mom = d.moments()
+        >>> mom["y"].n, round(mom["X"][1].mean, 2), mom["Z"]["Subject"][0].two_valued
+        (180, 4.5, True)
+        """
+        return {"y": Moments.of(self.y), "X": [Moments.of(c) for c in self.X.T],
+                "Z": {t.group: [Moments.of(c) for c in t.Z.T] for t in self.terms}}
+
     def term(self, group: str) -> ReTerm:
         """The term of a grouping factor, by name."""
         for t in self.terms:
@@ -143,30 +167,7 @@ class Design:
         raise KeyError(f"No grouping factor {group!r}; have {[t.group for t in self.terms]}.")
 
 
-def _strip_strings(expr: str) -> str:
-    expr = re.sub(r"\"[^\"]*\"|'[^']*'", " ", expr)
-    return re.sub(r"\b[A-Za-z_]\w*\s*=(?!=)", " ", expr)  # keyword arguments
-
-
-def _columns_used(expr: str, data: pd.DataFrame, where: str) -> list[str]:
-    cols = []
-    found = identifiers(_strip_strings(expr))
-    contrasts.check_functions([n for n, called in found if called], NAMESPACE, where)
-    for name, called in found:
-        if called or name in data.columns:
-            if not called:
-                cols.append(name)
-            continue
-        if name in _KNOWN or re.fullmatch(r"[\d.]+", name) or name.split(".")[0] in _KNOWN:
-            continue
-        raise DataError(
-            f"Unknown column {name!r} in {where}.{suggest(name, data.columns)} "
-            f"The data have columns {list(map(str, data.columns))}."
-        )
-    return cols
-
-
-def _normalise_factors(data: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+def normalise_factors(data: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     """Make categoricals ordered (formulae then keeps their order) and drop unused levels."""
     data = data.copy()
     for c in cols:
@@ -218,7 +219,8 @@ def factor_codes(data: pd.DataFrame, cols: tuple[str, ...]) -> tuple[np.ndarray,
     return codes.astype(np.int64), labels
 
 
-def _matrix(expr: str, data: pd.DataFrame, where: str, ordered: set[str] = frozenset()):
+def formula_matrices(expr: str, data: pd.DataFrame, where: str,
+                     ordered: set[str] = frozenset()):
     """formulae's matrices of ``expr``, ordered factors coded as R codes them."""
     lhs, tilde, rhs = expr.rpartition("~")
     rhs, lists = contrasts.list_literals(contrasts.rewrite_ordered(rhs, set(ordered)))
@@ -249,8 +251,9 @@ def _drop_dependent(X: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[s
     return X[:, keep], [names[j] for j in keep], dropped
 
 
-def _merge_bars(spec: ModelSpec, data: pd.DataFrame, evaluators: dict,
-                ordered: set[str]) -> list[ReTerm]:
+def merge_bars(spec: ModelSpec, data: pd.DataFrame, evaluators: dict,
+               ordered: set[str] = frozenset()) -> list[ReTerm]:
+    """One :class:`ReTerm` per grouping factor (its bars merged); fills ``evaluators``."""
     terms = []
     for group in spec.groups:
         bars = [b for b in spec.bars if b.group == group]
@@ -258,7 +261,7 @@ def _merge_bars(spec: ModelSpec, data: pd.DataFrame, evaluators: dict,
         cols, names, blocks = [], [], []
         evaluators[group] = []
         for bar in bars:
-            dm = _matrix(bar.expr, data, f"random-effect term {bar}", ordered)
+            dm = formula_matrices(bar.expr, data, f"random-effect term {bar}", ordered)
             evaluators[group].append(dm.common)
             block_names = [contrasts.r_name(n) for n in dm.common.as_dataframe().columns]
             if not block_names:
@@ -278,7 +281,8 @@ def _merge_bars(spec: ModelSpec, data: pd.DataFrame, evaluators: dict,
     return terms
 
 
-def _check_terms(terms: list[ReTerm], n: int) -> None:
+def check_terms(terms, n: int) -> None:
+    """Every factor has ≥ 2 levels and fewer random effects than observations."""
     for t in terms:
         if t.n_levels < 2:
             raise DataError(
@@ -322,25 +326,7 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
     check_columns(data)
     if na_action not in ("drop", "raise"):
         raise DataError(f"na_action must be 'drop' or 'raise', got {na_action!r}.")
-    response_cols = _columns_used(spec.response, data, "the response")
-    used = _columns_used(spec.fixed, data, "the fixed effects")
-    for bar in spec.bars:
-        used += _columns_used(bar.expr, data, f"random-effect term {bar}")
-        for c in bar.group_columns:
-            if c not in data.columns:
-                raise DataError(
-                    f"Unknown grouping column {c!r} in random-effect term {bar}."
-                    f"{suggest(c, data.columns)} The data have columns {list(data.columns)}."
-                )
-            used.append(c)
-    for c in extra_columns:
-        if c not in data.columns:
-            raise DataError(f"Unknown column {c!r} in the residual structure."
-                            f"{suggest(c, data.columns)} The data have columns "
-                            f"{list(map(str, data.columns))}.")
-    predictors = list(dict.fromkeys(used))
-    used += list(extra_columns)
-    used = list(dict.fromkeys(response_cols + used))
+    response_cols, used, predictors = columns_used(spec, data.columns, extra_columns)
     if spec.response in data.columns and not pd.api.types.is_numeric_dtype(data[spec.response]):
         raise DataError(
             f"The response {spec.response!r} is not numeric (dtype {data[spec.response].dtype}); "
@@ -367,10 +353,10 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
             stacklevel=user_stacklevel(),
         )
     ordered = contrasts.ordered_columns(data, predictors)  # before _normalise_factors
-    clean = _normalise_factors(data.loc[complete], used)
+    clean = normalise_factors(data.loc[complete], used)
     if len(clean) == 0:
         raise DataError("No rows left after dropping rows with missing values.")
-    dm = _matrix(f"{spec.response} ~ {spec.fixed}", clean, "formula", ordered)
+    dm = formula_matrices(f"{spec.response} ~ {spec.fixed}", clean, "formula", ordered)
     y = np.asarray(dm.response.design_matrix, dtype=float).reshape(-1)
     if dm.response.design_matrix.ndim > 1 and dm.response.design_matrix.shape[1] != 1:
         raise DataError(f"The response {spec.response!r} must be one numeric column.")
@@ -381,13 +367,14 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
     )
     names = [] if dm.common is None else [contrasts.r_name(n)
                                            for n in dm.common.as_dataframe().columns]
+    evaluators = {"fixed": dm.common}
+    terms = merge_bars(spec, clean, evaluators, ordered)
+    X, terms = exact_transforms(spec, clean, evaluators, X, terms, NAMESPACE)
     check_finite(X, names, clean.index, "fixed effects")
     X, names, dropped = _drop_dependent(X, names)
-    evaluators = {"fixed": dm.common}
-    terms = _merge_bars(spec, clean, evaluators, ordered)
     for t in terms:
         check_finite(t.Z, t.term_names, clean.index, f"random-effect term of {t.group!r}")
-    _check_terms(terms, len(y))
+    check_terms(terms, len(y))
     check_response(y, spec.response, terms, clean.index)
     return Design(
         spec=spec, y=y, X=X, fixef_names=names, terms=terms, data=clean,

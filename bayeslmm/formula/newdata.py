@@ -61,14 +61,15 @@ def _prepare(design: Design, new: pd.DataFrame, columns: list[str]) -> pd.DataFr
     if nas:
         raise DataError(f"New data have missing values in column(s) {nas}; "
                         "predictions need complete rows: drop or impute them first.")
+    dtypes = design.column_dtypes
     for c in columns:
-        train = design.data[c]
-        if isinstance(train.dtype, pd.CategoricalDtype):
+        train = dtypes[c]
+        if isinstance(train, pd.CategoricalDtype):
             # unseen levels stay as labels: grouping factors map them to -1, and
             # formulae names them for a fixed-effect factor
-            lookup = {level_label(k): k for k in train.cat.categories}
+            lookup = {level_label(k): k for k in train.categories}
             vals = [lookup.get(level_label(v), level_label(v)) for v in out[c]]
-            cats = list(train.cat.categories) + sorted(
+            cats = list(train.categories) + sorted(
                 {v for v in vals if v not in lookup.values()})
             out[c] = pd.Categorical(vals, categories=cats, ordered=True)
     return out

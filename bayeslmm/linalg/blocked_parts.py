@@ -16,7 +16,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .small_dense import mm, mv, small_chol
+from .small_dense import chol_inv_into, mm_into, mv
 
 __all__ = ["first_factor", "pattern_products", "rest_schur", "gradient", "rest_left",
            "entry_rows"]
@@ -28,25 +28,38 @@ _LOG2PI = float(np.log(2.0 * np.pi))
 def first_factor(a11, c1, L1, s, u):  # pragma: no cover - compiled
     """Per level j of the first factor: C₁₁ⱼ⁻¹, c₁ⱼ = Z₁ⱼᵀr, w₁ⱼ = L₁ᵀc₁ⱼ, z₁ⱼ = C₁₁ⱼ⁻¹w₁ⱼ
     and Σ log|P₁₁ⱼ|; ok False where some P₁₁ⱼ is not positive definite."""
-    m1, q1 = c1.shape[0], c1.shape[1]
+    m1, q1, p1 = c1.shape[0], c1.shape[1], c1.shape[2]
     Ci = np.zeros((m1, q1, q1))
     c1u = np.zeros((m1, q1))
     w1 = np.zeros((m1, q1))
     z1 = np.zeros((m1, q1))
     L1T = L1.T.copy()
+    T, P, C = np.empty((q1, q1)), np.empty((q1, q1)), np.zeros((q1, q1))
     logdet = 0.0
-    for j in range(m1):
-        P = mm(L1T, mm(a11[j], L1))
+    for j in range(m1):  # no allocation per level: thousands of levels
+        mm_into(a11[j], L1, T)
+        mm_into(L1T, T, P)
         for i in range(q1):
             P[i, i] += s
-        ok, ld, X = small_chol(P)
+        ok, ld = chol_inv_into(P, C, Ci[j])
         if not ok:
             return False, 0.0, Ci, c1u, w1, z1
         logdet += ld
-        Ci[j] = X
-        c1u[j] = mv(c1[j], u)
-        w1[j] = mv(L1T, c1u[j])
-        z1[j] = mv(X, w1[j])
+        for i in range(q1):
+            acc = 0.0
+            for c in range(p1):
+                acc += c1[j, i, c] * u[c]
+            c1u[j, i] = acc
+        for a in range(q1):
+            acc = 0.0
+            for c in range(q1):
+                acc += L1T[a, c] * c1u[j, c]
+            w1[j, a] = acc
+        for a in range(q1):
+            acc = 0.0
+            for c in range(a + 1):
+                acc += Ci[j, a, c] * w1[j, c]
+            z1[j, a] = acc
     return True, logdet, Ci, c1u, w1, z1
 
 
@@ -57,8 +70,14 @@ def pattern_products(a21, bptr, bblk, boff, bfac, Ls, qs, L1, Ci, z1, y2):  # pr
     C21 = np.zeros((ne, qm, q1))
     B = np.zeros((ne, qm, q1))
     tmp = np.zeros((qm, q1))
+    L1C = np.zeros((q1, q1))
     for j in range(bptr.shape[0] - 1):
-        L1C = mm(L1, Ci[j].T.copy())
+        for c in range(q1):   # L₁C₁₁ⱼ⁻ᵀ
+            for a in range(q1):
+                acc = 0.0
+                for t in range(q1):
+                    acc += L1[c, t] * Ci[j, a, t]
+                L1C[c, a] = acc
         for e in range(bptr[j], bptr[j + 1]):
             k, o = bfac[bblk[e]], boff[bblk[e]]
             q = qs[k]
@@ -107,7 +126,7 @@ def gradient(a11, c1, bptr, bblk, a21, boff, bfac, c2, n, Ls, qs, s, xyu, rtr, l
     g_beta = xyu[:p].copy()
     v1, L1v1, t1 = np.zeros(q1), np.zeros(q1), np.zeros(q1)
     M11, AM, Av = np.zeros((q1, q1)), np.zeros((q1, q1)), np.zeros(q1)
-    al = np.zeros(q1)
+    al, LM = np.zeros(q1), np.zeros((q1, q1))
     for j in range(m1):
         t1[:] = z1[j]   # v₁ⱼ = C₁₁ⱼ⁻ᵀ(z₁ⱼ − C₂₁ⱼᵀv₂)
         for e in range(bptr[j], bptr[j + 1]):
@@ -125,8 +144,9 @@ def gradient(a11, c1, bptr, bblk, a21, boff, bfac, c2, n, Ls, qs, s, xyu, rtr, l
             for i in range(a + 1):
                 acc += L1[a, i] * v1[i]
             L1v1[a] = acc
-        quad += w1[j] @ v1
-        vv += v1 @ v1
+        for a in range(q1):
+            quad += w1[j, a] * v1[a]
+            vv += v1[a] * v1[a]
         for a in range(p):
             for i in range(q1):
                 g_beta[a] -= c1[j, i, a] * L1v1[i]
@@ -167,8 +187,17 @@ def gradient(a11, c1, bptr, bblk, a21, boff, bfac, c2, n, Ls, qs, s, xyu, rtr, l
                     DR[o + i, t] += acc
         for a in range(q1):
             trinv += M11[a, a]
-        AM += mm(a11[j], mm(L1, M11))
-        Av += mv(a11[j], L1v1)
+        mm_into(L1, M11, LM)
+        for a in range(q1):
+            for c in range(q1):
+                acc = 0.0
+                for b in range(q1):
+                    acc += a11[j, a, b] * LM[b, c]
+                AM[a, c] += acc
+            acc = 0.0
+            for b in range(q1):
+                acc += a11[j, a, b] * L1v1[b]
+            Av[a] += acc
         for a in range(q1):
             for c in range(q1):
                 gLs[0, a, c] -= AM[a, c] + (Av[a] - c1u[j, a]) * v1[c] / s

@@ -19,10 +19,12 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+
+from .exact_sums import add_pairs, dense_outer, level_outer, pair_sums
 
 __all__ = ["CrossProducts", "sparse_z", "factor_order"]
 
@@ -74,6 +76,10 @@ class CrossProducts:
         [Z₂ … Z_K X y]ᵀ [Z₂ … Z_K X y], r = rz + p + 1.
     yy : float
         yᵀy.
+    residue : tuple of ndarray, optional
+        The remainders of A11, C1z's data, C1xy and Arr (their sums are accumulated
+        with their rounding errors, :mod:`bayeslmm.linalg.exact_sums`): what adding the
+        cross-products of chunks needs to give the very values of all rows at once.
     """
 
     n: int
@@ -86,6 +92,7 @@ class CrossProducts:
     C1xy: np.ndarray
     Arr: np.ndarray
     yy: float
+    residue: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def rz(self) -> int:
@@ -102,6 +109,57 @@ class CrossProducts:
     def xy_xy(self) -> np.ndarray:
         """[X y]ᵀ[X y], (p + 1) × (p + 1)."""
         return self.Arr[self.rz:, self.rz:]
+
+    def __add__(self, other: CrossProducts) -> CrossProducts:
+        """The cross-products of the rows of both (the design of their concatenation).
+
+        Both must come from designs with the same columns and the same levels of every
+        factor (chunks of one dataset with its levels fixed beforehand): rows add up.
+
+        >>> import bayeslmm as blm
+        >>> from bayeslmm.formula.design import build_design
+        >>> d = build_design("diameter ~ 1 + (1 | plate) + (1 | sample)",
+        ...                  blm.datasets.load("Penicillin"))
+        >>> cp = CrossProducts.from_design(d)
+        >>> double = cp + cp
+        >>> double.n, bool(np.allclose(double.Arr, 2 * cp.Arr))
+        (288, True)
+        """
+        if not isinstance(other, CrossProducts):
+            return NotImplemented
+        if (self.p, self.order, self.q, self.m) != (other.p, other.order, other.q, other.m):
+            raise ValueError(
+                "Cross-products of different designs cannot be added: columns "
+                f"{(self.p, self.q, self.m)} vs {(other.p, other.q, other.m)} (p, q, levels). "
+                "Build every chunk with the same levels of every factor.")
+        if self.residue is None or other.residue is None:
+            raise ValueError("Only cross-products computed from rows (with their "
+                             "remainders) can be added.")
+        a, b = self.residue, other.residue
+        A11, A11r = add_pairs(self.A11, a[0], other.A11, b[0])
+        C1xy, C1xyr = add_pairs(self.C1xy, a[2], other.C1xy, b[2])
+        Arr, Arrr = add_pairs(self.Arr, a[3], other.Arr, b[3])
+        C1z, C1zr = _add_sparse(self.C1z, a[1], other.C1z, b[1])
+        return CrossProducts(self.n + other.n, self.p, self.order, self.q, self.m, A11, C1z,
+                             C1xy, Arr, float(Arr[-1, -1]), (A11r, C1zr, C1xyr, Arrr))
+
+    @staticmethod
+    def total(parts) -> CrossProducts:
+        """The sum of cross-products of chunks, added pairwise (a balanced tree).
+
+        >>> import bayeslmm as blm
+        >>> from bayeslmm.formula.design import build_design
+        >>> d = build_design("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
+        >>> CrossProducts.total([CrossProducts.from_design(d)] * 3).n
+        90
+        """
+        parts = list(parts)
+        if not parts:
+            raise ValueError("No cross-products to add.")
+        while len(parts) > 1:
+            parts = [parts[i] + parts[i + 1] if i + 1 < len(parts) else parts[i]
+                     for i in range(0, len(parts), 2)]
+        return parts[0]
 
     def marginal_arrays(self) -> dict[str, np.ndarray]:
         """What the marginal log-density reads, factors in :attr:`order`.
@@ -155,37 +213,79 @@ class CrossProducts:
 
     @classmethod
     def from_design(cls, design) -> CrossProducts:
-        """Compute the cross-products of a :class:`~bayeslmm.formula.design.Design`."""
+        """Compute the cross-products of a :class:`~bayeslmm.formula.design.Design`.
+
+        A design whose rows are not in memory (an out-of-core design, built from a
+        dask DataFrame by :mod:`bayeslmm.dask`) carries them already: they are returned.
+        """
+        stored = getattr(design, "cross_products", None)
+        if isinstance(stored, CrossProducts):
+            return stored
         terms = design.terms
         n, p = design.X.shape
         xy = np.column_stack([design.X, design.y])
         order = factor_order(terms)
         q = tuple(terms[k].q for k in order)
         m = tuple(terms[k].n_levels for k in order)
+        xy_cols = np.broadcast_to(np.arange(p + 1), (n, p + 1))
         if not terms:
+            Arr, Arrr = dense_outer(xy_cols, xy, p + 1)
             return cls(n, p, (), (), (), np.zeros((0, 0, 0)), sp.csr_matrix((0, 0)),
-                       np.zeros((0, 0, p + 1)), xy.T @ xy, float(design.y @ design.y))
+                       np.zeros((0, 0, p + 1)), Arr, float(Arr[-1, -1]),
+                       (np.zeros((0, 0, 0)), np.zeros(0), np.zeros((0, 0, p + 1)), Arrr))
         t1 = terms[order[0]]
-        # per-level sums over rows: bincount on the level codes, one per matrix entry
-        def per_level(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            prod = a[:, :, None] * b[:, None, :]
-            flat = prod.reshape(n, -1)
-            out = np.empty((t1.n_levels, flat.shape[1]))
-            for c in range(flat.shape[1]):
-                out[:, c] = np.bincount(t1.codes, weights=flat[:, c], minlength=t1.n_levels)
-            return out.reshape(t1.n_levels, a.shape[1], b.shape[1])
-
-        A11 = per_level(t1.Z, t1.Z)
-        C1xy = per_level(t1.Z, xy)
-        zrest = [sparse_z(terms[k]) for k in order[1:]]
-        if zrest:
-            Zr = sp.hstack(zrest, format="csr")
-            C1z = (sparse_z(t1).T @ Zr).tocsr()
-            zz = (Zr.T @ Zr).toarray()
-            zxy = np.asarray(Zr.T @ xy)
-            Arr = np.block([[zz, zxy], [zxy.T, xy.T @ xy]])
+        # sums over rows per level and per pair of columns, with their rounding errors
+        q1 = t1.q  # one pass over the rows for Z₁ⱼᵀZ₁ⱼ and Z₁ⱼᵀ[X y]
+        both, rem = level_outer(t1.codes, t1.Z, np.column_stack([t1.Z, xy]), t1.n_levels)
+        A11, A11r = np.ascontiguousarray(both[:, :, :q1]), np.ascontiguousarray(rem[:, :, :q1])
+        C1xy, C1xyr = np.ascontiguousarray(both[:, :, q1:]), np.ascontiguousarray(rem[:, :, q1:])
+        rest = [terms[k] for k in order[1:]]
+        offsets = np.cumsum([0] + [t.n_levels * t.q for t in rest])
+        rz = int(offsets[-1])
+        zcols = [off + t.codes[:, None] * t.q + np.arange(t.q)[None, :]
+                 for off, t in zip(offsets, rest, strict=False)]
+        cols = np.hstack(zcols + [rz + xy_cols])
+        vals = np.hstack([t.Z for t in rest] + [xy])
+        Arr, Arrr = dense_outer(cols, vals, rz + p + 1)
+        if rest:
+            zc, zv = cols[:, :-(p + 1)], vals[:, :-(p + 1)]
+            rows1 = t1.codes[:, None] * t1.q + np.arange(t1.q)[None, :]
+            keys = (rows1[:, :, None] * rz + zc[:, None, :]).ravel()
+            k, v, r = pair_sums(keys, (t1.Z[:, :, None] * zv[:, None, :]).ravel())
+            C1z = sp.csr_matrix((v, (k // rz, k % rz)), shape=(t1.n_levels * t1.q, rz))
+            C1zr = _aligned(C1z, k, r, rz)
         else:
-            C1z = sp.csr_matrix((t1.n_levels * t1.q, 0))
-            Arr = xy.T @ xy
-        C1z.sort_indices()
-        return cls(n, p, order, q, m, A11, C1z, C1xy, Arr, float(design.y @ design.y))
+            C1z, C1zr = sp.csr_matrix((t1.n_levels * t1.q, 0)), np.zeros(0)
+        return cls(n, p, order, q, m, A11, C1z, C1xy, Arr, float(Arr[-1, -1]),
+                   (A11r, C1zr, C1xyr, Arrr))
+
+
+def _aligned(C: sp.csr_matrix, keys: np.ndarray, rem: np.ndarray, ncol: int) -> np.ndarray:
+    """Remainders ``rem`` of entries ``keys`` (row·ncol + col) in the order of C.data."""
+    C.sort_indices()
+    rows = np.repeat(np.arange(C.shape[0]), np.diff(C.indptr))
+    pos = np.searchsorted(keys, rows.astype(np.int64) * ncol + C.indices)
+    return rem[pos]
+
+
+def _add_sparse(A: sp.csr_matrix, ra: np.ndarray, B: sp.csr_matrix, rb: np.ndarray):
+    """A + B with remainders (csr, data order), on the union of their entries."""
+    ncol = A.shape[1]
+    if ncol == 0:
+        return A.copy(), np.zeros(0)
+
+    def keyed(C):
+        C.sort_indices()
+        rows = np.repeat(np.arange(C.shape[0]), np.diff(C.indptr)).astype(np.int64)
+        return rows * ncol + C.indices
+
+    ka, kb = keyed(A), keyed(B)
+    keys = np.union1d(ka, kb)
+    va, vb = np.zeros(len(keys)), np.zeros(len(keys))
+    xa, xb = np.zeros(len(keys)), np.zeros(len(keys))
+    ia, ib = np.searchsorted(keys, ka), np.searchsorted(keys, kb)
+    va[ia], xa[ia] = A.data, ra
+    vb[ib], xb[ib] = B.data, rb
+    v, r = add_pairs(va, xa, vb, xb)
+    C = sp.csr_matrix((v, (keys // ncol, keys % ncol)), shape=A.shape)
+    return C, _aligned(C, keys, r, ncol)

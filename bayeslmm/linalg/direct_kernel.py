@@ -39,7 +39,7 @@ from .blocked_kernel import blocked_kernel
 from .marginal_kernel import one_factor_logp_grad
 from .prior_kernels import family_logp, lkj_chol_logp
 
-__all__ = ["direct_one_factor", "direct_blocked"]
+__all__ = ["direct_one_factor", "direct_blocked", "prior_terms", "factor_grad_back"]
 
 
 @numba.njit(cache=True)
@@ -116,9 +116,9 @@ def direct_one_factor(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, fet
     lp, grad, beta, Ls, sigma = _priors(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff,
                                         fsd, feta, fpar, fc, scode, spar, soff)
     q = fq[0]
-    ll, gb, gs, gL, _, _, _ = one_factor_logp_grad(zz, z_xy, xy_xy, n, beta, sigma,
-                                                   np.ascontiguousarray(Ls[0, :q, :q]),
-                                                   False)
+    L = np.empty((q, q))  # a fresh C array: a view ('A' layout) compiles to slower loops
+    L[:, :] = Ls[0, :q, :q]
+    ll, gb, gs, gL, _, _, _ = one_factor_logp_grad(zz, z_xy, xy_xy, n, beta, sigma, L, False)
     if not np.isfinite(ll):
         return -np.inf, grad
     grad[:p] += gb * bscale
@@ -153,3 +153,9 @@ def direct_blocked(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, 
     for pos in range(K):
         _back(grad, gLs[pos], order[pos], Ls, fkind, fq, foff, fc)
     return lp + ll, grad
+
+
+#: the prior step and the chain rule of a factor, for kernels built on these
+#: (:mod:`bayeslmm.linalg.direct_residual`)
+prior_terms = _priors
+factor_grad_back = _back

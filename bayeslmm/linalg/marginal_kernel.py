@@ -54,10 +54,10 @@ _LOG2PI = float(np.log(2.0 * np.pi))
 
 
 @numba.njit(cache=True)
-def _chol_inv(P):  # pragma: no cover - compiled
-    """Cholesky factor C (lower) of a small SPD matrix, log|P| and P⁻¹; ok False if not PD."""
+def _chol_inv(P, C, Cinv, Pinv):  # pragma: no cover - compiled
+    """Cholesky factor C (lower) of a small SPD matrix P, P⁻¹ and log|P|, written into
+    the work arrays given (no allocation per level); ok False if P is not PD."""
     q = P.shape[0]
-    C = np.zeros((q, q))
     for i in range(q):
         for j in range(i + 1):
             acc = P[i, j]
@@ -65,23 +65,29 @@ def _chol_inv(P):  # pragma: no cover - compiled
                 acc -= C[i, k] * C[j, k]
             if i == j:
                 if acc <= 0.0:
-                    return C, 0.0, C, False
+                    return 0.0, False
                 C[i, i] = np.sqrt(acc)
             else:
                 C[i, j] = acc / C[j, j]
     logdet = 0.0
     for i in range(q):
         logdet += 2.0 * np.log(C[i, i])
-    Cinv = np.zeros((q, q))  # C⁻¹, lower triangular
-    for i in range(q):
+    for i in range(q):  # C⁻¹, lower triangular
         Cinv[i, i] = 1.0 / C[i, i]
         for j in range(i):
             acc = 0.0
             for k in range(j, i):
                 acc -= C[i, k] * Cinv[k, j]
             Cinv[i, j] = acc / C[i, i]
-    Pinv = Cinv.T @ Cinv
-    return C, logdet, Pinv, True
+        for j in range(i + 1, q):
+            Cinv[i, j] = 0.0
+    for a in range(q):  # P⁻¹ = C⁻ᵀC⁻¹
+        for b in range(q):
+            acc = 0.0
+            for k in range(max(a, b), q):
+                acc += Cinv[k, a] * Cinv[k, b]
+            Pinv[a, b] = acc
+    return logdet, True
 
 
 @numba.njit(cache=True, nogil=True)
@@ -107,6 +113,7 @@ def one_factor_logp_grad(zz, z_xy, xy_xy, n, beta, sigma, L, data_grads):  # pra
     g_zxy = np.zeros((m if data_grads else 0, q, p1))
     c, w, v, Lv, ALv = np.empty(q), np.empty(q), np.empty(q), np.empty(q), np.empty(q)
     AL, P, ALP = np.empty((q, q)), np.empty((q, q)), np.empty((q, q))
+    C, Cinv, Pinv = np.zeros((q, q)), np.zeros((q, q)), np.zeros((q, q))
     for j in range(m):
         for a in range(q):
             acc = 0.0
@@ -124,7 +131,7 @@ def one_factor_logp_grad(zz, z_xy, xy_xy, n, beta, sigma, L, data_grads):  # pra
                 for k in range(q):  # Lᵀ sym(A) L: the gradient in A is then symmetric
                     acc += 0.5 * (L[k, a] * AL[k, b] + L[k, b] * AL[k, a])
                 P[a, b] = acc
-        _, ld, Pinv, ok = _chol_inv(P)
+        ld, ok = _chol_inv(P, C, Cinv, Pinv)
         if not ok:
             return (-np.inf, np.zeros(p), 0.0, np.zeros((q, q)), g_zz, g_zxy,
                     np.zeros((p1, p1)))
@@ -161,11 +168,19 @@ def one_factor_logp_grad(zz, z_xy, xy_xy, n, beta, sigma, L, data_grads):  # pra
         for a in range(q):
             for b in range(q):
                 GL[a, b] += ALP[a, b] - (c[a] - ALv[a]) * v[b] / s
-        if data_grads:
-            LPL = L @ Pinv @ L.T
+        if data_grads:  # L P⁻¹ Lᵀ by loops: matrix products allocate at every level
             for a in range(q):
                 for b in range(q):
-                    g_zz[j, a, b] = -0.5 * (LPL[a, b] + Lv[a] * Lv[b] / s)
+                    acc = 0.0
+                    for k in range(q):
+                        acc += L[a, k] * Pinv[k, b]
+                    ALP[a, b] = acc  # reused as L P⁻¹ (its own use is done)
+            for a in range(q):
+                for b in range(q):
+                    acc = 0.0
+                    for k in range(q):
+                        acc += ALP[a, k] * L[b, k]
+                    g_zz[j, a, b] = -0.5 * (acc + Lv[a] * Lv[b] / s)
                 for b in range(p1):
                     g_zxy[j, a, b] = Lv[a] / s * u[b]
     Q = m * q

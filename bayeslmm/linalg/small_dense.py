@@ -15,7 +15,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["small_chol", "mm", "mv", "gram"]
+__all__ = ["small_chol", "chol_inv_into", "mm", "mm_into", "mv", "gram"]
 
 
 @numba.njit(cache=True)
@@ -46,6 +46,47 @@ def small_chol(P):  # pragma: no cover - compiled
                 acc -= C[i, k] * X[k, j]
             X[i, j] = acc / C[i, i]
     return True, logdet, X
+
+
+@numba.njit(cache=True)
+def chol_inv_into(P, C, X):  # pragma: no cover - compiled
+    """:func:`small_chol` without allocating (for loops over many levels): C (work) and
+    X (C⁻¹, lower triangle written, the upper one left as it is) are the caller's;
+    returns (ok, log|P|)."""
+    q = P.shape[0]
+    for i in range(q):
+        for j in range(i + 1):
+            acc = P[i, j]
+            for k in range(j):
+                acc -= C[i, k] * C[j, k]
+            if i == j:
+                if acc <= 0.0:
+                    return False, 0.0
+                C[i, i] = np.sqrt(acc)
+            else:
+                C[i, j] = acc / C[j, j]
+    logdet = 0.0
+    for i in range(q):
+        logdet += 2.0 * np.log(C[i, i])
+        X[i, i] = 1.0 / C[i, i]
+        for j in range(i):
+            acc = 0.0
+            for k in range(j, i):
+                acc -= C[i, k] * X[k, j]
+            X[i, j] = acc / C[i, i]
+    return True, logdet
+
+
+@numba.njit(cache=True)
+def mm_into(A, B, out):  # pragma: no cover - compiled
+    """out = A @ B, without allocating."""
+    n, k, m = A.shape[0], A.shape[1], B.shape[1]
+    for i in range(n):
+        for j in range(m):
+            acc = 0.0
+            for t in range(k):
+                acc += A[i, t] * B[t, j]
+            out[i, j] = acc
 
 
 @numba.njit(cache=True)

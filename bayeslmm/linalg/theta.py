@@ -88,15 +88,18 @@ class ThetaLayout:
         does not depend on the units of the random-effect covariates: the search runs
         there (:func:`bayeslmm.mle.search.search`), and a singular fit is judged there.
 
+        ``terms`` give their columns' root mean squares (``t.rms``: from the rows, or
+        from their moments out of core; the same numbers either way).
+
         >>> import numpy as np
         >>> T = type("T", (), {})
-        >>> t = T(); t.Z = np.array([[1.0, 3.0], [1.0, 4.0]])
+        >>> t = T(); t.rms = np.array([1.0, np.sqrt(12.5)])
         >>> lay = ThetaLayout((2,), np.array([0, 0, 0]), np.array([0, 1, 1]),
         ...                   np.array([0, 0, 1]), ["a", "b.a", "b"])
         >>> lay.scales([t]).round(3).tolist()
         [1.0, 3.536, 3.536]
         """
-        rms = [np.sqrt(np.mean(np.square(t.Z), axis=0)) for t in terms]
+        rms = [np.asarray(t.rms, dtype=float) for t in terms]
         out = np.array([rms[k][i] for k, i in zip(self.term, self.row, strict=True)])
         return np.where(out > 0, out, 1.0)
 

@@ -61,17 +61,22 @@ def assemble(design, method, pls, theta, sol, converged, singular, nfev, msg,
     ranef_sd = {t.group: pd.DataFrame(s, index=pd.Index(t.levels, name=t.group),
                                       columns=t.term_names)
                 for t, s in zip(terms, sol.b_sd, strict=True)}
-    fitted = design.X @ sol.beta
-    for t, b in zip(terms, sol.b, strict=True):
-        fitted = fitted + np.einsum("iq,iq->i", t.Z, b[t.codes])
+    fitted = residuals = None  # out of core: per row only on request (predict, lazily)
+    if design.in_memory:
+        fitted = design.X @ sol.beta
+        for t, b in zip(terms, sol.b, strict=True):
+            fitted = fitted + np.einsum("iq,iq->i", t.Z, b[t.codes])
+        residuals = pd.Series(design.y - fitted, index=design.rows, name="residual")
+        fitted = pd.Series(fitted, index=design.rows, name="fitted")
     res = residual or {}
     loglik = -0.5 * (sol.criterion + res.get("logdet", 0.0))
-    df = design.X.shape[1] + pls.layout.size + 1 + res.get("n_params", 0)
+    df = len(names) + pls.layout.size + 1 + res.get("n_params", 0)
     extra = {}
     if residual is not None:
-        scaled = (design.y - fitted) / res["scale"]
-        extra = {"residual_structure": res["structure"], "residual_params": res["params"],
-                 "scaled_residuals": pd.Series(scaled, index=design.rows, name="scaled")}
+        extra = {"residual_structure": res["structure"], "residual_params": res["params"]}
+        if residuals is not None:  # rows in memory
+            extra["scaled_residuals"] = pd.Series(residuals.to_numpy() / res["scale"],
+                                                  index=design.rows, name="scaled")
         if res.get("se") is not None:
             extra["se"] = pd.Series(res["se"], index=names, name="se")
         if res.get("covariate") is not None:
@@ -84,8 +89,7 @@ def assemble(design, method, pls, theta, sol, converged, singular, nfev, msg,
         nobs=design.nobs, ngroups=design.ngroups, loglik=loglik, df=df,
         converged=converged, singular=singular,
         theta=pd.Series(theta, index=pls.layout.names, name="theta"),
-        fitted=pd.Series(fitted, index=design.rows, name="fitted"),
-        residuals=pd.Series(design.y - fitted, index=design.rows, name="residual"),
+        fitted=fitted, residuals=residuals,
         optimizer={"method": "L-BFGS-B", "nfev": int(nfev), "message": msg,
                    **({"u": [float(v) for v in res["u"]]} if "u" in res else {})},
         blocks={t.group: t.blocks for t in terms}, design=design, engine=engine, **extra,

@@ -17,6 +17,7 @@ from ..errors import FitError
 from ..results.map import MapResult
 from .lme import fit_lme
 from .lmer import check_method, fit_lmer
+from .strata_fit import fit_strata
 
 __all__ = ["fit_map"]
 
@@ -56,4 +57,6 @@ def fit_map(design, method: str = "REML", *, residual=None,
                        "functions in blm.VarComb(...).")
     if residual is None:
         return fit_lmer(design, m, maxiter=maxiter)
+    if not design.in_memory:  # out of core: VarIdent on the strata's cross-products
+        return fit_strata(design, residual, m, maxiter=maxiter)
     return fit_lme(design, residual, m, maxiter=maxiter)

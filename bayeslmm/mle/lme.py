@@ -8,7 +8,10 @@ whitening y, X and Z by ``L⁻¹`` (``Λ = LLᵀ``) leaves a model with iid resi
 for ML and REML alike (:func:`~bayeslmm.residual.algebra.whiten_design`). β and σ stay
 profiled out; (θ, u) are searched jointly by L-BFGS-B (:func:`bayeslmm.mle.lmer.search`):
 the θ part of the gradient is analytic, the u part central differences, each an O(n)
-whitening plus a cross-product build. A second start with a strong correlation guards
+whitening plus a cross-product build, or, for AR1, CAR1 with few distinct gaps,
+CompSymm and VarIdent, a combination of statistics computed once
+(:mod:`bayeslmm.residual.sufficient`; the rows again where a correlation is within
+1e-4 of ±1, where the combination loses digits). A second start with a strong correlation guards
 against the ridge between a random intercept and a within-group correlation.
 
 Variance functions of the fitted values (``VarPower()``, ``VarExp()``) are estimated as
@@ -49,6 +52,7 @@ from ..residual.algebra import (
 )
 from ..residual.bind import ResidualDesign
 from ..residual.structures import AR1, CAR1, CompSymm, VarIdent
+from ..residual.sufficient import statistics
 from ..results.map import MapResult
 from .assemble import assemble, warn_fit
 from .engine import MapEngine
@@ -94,6 +98,8 @@ class ResidualCriterion:
         self._cache: OrderedDict[bytes, tuple[PLS | None, float]] = OrderedDict()
         # raises FitError for correlation groups that cross random-effect levels
         whiten_design(rd, design, self.params(initial_unconstrained(rd)))
+        # AR1, CAR1 (few gaps), CompSymm, VarIdent: no pass over the rows per evaluation
+        self.stats = statistics(design, rd)
 
     def start(self) -> np.ndarray:
         """lme4's θ start (Λ = I, in the covariates' units) and iid residuals."""
@@ -137,9 +143,13 @@ class ResidualCriterion:
             return hit
         try:
             with np.errstate(all="ignore"):
-                p, _ = self.centred(u)
-                ld = float(logdet_lambda(self.rd, p))
-                pls = PLS.from_design(whiten_design(self.rd, self.design, p))
+                p, m = self.centred(u)
+                if self.stats is not None and self.stats.conditioned(p):
+                    ld = self.stats.logdet(p, m)
+                    pls = PLS(self.stats.cross_products(p, m), self.layout)
+                else:
+                    ld = float(logdet_lambda(self.rd, p))
+                    pls = PLS.from_design(whiten_design(self.rd, self.design, p))
         except (BayesLMMError, ValueError, np.linalg.LinAlgError):  # outside the domain
             pls, ld = None, np.inf
         if not np.isfinite(ld):
@@ -257,7 +267,7 @@ def _iid_fitted(design, method: str) -> np.ndarray:
 
 
 def fit_lme(design, rd: ResidualDesign, method: str, *,
-                 maxiter: int | None = None) -> MapResult:
+            maxiter: int | None = None, criterion: type | None = None) -> MapResult:
     """ML or REML fit with a residual structure (nlme's ``lme``, or ``gls`` without random effects).
 
     Parameters
@@ -267,6 +277,9 @@ def fit_lme(design, rd: ResidualDesign, method: str, *,
         The structure bound to the design's rows.
     method : {"ML", "REML"}
     maxiter : int, optional
+    criterion : type, optional
+        The criterion's class (default :class:`ResidualCriterion`, on the rows; out of
+        core :class:`~bayeslmm.mle.strata_fit.StrataCriterion`).
 
     Returns
     -------
@@ -284,7 +297,8 @@ def fit_lme(design, rd: ResidualDesign, method: str, *,
     """
     reml = method == "REML"
     fitted = _iid_fitted(design, method) if rd.fitted_covariate else None
-    crit = ResidualCriterion(design, rd, reml, fitted)
+    make = criterion or ResidualCriterion
+    crit = make(design, rd, reml, fitted)
     x = crit.start()
     if not np.isfinite(crit.value(x)):
         raise FitError("The likelihood cannot be evaluated at the starting values (iid "
@@ -295,7 +309,7 @@ def fit_lme(design, rd: ResidualDesign, method: str, *,
     is_diag = np.concatenate([crit.layout.is_diag, np.zeros(crit.n_u, dtype=bool)])
     extra = _strong_start(crit, x)
     nfev, rounds = 0, 0
-    with one_blas_thread(crit.n_theta + design.X.shape[1] + 1):
+    with one_blas_thread(crit.n_theta + len(design.fixef_names) + 1):
         while True:
             x_new, converged, msg, n = search(crit.value, crit.value_and_grad, x, bounds,
                                               is_diag, maxiter, extra, scale=crit.scale)
@@ -316,7 +330,7 @@ def fit_lme(design, rd: ResidualDesign, method: str, *,
                 msg = f"{msg}; fitted-value iteration did not settle in {rounds} rounds"
                 break
             fitted = new
-            crit = ResidualCriterion(design, rd, reml, fitted)
+            crit = make(design, rd, reml, fitted)
     if fitted is not None:
         msg = f"{msg} (fitted-value covariate: {rounds} rounds)"
     return lme_result(design, rd, crit, x_new, method, converged, nfev, msg)
@@ -345,13 +359,13 @@ def lme_result(design, rd: ResidualDesign, crit: ResidualCriterion, x: np.ndarra
     if warn:
         warn_fit(method, converged, singular, msg)
         _warn_edge(rd, u, p)
-    logd = log_sd_weights(rd, p)
+    logd = log_sd_weights(rd, p) if design.in_memory else None  # out of core: no rows
     delta = np.exp(logd[rd.inverse]) if logd is not None else np.ones(rd.n)
     se = None
     if not reml:
         # nlme's summary (adjustSigma) reports ML standard errors with σ̂² N/(N − p); gls's
         # vcov() has that factor too, lme's vcov() has not
-        n, k = design.X.shape
+        n, k = design.nobs, len(design.fixef_names)
         if design.terms:
             se = np.sqrt(np.diag(sol.vcov) * n / (n - k))
         else:
@@ -361,7 +375,8 @@ def lme_result(design, rd: ResidualDesign, crit: ResidualCriterion, x: np.ndarra
                 "params": named, "scale": sol.sigma * delta, "u": u, "se": se,
                 "covariate": crit.fitted}
     engine = MapEngine(design, method, theta_nlme, sol.sigma, sol.beta,
-                       fitter=lambda d, meth: fit_lme(d, rd, meth), residual=rd,
+                       fitter=lambda d, meth: fit_lme(d, rd, meth, criterion=type(crit)),
+                       residual=rd,
                        residual_params=p, criterion=_psi_criterion(crit, psi))
     return assemble(design, method, pls, theta_nlme, sol, converged, singular, nfev, msg,
                     residual=residual, engine=engine)

@@ -44,15 +44,16 @@ METHODS = ("ML", "REML")
 def check_method(design, method) -> str:
     """``"ML"`` or ``"REML"`` (any case), checked against the design; else a FitError.
 
-    >>> check_method(type("D", (), {"nobs": 10, "X": np.ones((10, 1))})(), "reml")
+    >>> check_method(type("D", (), {"nobs": 10, "fixef_names": ["Intercept"]})(), "reml")
     'REML'
     """
     m = str(method).upper() if isinstance(method, str) else method
     if m not in METHODS:
         raise FitError(f"method must be one of {list(METHODS)} (got {method!r}).")
-    if m == "REML" and design.nobs <= design.X.shape[1]:
+    p = len(design.fixef_names)
+    if m == "REML" and design.nobs <= p:
         raise FitError(f"REML needs more observations ({design.nobs}) than fixed effects "
-                       f"({design.X.shape[1]}).")
+                       f"({p}).")
     return m
 
 

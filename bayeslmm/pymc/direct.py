@@ -5,9 +5,13 @@ structure). For the marginal model as :func:`bayeslmm.pymc.marginal.build_margin
 makes it, unchanged by the user, with priors of the families of
 :mod:`bayeslmm.linalg.prior_kernels`, :class:`DirectModel` describes the same
 log-density in arrays for :mod:`bayeslmm.linalg.direct_kernel`, whose functions are
-compiled once per machine: fits of any structure then start at once. Anything else (a
-user's Deterministic or Potential, a residual structure, another prior family, a factor
-with several correlated blocks) gets ``None`` here and runs on PyTensor's compiled graph.
+compiled once per machine: fits of any structure then start at once. A residual
+structure with sufficient statistics (:mod:`bayeslmm.residual.sufficient`) runs on
+:mod:`bayeslmm.linalg.direct_residual` (with several grouping factors, on the dense
+factorisation: the blocked one has no gradient in its data yet). Anything else (a
+user's Deterministic or Potential, a residual structure bound to its rows, another
+prior family, a factor with several correlated blocks) gets ``None`` here and runs on
+PyTensor's compiled graph.
 
 The unconstrained parameters are PyMC's, in the model's own order (``beta_z``, per
 factor ``sd_<g>_log__`` or ``chol_<g>_z_cholesky-cov-packed__``, ``sigma_log__``), so the
@@ -33,7 +37,10 @@ import numpy as np
 
 from ..linalg.blocked_layout import blocked_arrays
 from ..linalg.direct_kernel import direct_blocked, direct_one_factor
+from ..linalg.direct_residual import direct_residual_dense, direct_residual_one_factor
 from ..linalg.prior_kernels import FAMILIES, PARAMETERS, lkj_normalizing_constant
+from ..residual.structures import CompSymm, VarIdent
+from ..residual.sufficient import statistics, sufficient_reason
 from .blocked_op import DATA_NAMES
 from .terms import STANDARDISED, unit_scale
 
@@ -81,12 +88,16 @@ class DirectModel:
     names: list[str]
     shapes: list[tuple]
     groups: list[str]
+    residual: tuple = ()
 
     @classmethod
-    def of(cls, model, design, priors, cp) -> DirectModel | None:
-        """The direct form of ``model`` (built by ``build_marginal`` for ``design``), or
-        None where it does not describe the model exactly."""
-        expected = cls._expected_names(design, priors)
+    def of(cls, model, design, priors, cp, residual=None, stats=None) -> DirectModel | None:
+        """The direct form of ``model`` (built by ``build_marginal`` for ``design``, with
+        ``residual`` bound to its rows and ``stats`` its statistics, computed here if not
+        given), or None where it does not describe the model exactly."""
+        if residual is not None and sufficient_reason(residual) is not None:
+            return None
+        expected = cls._expected_names(design, priors, residual)
         values = [v.name for v in model.value_vars]
         named = set(model.named_vars) - {v.name for v in model.data_vars}
         if expected is None or values != expected[0] or named != set(expected[1]):
@@ -120,9 +131,26 @@ class DirectModel:
             off += t.q * (t.q + 1) // 2 if chol else t.q
             if chol:
                 constant += lkj_normalizing_constant(float(priors.eta[t.group]), t.q)
+        rspec: tuple = ()
+        if residual is not None:
+            rspec = _residual_spec(residual, priors, off,
+                                   stats if stats is not None else statistics(design, residual))
+            if rspec is None:
+                return None
+        soff = off + (_n_residual(residual) if residual is not None else 0)
         spec = (p, FAMILIES[priors.beta.name], bpar, bloc, bscale, np.array(fkind, np.int64),
                 np.array(fq, np.int64), np.array(foff, np.int64), np.array(fsd, np.int64),
-                np.array(feta), fpar, fc, FAMILIES[priors.sigma.name], spar[0], off)
+                np.array(feta), fpar, fc, FAMILIES[priors.sigma.name], spar[0], soff)
+        shapes = [(p,)] + [((t.q * (t.q + 1) // 2) if k else t.q,)
+                           for t, k in zip(design.terms, fkind, strict=True)]
+        rvs = [v.name for v in model.unobserved_RVs]
+        if residual is not None:  # statistics (several factors: the dense kernel)
+            data, dense = rspec[0], len(design.terms) != 1
+            shapes += [() if name != "varident_ratio" else (len(residual.by_levels) - 1,)
+                       for name in residual.param_names] + [()]
+            return cls(spec, data, dense, constant, values, shapes, rvs,
+                       cls._shapes(design, rvs, residual), [t.group for t in design.terms],
+                       rspec[1])
         dense = len(design.terms) > 1
         if dense:  # several factors: the blocked layout
             lay = blocked_arrays(cp)
@@ -133,14 +161,12 @@ class DirectModel:
             arrays = cp.marginal_arrays()
             data = (np.ascontiguousarray(arrays["zz"]), np.ascontiguousarray(arrays["z_xy"]),
                     np.ascontiguousarray(arrays["xy_xy"]), float(cp.n))
-        shapes = [(p,)] + [((t.q * (t.q + 1) // 2) if k else t.q,)
-                           for t, k in zip(design.terms, fkind, strict=True)] + [()]
-        rvs = [v.name for v in model.unobserved_RVs]
+        shapes.append(())
         return cls(spec, data, dense, constant, values, shapes, rvs,
                    cls._shapes(design, rvs), [t.group for t in design.terms])
 
     @staticmethod
-    def _expected_names(design, priors):
+    def _expected_names(design, priors, residual=None):
         """The unconstrained variables and all named variables of an unchanged model,
         or None for a factor with several blocks."""
         values, named = ["beta_z"], ["beta_z", "beta", "sigma", "marginal_loglik"]
@@ -155,12 +181,18 @@ class DirectModel:
                 named.append(f"sd_{g}")
             else:
                 return None
+        for name in residual.param_names if residual is not None else ():
+            values.append(f"{name}_log__" if name == "varident_ratio" else f"{name}_interval__")
+            named.append(name)
         values.append("sigma_log__")
         return values, named
 
     @staticmethod
-    def _shapes(design, names) -> list[tuple]:
+    def _shapes(design, names, residual=None) -> list[tuple]:
         q = {f"sd_{t.group}": (t.q,) for t in design.terms}
+        if residual is not None:
+            levels = residual.by_levels if isinstance(residual.variance, VarIdent) else [0]
+            q.update(Phi=(), Rho=(), varident_ratio=(len(levels) - 1,))
         q.update({f"corr_{t.group}": (t.q, t.q) for t in design.terms})
         q.update({f"chol_{t.group}{z}": (t.q * (t.q + 1) // 2,) for t in design.terms
                   for z in ("", "_z")})
@@ -175,7 +207,10 @@ class DirectModel:
     def logp_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         """The model's log-density (PyMC's, constants included) and its gradient at ``x``."""
         x = np.ascontiguousarray(x, dtype=np.float64)
-        if self.dense:
+        if self.residual:
+            f = direct_residual_dense if self.dense else direct_residual_one_factor
+            lp, grad = f(x, *self.spec, *self.data, *self.residual)
+        elif self.dense:
             lp, grad = direct_blocked(x, *self.spec, *self.data)
         else:
             lp, grad = direct_one_factor(x, *self.spec, *self.data)
@@ -212,4 +247,55 @@ class DirectModel:
             out[f"chol_{g}"] = out[f"chol_{g}_z"] = packed
             out[f"sd_{g}"] = sd
             out[f"corr_{g}"] = cov / np.outer(sd, sd)
+        if self.residual:
+            rkind, roff, lo, hi, rpar = self.residual[:5]
+            if rkind:
+                out["Rho" if rkind == 2 else "Phi"] = np.array(
+                    lo + (hi - lo) / (1.0 + np.exp(-x[roff])))
+            start = roff + (rkind > 0)
+            out["varident_ratio"] = np.exp(x[start:start + len(rpar)])
         return {n: out[n] for n in self.names}
+
+
+def _n_residual(rd) -> int:
+    """Unconstrained residual parameters: the correlation's and the VarIdent ratios."""
+    ratios = len(rd.by_levels) - 1 if isinstance(rd.variance, VarIdent) else 0
+    return (rd.correlation is not None) + ratios
+
+
+def _residual_spec(rd, priors, roff: int, stats) -> tuple | None:
+    """``(data, residual spec)`` of :mod:`bayeslmm.linalg.direct_residual` for a
+    structure with statistics ``stats``; None for priors other than the defaults'
+    families (a Uniform correlation, LogNormal ratios)."""
+    rkind, lo, hi = 0, 0.0, 0.0
+    if rd.correlation is not None:
+        name = rd.param_names[0]
+        prior = priors.residual[name]
+        if prior.name != "Uniform" or set(prior.params) != {"lower", "upper"}:
+            return None
+        rkind = 2 if isinstance(rd.correlation, CompSymm) else 1
+        lo, hi = float(prior.params["lower"]), float(prior.params["upper"])
+    S = stats.n_strata
+    rpar = np.zeros((S - 1, 2))
+    if S > 1:
+        prior = priors.residual["varident_ratio"]
+        if prior.name != "LogNormal" or not set(prior.params) <= {"mu", "sigma"}:
+            return None
+        rpar[:, 0] = np.broadcast_to(np.asarray(prior.params.get("mu", 0.0), float), (S - 1,))
+        rpar[:, 1] = np.broadcast_to(np.asarray(prior.params.get("sigma", 1.0), float),
+                                     (S - 1,))
+    first = stats.parts[0]
+    st = stats.marginal_stacks()
+    K, p1 = len(stats.parts), first.p + 1
+    zz, zxy = st["zz"], st["z_xy"]
+    if not first.order:  # no random effects: the dense kernel's empty layout
+        zz, zxy = zz.reshape(K, 0, 0), zxy.reshape(K, 0, p1)
+    data = (np.ascontiguousarray(zz), np.ascontiguousarray(zxy),
+            np.ascontiguousarray(st["xy_xy"]), float(stats.n))
+    if len(first.order) != 1:
+        data = (np.array(first.order, np.int64), *data, np.array(first.m, np.int64))
+    f64 = np.float64
+    spec = (rkind, roff, lo, hi, rpar, stats.kind.astype(np.int64), stats.value.astype(f64),
+            stats.a.astype(np.int64), stats.b.astype(np.int64), stats.values.astype(f64),
+            stats.counts.astype(f64), stats.strata_rows.astype(f64))
+    return data, spec

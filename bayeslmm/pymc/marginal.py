@@ -36,7 +36,9 @@ from ..linalg.blocked_layout import blocked_arrays
 from ..linalg.crossprod import CrossProducts
 from ..residual.algebra import crossing_factors, logdet_lambda, whiten
 from ..residual.bind import ResidualDesign
+from ..residual.closed_forms import coefficients, stats_logdet
 from ..residual.structures import VarIdent
+from ..residual.sufficient import ResidualStats, statistics, sufficient_reason
 from . import blocked_op, marginal_op
 from .blocked_op import DATA_NAMES, blocked_logp
 from .marginal_op import marginal_logp
@@ -45,13 +47,19 @@ from .structure_priors import structure_coords
 from .terms import coords_of, fixed_effects, residual_params, residual_sigma, term_scale
 
 __all__ = ["build_marginal", "marginal_supports", "loglik_expression",
-           "design_cross_products", "register_jax_ops", "MAX_REST_RE"]
+           "design_cross_products", "register_jax_ops", "MAX_REST_RE", "MAX_DENSE_RE"]
 
 #: Above this many random effects outside the largest grouping factor (the dense Schur
 #: complement of the blocked factorisation, r × r, O(r³) per gradient), sampling b
 #: explicitly costs less than integrating it out (nested designs excepted: their Schur
 #: complement is block diagonal).
 MAX_REST_RE = 2000
+
+#: Above this many random effects in all, a residual structure's statistics with several
+#: grouping factors (combined into one dense Q × Q system per gradient, O(Q³); the
+#: blocked layout has no gradient in its data yet) cost more than sampling b explicitly.
+MAX_DENSE_RE = 400
+
 
 def register_jax_ops() -> None:
     """Teach PyTensor's JAX backend the marginal likelihood's Ops (this imports JAX:
@@ -87,10 +95,17 @@ def marginal_supports(design: Design, residual: ResidualDesign | None) -> str | 
     if residual.fitted_covariate:
         return ("a variance function of the fitted values depends on the random effects; "
                 "use parameterization='conditional'")
-    if len(design.terms) > 1:
-        return "residual structures with several grouping factors need the conditional model"
     if residual.correlation is not None and crossing_factors(residual, design):
         return "the correlation groups are not nested within the random-effect levels"
+    why = sufficient_reason(residual)
+    if len(design.terms) > 1 and why:
+        return (f"with several grouping factors the marginal model needs a residual structure "
+                f"with sufficient statistics, and {why}; use the conditional model")
+    n_re = sum(t.n_levels * t.q for t in design.terms)
+    if len(design.terms) > 1 and n_re > MAX_DENSE_RE:
+        return (f"with several grouping factors a residual structure's statistics are "
+                f"combined in one dense system of all {n_re} random effects (at most "
+                f"{MAX_DENSE_RE}); use the conditional model")
     return None
 
 
@@ -115,15 +130,21 @@ def _whitened_arrays(design: Design, rd: ResidualDesign, params) -> dict:
 
 def build_marginal(design: Design, priors: ResolvedPriors,
                    residual: ResidualDesign | None = None,
-                   cross_products: CrossProducts | None = None) -> pm.Model:
+                   cross_products: CrossProducts | None = None, *,
+                   stats: ResidualStats | None = None) -> pm.Model:
     """Build the marginal PyMC model (random effects integrated out).
 
-    With a residual structure the data are whitened by Λ^{-1/2} inside the model
-    (``log N(y | Xβ, ZΨZᵀ + σ²Λ) = log N(L⁻¹y | L⁻¹Xβ, L⁻¹ZΨZᵀL⁻ᵀ + σ²I) − ½ log|Λ|``),
-    which costs O(n) per gradient.
+    With a residual structure the likelihood is that of the whitened data
+    (``log N(y | Xβ, ZΨZᵀ + σ²Λ) = log N(L⁻¹y | L⁻¹Xβ, L⁻¹ZΨZᵀL⁻ᵀ + σ²I) − ½ log|Λ|``).
+    For AR1, CAR1 with few distinct gaps, CompSymm and VarIdent its cross-products are
+    ``Σ_k c_k(params) S_k`` of statistics computed once
+    (:mod:`bayeslmm.residual.sufficient`): a gradient costs what an iid one costs, and
+    the graph depends on the data only through ``pm.Data`` (compiled once per
+    structure). Other structures whiten the rows inside the model: O(n) per gradient.
 
     ``cross_products`` passes those already computed for ``design`` (of its rows scaled
-    by √w for prior weights: :func:`bayeslmm.formula.weights.weighted`).
+    by √w for prior weights: :func:`bayeslmm.formula.weights.weighted`), ``stats`` the
+    residual structure's statistics.
 
     Returns
     -------
@@ -145,11 +166,11 @@ def build_marginal(design: Design, priors: ResolvedPriors,
     if why:
         raise BayesLMMError(f"The marginal model is not available here: {why}.")
     if residual is not None:
+        if sufficient_reason(residual) is None:
+            return _build_stats(design, priors, residual, stats)
         return _build_whitened(design, priors, residual)
     cp = cross_products if cross_products is not None else design_cross_products(design)
-    coords = coords_of(design)
-    coords.pop("obs")
-    with pm.Model(coords=coords) as model:
+    with pm.Model(coords=coords_of(design, obs=False)) as model:
         n = pm.Data("stat_n", float(cp.n))
         if len(cp.q) > 1:  # several factors: the blocked layout (flags as structure)
             layout = blocked_arrays(cp)
@@ -200,8 +221,7 @@ def loglik_expression(arrays, n, beta, sigma, chols, qs, ms):
 
 
 def _build_whitened(design: Design, priors: ResolvedPriors, rd: ResidualDesign) -> pm.Model:
-    coords = {**coords_of(design), **structure_coords(rd)}
-    coords.pop("obs")
+    coords = {**coords_of(design, obs=False), **structure_coords(rd)}
     if isinstance(rd.variance, VarIdent):
         coords["varident_level"] = list(rd.by_levels[1:])
     with pm.Model(coords=coords) as model:
@@ -214,4 +234,36 @@ def _build_whitened(design: Design, priors: ResolvedPriors, rd: ResidualDesign) 
         pm.Potential("marginal_loglik", loglik_expression(arrays, float(design.nobs), beta, sigma,
                                                 chols, q, m)
                      - 0.5 * logdet_lambda(rd, params))
+    return model
+
+
+def _build_stats(design: Design, priors: ResolvedPriors, rd: ResidualDesign,
+                 stats: ResidualStats | None) -> pm.Model:
+    """The marginal model on the residual structure's statistics: the cross-products
+    ``Σ_k c_k S_k`` formed from data stacks, the Op's gradient in them carrying ∂/∂c."""
+    stats = stats if stats is not None else statistics(design, rd)
+    first = stats.parts[0]
+    coords = {**coords_of(design), **structure_coords(rd)}
+    coords.pop("obs")
+    if isinstance(rd.variance, VarIdent):
+        coords["varident_level"] = list(rd.by_levels[1:])
+    with pm.Model(coords=coords) as model:
+        stacks = {k: pm.Data(f"stat_{k}", v) for k, v in stats.marginal_stacks().items()}
+        key = {k: pm.Data(f"stat_{k}", getattr(stats, k)) for k in ("kind", "value", "a", "b")}
+        det = {k: pm.Data(f"stat_{k}", getattr(stats, k))
+               for k in ("values", "counts", "strata_rows")}
+        n = pm.Data("stat_n", float(stats.n))
+        priors = priors_as_data(priors)
+        beta = fixed_effects(priors.beta)
+        chols = [term_scale(t, priors)[0] for t in design.terms]
+        params = residual_params(rd, priors)
+        sigma = residual_sigma(design, rd, priors, params)
+        coef = coefficients(stats.family, key["kind"], key["value"], key["a"], key["b"], params)
+        arrays = {k: pt.tensordot(coef, v, axes=1) for k, v in stacks.items()}
+        arrays["ms"] = pm.Data("stat_ms", np.asarray(first.m, dtype=np.int64))
+        loglik = loglik_expression(arrays, n, beta, sigma, [chols[k] for k in first.order],
+                                   first.q, first.m)
+        logdet = stats_logdet(stats.family, det["values"], det["counts"], det["strata_rows"],
+                              params)
+        pm.Potential("marginal_loglik", loglik - 0.5 * logdet)
     return model

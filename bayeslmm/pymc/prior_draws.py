@@ -58,6 +58,15 @@ def _numpy_logp(name: str, x: np.ndarray, par: dict) -> np.ndarray | None:
     if name == "Cauchy":
         z = (x - par["alpha"]) / par["beta"]
         return -np.log(np.pi) - np.log(par["beta"]) - np.log1p(z * z)
+    if name == "Uniform":  # the correlations' default priors
+        lo, hi = par.get("lower", 0.0), par.get("upper", 1.0)
+        return np.where((x >= lo) & (x <= hi), -np.log(hi - lo), -np.inf)
+    if name == "LogNormal":  # the variance ratios' default priors
+        mu, s = par.get("mu", 0.0), par.get("sigma", 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = (np.log(x) - mu) / s
+            lp = -0.5 * z * z - np.log(s) - 0.5 * np.log(2 * np.pi) - np.log(x)
+        return np.where(x > 0, lp, -np.inf)
     return None
 
 
@@ -76,6 +85,11 @@ def _numpy_draw(name: str, par: dict, shape: tuple, rng) -> np.ndarray | None:
     if name in ("HalfCauchy", "Cauchy"):
         c = rng.standard_cauchy(shape)
         return p["beta"] * np.abs(c) if name == "HalfCauchy" else p["alpha"] + p["beta"] * c
+    if name == "Uniform":
+        lo, hi = p.get("lower", 0.0), p.get("upper", 1.0)
+        return lo + (hi - lo) * rng.random(shape)
+    if name == "LogNormal":
+        return np.exp(p.get("mu", 0.0) + p.get("sigma", 1.0) * rng.standard_normal(shape))
     return None
 
 
@@ -86,7 +100,7 @@ def _params(prior: Prior) -> dict:
 def _logp(prior: Prior, values: np.ndarray, vector: bool) -> np.ndarray:
     """Log density of each draw (summed over a vector parameter's elements)."""
     lp = _numpy_logp(prior.name, values, _params(prior)) if set(prior.params) <= \
-        {"mu", "sigma", "lam", "nu", "beta", "alpha"} else None
+        {"mu", "sigma", "lam", "nu", "beta", "alpha", "lower", "upper"} else None
     if lp is None:  # any other PyMC family: its own logp
         lp = pm.logp(prior.dist(shape=values.shape), values).eval()
     return lp.sum(axis=-1) if vector else lp

@@ -77,11 +77,10 @@ from .structure_priors import check_structure_prior, structure_names, structure_
 __all__ = ["Prior", "default_priors", "default_residual_priors", "resolve_priors",
            "ResolvedPriors", "priors_as_data", "prior_as_data", "POSITIVE_FAMILIES"]
 
-def _scale(col: np.ndarray) -> float:
-    """rstanarm's rule: two-valued (or constant) columns are not rescaled."""
-    if len(np.unique(col)) <= 2:
-        return 1.0
-    return float(np.std(col, ddof=1))
+def _scale(col) -> float:
+    """rstanarm's rule: two-valued (or constant) columns are not rescaled (``col``: the
+    column's :class:`~bayeslmm.linalg.moments.Moments`)."""
+    return 1.0 if col.two_valued else col.sd()
 
 
 @dataclass(frozen=True)
@@ -188,23 +187,24 @@ def _check_residual_prior(key: str, prior: Prior, rd: ResidualDesign) -> None:
 
 def default_priors(design: Design) -> dict[str, Prior | float]:
     """Data-scaled default priors, per coefficient, as a flat dict (see module doc)."""
-    y = design.y
-    sy = float(np.std(y, ddof=1)) if len(y) > 1 else 1.0
+    mom = design.moments()  # from the rows, or added up over chunks (out of core)
+    sy = mom["y"].sd() if mom["y"].n > 1 else 1.0
     sy = sy if sy > 0 else 1.0
     out: dict[str, Prior | float] = {}
     slopes = {}
     for j, name in enumerate(design.fixef_names):
         if name != "Intercept":
-            s = 2.5 * sy / _scale(design.X[:, j])
-            slopes[name] = (s, float(np.mean(design.X[:, j])))
+            s = 2.5 * sy / _scale(mom["X"][j])
+            slopes[name] = (s, mom["X"][j].mean)
             out[f"beta[{name}]"] = Prior("Normal", mu=0.0, sigma=s)
     if "Intercept" in design.fixef_names:
         var = (2.5 * sy) ** 2 + sum((s * m) ** 2 for s, m in slopes.values())
-        out["beta[Intercept]"] = Prior("Normal", mu=float(np.mean(y)), sigma=float(np.sqrt(var)))
+        out["beta[Intercept]"] = Prior("Normal", mu=mom["y"].mean, sigma=float(np.sqrt(var)))
     out["sigma"] = Prior("Exponential", lam=1.0 / sy)
     for t in design.terms:
         for k, z in enumerate(t.term_names):
-            out[f"sd_{t.group}[{z}]"] = Prior("HalfNormal", sigma=2.5 * sy / _scale(t.Z[:, k]))
+            out[f"sd_{t.group}[{z}]"] = Prior("HalfNormal",
+                                              sigma=2.5 * sy / _scale(mom["Z"][t.group][k]))
         out[f"eta_{t.group}"] = 2.0
     return out
 

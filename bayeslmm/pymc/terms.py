@@ -102,10 +102,12 @@ def _as_array(v):
     return v if isinstance(v, pt.TensorVariable) else np.asarray(v, dtype=float)
 
 
-def coords_of(design: Design) -> dict[str, list]:
-    """Named coordinates shared by every model built from ``design``."""
-    coords: dict[str, list] = {"fixef": list(design.fixef_names),
-                               "obs": list(range(design.nobs))}
+def coords_of(design: Design, obs: bool = True) -> dict[str, list]:
+    """Named coordinates shared by every model built from ``design`` (``obs=False``:
+    without the rows', which a model of cross-products does not need)."""
+    coords: dict[str, list] = {"fixef": list(design.fixef_names)}
+    if obs:
+        coords["obs"] = list(range(design.nobs))
     for t in design.terms:
         coords[t.group] = list(t.levels)
         coords[f"{t.group}_term"] = list(t.term_names)

@@ -259,10 +259,13 @@ def format_map(fit) -> str:
         vals = fmt_column([fit.aic, fit.bic, fit.loglik, dev], 5)
         lines += _table(["AIC", "BIC", "logLik", "deviance", "df.resid"],
                         [[*vals, str(fit.nobs - fit.df)]], left=0, indent=" ")
-    q = np.quantile(fit.scaled_residuals.to_numpy(), [0, 0.25, 0.5, 0.75, 1])
-    lines += ["", "Scaled residuals:" if not nlme else
-              "Scaled residuals (standardized within-group, (y - fitted) / (sigma delta)):"]
-    lines += _table(["Min", "1Q", "Median", "3Q", "Max"], [fmt_column(q, 4)], left=0)
+    if fit.out_of_core:  # quantiles of 10⁸ residuals are a pass over the data: on request
+        lines += ["", "Scaled residuals: out of core (fit.scaled_residuals is a dask Series)"]
+    else:
+        q = np.quantile(fit.scaled_residuals.to_numpy(), [0, 0.25, 0.5, 0.75, 1])
+        lines += ["", "Scaled residuals:" if not nlme else
+                  "Scaled residuals (standardized within-group, (y - fitted) / (sigma delta)):"]
+        lines += _table(["Min", "1Q", "Median", "3Q", "Max"], [fmt_column(q, 4)], left=0)
     if gls:
         lines += ["", f"Residual standard error: {fmt_column([fit.sigma], 5)[0]}",
                   f"Number of obs: {fit.nobs}"]

@@ -22,6 +22,8 @@ import numpy as np
 import xarray as xr
 
 from ..residual.algebra import residual_logp
+from ..residual.draws_logp import draws_logp
+from ..residual.sufficient import sufficient_reason
 from .predict import draw_params, posterior_draws, training_rows
 
 __all__ = ["pointwise_loglik", "by_residual_group", "with_log_likelihood"]
@@ -36,6 +38,12 @@ def pointwise_loglik(design, residual, post: xr.Dataset) -> xr.DataArray:
             design.weights if design.weights is not None else 1.0)
         ll = (-0.5 * ((design.y - mu) / sigma) ** 2 - np.log(sigma)
               - 0.5 * np.log(2 * np.pi))
+    elif sufficient_reason(residual) is None:  # closed forms: all draws at once
+        C, D = mu.shape[:2]
+        params = {k: post[k].values.reshape(C * D, *post[k].shape[2:])
+                  for k in residual.param_names}
+        ll = draws_logp(residual, (design.y - mu).reshape(C * D, -1),
+                        post["sigma"].values.reshape(-1), params).reshape(mu.shape)
     else:
         ll = np.empty_like(mu)
         for c in range(mu.shape[0]):

@@ -19,17 +19,16 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import BayesLMMError
 from .base import MapBase, SavableResult, jsonable, lme4_name
 from .effects import EffectsMixin
 from .inference import MapInference
+from .map_rows import MapRows
 from .r2 import R2Mixin
-from .varcorr import psi_from_varcorr
 
 __all__ = ["MapResult", "lme4_name"]
 
 
-class MapResult(MapInference, MapBase, SavableResult, EffectsMixin, R2Mixin):
+class MapResult(MapRows, MapInference, MapBase, SavableResult, EffectsMixin, R2Mixin):
     """Estimates of an ML or REML fit, with lme4's accessors.
 
     Built by ``LMM.fit_map`` (:func:`bayeslmm.mle.fit.fit_map`); immutable (accessors return
@@ -285,87 +284,6 @@ class MapResult(MapInference, MapBase, SavableResult, EffectsMixin, R2Mixin):
         {'Subject': ((0, 1),)}
         """
         return dict(self._blocks)
-
-    @property
-    def residuals(self) -> pd.Series:
-        """y − fitted values (random effects included).
-
-        Examples
-        --------
-        >>> mapfit.residuals.head(3).round(2)  # mapfit: see MapResult
-        0    -4.10
-        1   -14.63
-        2   -42.20
-        Name: residual, dtype: float64
-        """
-        return self._residuals.copy()
-
-    @property
-    def scaled_residuals(self) -> pd.Series:
-        """Residuals over their sd, ``(y − fitted) / (σ δ_i)``.
-
-        nlme's standardized within-group residuals; ``residuals / σ`` for iid ones.
-
-        Examples
-        --------
-        >>> mapfit.scaled_residuals.head(3).round(3)  # mapfit: see MapResult
-        0   -0.160
-        1   -0.571
-        2   -1.649
-        Name: scaled, dtype: float64
-        """
-        if self._scaled_residuals is None:
-            return (self._residuals / self.sigma).rename("scaled")
-        return self._scaled_residuals.copy()
-
-    def predict(self, new_data: pd.DataFrame | None = None, *, include_random: bool = True,
-                new_levels: str = "population", se_fit: bool = False):
-        """Predicted means at the estimates, like lme4's ``predict(fit, newdata)``.
-
-        Parameters
-        ----------
-        new_data : DataFrame, optional
-            Rows to predict; default the training rows (the fitted values Xβ̂ + Zb̂).
-        include_random : bool
-            False gives population-level predictions Xβ̂ (lme4's ``re.form = NA``).
-        new_levels : {"population", "sample", "error"}
-            Unseen levels of a grouping factor: effects 0 (lme4's
-            ``allow.new.levels = TRUE``); 0 for the mean but their variance Ψ added to
-            the standard error; or an error naming them.
-        se_fit : bool
-            Return a DataFrame with ``fit`` and ``se`` (see
-            :func:`bayeslmm.results.predict.point_predictions` for what the se includes).
-
-        Returns
-        -------
-        Series (or DataFrame with ``se_fit=True``), indexed like the rows predicted.
-
-        Examples
-        --------
-        >>> new = pd.DataFrame({"Days": [0, 5], "Subject": ["308", "a new subject"]})
-        >>> mapfit.predict(new, se_fit=True).round(2)  # mapfit: see MapResult
-              fit     se
-        0  253.66  13.87
-        1  303.74   9.58
-        """
-        if new_data is None and include_random and not se_fit:
-            return self._fitted.rename("fit")
-        from ..formula.newdata import evaluate_new_data
-        from .predict import point_predictions, training_rows
-
-        d = self._design
-        if d is None:
-            raise BayesLMMError("This result holds no design; refit to predict new data.")
-        rows = training_rows(d) if new_data is None else evaluate_new_data(d, new_data)
-        psi = {t.group: psi_from_varcorr(self._varcorr, t.group, t.term_names)
-               for t in d.terms}
-        fit, se = point_predictions(
-            d, rows, self._fixef.to_numpy(), self._vcov.to_numpy(),
-            {g: df.to_numpy() for g, df in self._ranef.items()},
-            {g: df.to_numpy() for g, df in self._ranef_sd.items()}, psi,
-            include_random=include_random, new_levels=new_levels)
-        out = pd.Series(fit, index=rows.index, name="fit")
-        return pd.DataFrame({"fit": fit, "se": se}, index=rows.index) if se_fit else out
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dictionary of the estimates (``varcorr`` as row records).

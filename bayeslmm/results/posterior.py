@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..dask.frame import POINTWISE_OUT_OF_CORE, is_dask_frame
 from ..errors import BayesLMMError
 from ..formula.design import Design
 from ..formula.newdata import evaluate_new_data
@@ -211,8 +212,10 @@ class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
 
         Parameters
         ----------
-        new_data : DataFrame, optional
+        new_data : DataFrame or dask DataFrame, optional
             Rows to predict (default: the training rows); ``obs`` holds their index.
+            Dask data (and the rows of a fit of dask data) give draws backed by a lazy
+            dask array (no ``obs`` labels), computed partition by partition.
         kind : {"mean", "response"}
             Draws of the mean ``Xβ + Zb``, or of new observations (mean + residual).
         include_random : bool
@@ -237,6 +240,8 @@ class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
         >>> draws.mean(("chain", "draw")).round(-1).values
         array([430., 300.])
         """
+        if is_dask_frame(new_data) or (new_data is None and not self._design.in_memory):
+            return self._lazy_draws(new_data, kind, include_random, new_levels, random_seed)
         rows = (training_rows(self._design) if new_data is None
                 else evaluate_new_data(self._design, new_data))
         rd = self._residual
@@ -256,6 +261,22 @@ class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
                                random_seed=random_seed, residual=rd,
                                train_residual=self._residual, weights=w)
 
+    def _lazy_draws(self, new_data, kind, include_random, new_levels, random_seed):
+        from ..dask.lazy import map_draws
+
+        if self._residual is not None:
+            raise BayesLMMError("Lazy predictions on dask data take iid residuals.")
+        post = self._idata.posterior
+        keep = ["beta", "sigma"] + [v for t in self._design.terms
+                                    for v in (f"b_{t.group}", f"sd_{t.group}",
+                                              f"corr_{t.group}") if v in post]
+        shape = (post.sizes["chain"], post.sizes["draw"])
+        data = map_draws(self._design, new_data, _draws_frame,
+                         (post[keep], kind, include_random, new_levels), shape, random_seed)
+        return xr.DataArray(data, dims=("chain", "draw", "obs"),
+                            name="mu" if kind == "mean" else "y",
+                            coords={"chain": post["chain"].values, "draw": post["draw"].values})
+
     def posterior_predictive(self, random_seed: int | None = None) -> az.InferenceData:
         """The InferenceData with a ``posterior_predictive`` group drawn now.
 
@@ -270,7 +291,9 @@ class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
         ((2, 500, 180), False)
         """
         y = self.predict(kind="response", random_seed=random_seed)
-        y = y.assign_coords(obs=np.arange(self.nobs)).rename("y")
+        if self._design.in_memory:  # out of core: lazy, and no labels for 10⁸ rows
+            y = y.assign_coords(obs=np.arange(self.nobs))
+        y = y.rename("y")
         groups = {g: self._idata[g] for g in self._idata.groups()}
         groups["posterior_predictive"] = xr.Dataset({"y": y})
         return az.InferenceData(**groups)
@@ -299,6 +322,8 @@ class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
         >>> post.log_likelihood(level="group").log_likelihood["y"].dims
         ('chain', 'draw', 'Subject')
         """
+        if not self._design.in_memory:
+            raise BayesLMMError(f"Pointwise LOO/WAIC: {POINTWISE_OUT_OF_CORE}")
         if level == "group":
             return self._group_log_likelihood(group)
         if level != "observation":
@@ -343,3 +368,10 @@ class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
         from .display import format_posterior
 
         return format_posterior(self)
+
+
+def _draws_frame(part, design, post, kind, include_random, new_levels, rng):
+    """Draws of predictions on one partition (a numpy array chain × draw × rows)."""
+    rows = evaluate_new_data(design, part)
+    return posterior_draws(design, post, rows, kind=kind, include_random=include_random,
+                           new_levels=new_levels, random_seed=rng).values

@@ -20,10 +20,10 @@ import xarray as xr
 
 from ..errors import BayesLMMError, DataError
 from ..formula.design import Design
-from ..formula.newdata import NewRows, NewTerm
+from ..formula.newdata import NewRows, NewTerm, evaluate_new_data
 
 __all__ = ["posterior_draws", "check_options", "training_rows", "point_predictions",
-           "psi_factor", "draw_params"]
+           "psi_factor", "draw_params", "predict_frame", "residual_frame"]
 
 _KINDS = ("mean", "response")
 _NEW_LEVELS = ("sample", "population", "error")
@@ -176,3 +176,30 @@ def point_predictions(design: Design, rows: NewRows, fixef: np.ndarray, vcov: np
                 Zn = nt.Z[~seen]
                 var[~seen] += np.einsum("nq,qr,nr->n", Zn, psi[t.group], Zn)
     return fit, np.sqrt(var)
+
+
+def predict_frame(new_data, design, fixef, vcov, ranef, ranef_sd, psi, include_random=True,
+                  new_levels="population", se_fit=False):
+    """:func:`point_predictions` on a DataFrame (None: the training rows), as a Series
+    ``fit`` (or a DataFrame ``fit``, ``se``) indexed like the rows."""
+    import pandas as pd
+
+    rows = training_rows(design) if new_data is None else evaluate_new_data(design, new_data)
+    fit, se = point_predictions(design, rows, fixef, vcov, ranef, ranef_sd, psi,
+                                include_random=include_random, new_levels=new_levels)
+    if se_fit:
+        return pd.DataFrame({"fit": fit, "se": se}, index=rows.index)
+    return pd.Series(fit, index=rows.index, name="fit")
+
+
+def residual_frame(part, design, fixef, ranef):
+    """y − fitted values of one chunk of an out-of-core design's rows (its frozen design
+    evaluates the chunk as the fit did)."""
+    import pandas as pd
+
+    chunk = design.frozen.evaluate(part)
+    keep = [chunk.fixef_names.index(n) for n in design.fixef_names]
+    fitted = chunk.X[:, keep] @ fixef
+    for t in chunk.terms:
+        fitted = fitted + np.einsum("iq,iq->i", t.Z, np.asarray(ranef[t.group])[t.codes])
+    return pd.Series(chunk.y - fitted, index=chunk.rows, name="residual")

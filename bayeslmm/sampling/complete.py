@@ -32,7 +32,7 @@ __all__ = ["complete_marginal", "complete"]
 def complete_marginal(idata: az.InferenceData, design, random_seed=None,
                       residual=None, cross_products=None) -> az.InferenceData:
     """Draw every ``b_<group>`` for each draw of the marginal model's hyper-parameters
-    and add ``observed_data``."""
+    and add ``observed_data`` (for rows in memory)."""
     from .ranef_draws import draw_random_effects  # numba: imported when first needed
 
     post = idata.posterior
@@ -44,9 +44,10 @@ def complete_marginal(idata: az.InferenceData, design, random_seed=None,
         draws = draw_random_effects(design, cp, post, seed, residual=residual)
         for name, da in draws.items():
             post[name] = da
-    obs = xr.Dataset({"y": xr.DataArray(design.y, dims="obs",
-                                         coords={"obs": np.arange(design.nobs)})})
-    idata.add_groups(observed_data=obs)
+    if design.in_memory:  # out of core, the rows stay where they are
+        obs = xr.Dataset({"y": xr.DataArray(design.y, dims="obs",
+                                             coords={"obs": np.arange(design.nobs)})})
+        idata.add_groups(observed_data=obs)
     return idata
 
 
@@ -63,6 +64,7 @@ def complete(idata: az.InferenceData, design, priors, residual, *, marginal: boo
         idata = complete_marginal(idata, design, random_seed, residual, cross_products)
     size = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"] * design.nobs
     want = log_likelihood or (log_likelihood is None and size <= LOGLIK_AUTO_LIMIT)
-    if want or "log_likelihood" in idata.groups():  # grouped per correlation group
+    # (already there: grouped per correlation group); out of core there are no rows
+    if (want or "log_likelihood" in idata.groups()) and design.in_memory:
         idata = with_log_likelihood(idata, design, residual)
     return with_prior_groups(idata, design, priors, residual, random_seed=random_seed)

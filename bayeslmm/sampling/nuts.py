@@ -300,23 +300,25 @@ def _nutpie(model, cacheable, *, draws, tune, chains, cores, seed, progressbar,
             target_accept, cost_hint, low_rank_mass=False, direct=None) -> az.InferenceData:
     """nutpie directly (not through pm.sample), so that its compiled model is cached.
 
-    The model runs on PyTensor's numba backend with its chains in one thread, compiled
-    once per structure (:mod:`bayeslmm.sampling.nutpie_backend`); with JAX installed, a
-    model whose gradient is costly runs on JAX with chains in parallel.
+    A ``direct`` model runs precompiled numba kernels that release the GIL, its chains in
+    parallel threads. Otherwise the model runs on PyTensor's numba backend with its
+    chains in one thread, compiled once per structure
+    (:mod:`bayeslmm.sampling.nutpie_backend`); with JAX installed, a model whose
+    gradient is costly runs on JAX with chains in parallel.
     """
     import nutpie
 
     from . import nutpie_backend as nb
 
     backend = nb.pick_backend(cost_hint, cacheable)
-    if direct is not None and backend == "numba":
+    if direct is not None:  # precompiled, and its chains run in parallel threads
         backend, compiled = "direct", nb.compile_direct(model, direct)
     else:
         compiled = _compiled(model, backend, cacheable)
     if seed is None:
         seed = int(np.random.default_rng().integers(2**31))
-    if cores is None:
-        cores = 1 if backend in ("numba", "direct") else chains
+    if cores is None:  # the direct kernels release the GIL: its chains run in threads
+        cores = 1 if backend == "numba" else min(chains, os.cpu_count() or 1)
     start = time.perf_counter()
     idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains,
                           cores=cores, seed=int(seed), progress_bar=progressbar,

@@ -1,0 +1,98 @@
+"""Values per row on data in chunks, lazily: predictions and residuals become dask
+objects built partition by partition (``map_partitions``), computed when asked.
+
+A result calls these with a function of one pandas partition; what that function
+needs (the design's evaluators, the estimates or the posterior draws) enters the graph
+once, as one delayed object, not once per partition. On the training rows of an
+out-of-core fit (``rows=None``), each partition's complete rows are taken as the fit
+took them (missing values dropped, factors typed with every level).
+
+Examples
+--------
+>>> import dask.dataframe as dd, pandas as pd, bayeslmm as blm
+>>> ddf = dd.from_pandas(blm.datasets.load("sleepstudy"), npartitions=3)
+>>> est = blm.LMM("Reaction ~ Days + (Days | Subject)", ddf).fit_map()
+>>> pred = est.predict()                      # the training rows: a lazy dask Series
+>>> type(pred).__module__.split(".")[0], round(float(pred.compute().iloc[0]), 2)
+('dask', 253.66)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import BayesLMMError
+from .frame import require_dask
+
+__all__ = ["map_rows", "map_draws", "training_frame"]
+
+
+def training_frame(design):
+    """The dask DataFrame an out-of-core design was read from (a BayesLMMError when the
+    design has none, e.g. after loading)."""
+    src = getattr(design, "source", None)
+    if src is None:
+        raise BayesLMMError("This fit holds no data in chunks to compute values per row: "
+                            "pass the dask DataFrame (e.g. predict(ddf)).")
+    return src
+
+
+def _light(design):
+    """The design without its source frame (what a partition's function needs)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(design) and getattr(design, "source", None) is not None:
+        return dataclasses.replace(design, source=None)
+    return design
+
+
+def _on_partition(part: pd.DataFrame, fn: Callable, design, args: tuple, training: bool):
+    if training:
+        part = design.frozen.typed(part)
+    return fn(part, design, *args)
+
+
+def map_rows(design, ddf, fn: Callable, args: tuple, meta: Any, typed: bool = True):
+    """``fn(partition, design, *args)`` on each partition of ``ddf`` (None: the training
+    rows of an out-of-core design, complete and typed unless ``typed=False``), as one
+    lazy dask Series or DataFrame with ``meta``."""
+    dask = require_dask()
+    training = ddf is None and typed
+    frame = training_frame(design) if ddf is None else ddf
+    shared = dask.delayed((_light(design), tuple(args)), traverse=False)
+    return frame.map_partitions(lambda part, s: _on_partition(part, fn, s[0], s[1], training),
+                                shared, meta=meta)
+
+
+def map_draws(design, ddf, fn: Callable, args: tuple, shape: tuple[int, int],
+              random_seed=None):
+    """``fn(partition, design, *args, rng)`` → array ``shape + (rows,)`` on each
+    partition, as one lazy dask array (``chain, draw, obs``); partition ``i`` draws
+    from stream ``i`` of ``random_seed``. Partition sizes: the fit's own for its
+    training rows, else counted first (one light pass)."""
+    dask = require_dask()
+    import dask.array as da
+
+    training = ddf is None
+    frame = training_frame(design) if training else ddf
+    if training:
+        sizes = list(design.chunk_rows)
+    else:
+        sizes = [int(s) for s in frame.map_partitions(len).compute()]
+    shared = dask.delayed((_light(design), tuple(args)), traverse=False)
+    seeds = np.random.SeedSequence(random_seed).spawn(len(sizes))
+
+    def one(part, s, seed):
+        if training:
+            part = s[0].frozen.typed(part)
+        return fn(part, s[0], *s[1], np.random.default_rng(seed))
+
+    parts = frame.to_delayed()
+    blocks = [da.from_delayed(dask.delayed(one)(p, shared, seed), shape=(*shape, n),
+                              dtype=float)
+              for p, seed, n in zip(parts, seeds, sizes, strict=True)]
+    return da.concatenate(blocks, axis=2) if blocks else da.zeros((*shape, 0))
