@@ -68,6 +68,9 @@ def blocked_kernel(a11, c1, bptr, bblk, tptr, tent, eown, a21, a21d, boff, bfac,
     factors' q, all in the cross-products' order. Fully crossed designs run
     :func:`~bayeslmm.linalg.crossed_kernel.crossed_kernel`, nested ones
     :func:`~bayeslmm.linalg.nested_kernel.nested_kernel`."""
+    s = sigma * sigma
+    if not (s * s > 0.0 and s < np.inf):  # σ⁴ underflows (σ < 1e-77) or σ² overflows: -inf
+        return -np.inf, np.zeros(beta.shape[0]), 0.0, np.zeros(Ls.shape)
     if full:
         return crossed_kernel(a11, c1, a21d, boff, bfac, a22, c2, xy_xy, n, beta, sigma,
                               Ls, qs)

@@ -11,7 +11,9 @@ is PyMC's (the same priors, transforms and Jacobians;
 :mod:`bayeslmm.linalg.prior_kernels`) plus the marginal likelihood
 (:mod:`bayeslmm.linalg.marginal_kernel`). These functions are compiled once per machine
 and cached by numba, so every model of any structure runs without compiling; they
-release the GIL, so nutpie's chains (threads) run them in parallel.
+release the GIL, so nutpie's chains (threads) run them in parallel. numba's cache of
+this module is keyed on this file alone: after changing the kernels it calls, touch
+this file (or clear its ``__pycache__``) so that they are compiled again.
 
 Spec arrays: ``fkind`` (0: standard deviations, 1: Cholesky factor), ``fq``, ``foff``
 (start in ``x``), ``fsd`` (the sd prior's family code), ``feta`` (LKJ η) and ``fpar``

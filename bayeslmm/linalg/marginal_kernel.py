@@ -98,6 +98,10 @@ def one_factor_logp_grad(zz, z_xy, xy_xy, n, beta, sigma, L, data_grads):  # pra
     u[:p] = -beta
     u[p] = 1.0
     s = sigma * sigma
+    if not (s * s > 0.0 and s < np.inf):  # σ⁴ underflows (σ < 1e-77) or σ² overflows: -inf
+        return (-np.inf, np.zeros(p), 0.0, np.zeros((q, q)),
+                np.zeros((m if data_grads else 0, q, q)),
+                np.zeros((m if data_grads else 0, q, p1)), np.zeros((p1, p1)))
     rtr = 0.0
     for a in range(p1):
         for b in range(p1):
@@ -204,6 +208,9 @@ def dense_logp_grad(zz, z_xy, xy_xy, n, beta, sigma, Ls, qs, ms, data_grads):  #
     u[:p] = -beta
     u[p] = 1.0
     s = sigma * sigma
+    if not (s * s > 0.0 and s < np.inf):  # σ⁴ underflows (σ < 1e-77) or σ² overflows: -inf
+        return (-np.inf, np.zeros(p), 0.0, np.zeros(Ls.shape), np.zeros((0, Q)),
+                np.zeros((0, p1)), np.zeros((p1, p1)))
     rtr = u @ (xy_xy @ u)
     Lt = np.zeros((Q, Q))     # L̃ = blockdiag over factors of (I_levels ⊗ L_k)
     pos = 0

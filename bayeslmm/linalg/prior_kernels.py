@@ -75,15 +75,21 @@ def lkj_chol_logp(L, eta, sd_code, sd_par):  # pragma: no cover - compiled
     grad = np.zeros((n, n))
     lp = 0.0
     for i in range(n):
+        big = 0.0
+        for j in range(i + 1):
+            big = max(big, abs(L[i, j]))
+        if not L[i, i] > 0.0:  # exp underflowed far in the tails: no density there
+            return -np.inf, grad
         ss = 0.0
         for j in range(i + 1):
-            ss += L[i, j] * L[i, j]
-        sd = math.sqrt(ss)
+            ss += (L[i, j] / big) ** 2
+        sd = big * math.sqrt(ss)  # the row's norm, scaled: L² of a tiny row underflows to 0
         lsd, dsd = family_logp(sd_code, sd, sd_par[i])
         coef = 2.0 * eta - 3.0 + n - i + 1.0  # LKJ term and the Jacobian's log corr_diag
         lp += lsd + coef * math.log(L[i, i] / sd) - i * math.log(sd)
         for j in range(i + 1):
-            g = -coef * L[i, j] / ss + dsd * L[i, j] / sd - i * L[i, j] / ss
+            u = L[i, j] / sd
+            g = dsd * u - (coef + i) * u / sd
             if i == j:
                 g += coef / L[i, i]
             grad[i, j] = g

@@ -41,12 +41,14 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib.util
 import io
 import os
 import pickle
+import threading
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -209,14 +211,18 @@ def _store(key: str | None, parts: dict) -> None:
     folder = cache_dir()
     if not key or folder is None:
         return
+    # one temporary per writer (process and thread): concurrent writers of one entry
+    # never write into each other's file
+    tmp = folder / f"{key}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f"{key}.{os.getpid()}.tmp"
         with open(tmp, "wb") as f:
             # cloudpickle: some graphs hold OpFromGraph gradients defined in closures
             cloudpickle.dump(parts, f)
         tmp.replace(folder / f"{key}.pkl")  # atomic: readers never see half a file
     except Exception as err:  # a read-only home must not stop a fit
+        with contextlib.suppress(OSError):  # nothing half-written left behind
+            tmp.unlink()
         warnings.warn(f"bayeslmm could not write its compile cache in {folder}: {err}",
                       stacklevel=user_stacklevel())
 
