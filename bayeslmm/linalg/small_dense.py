@@ -23,29 +23,9 @@ def small_chol(P):  # pragma: no cover - compiled
     """(ok, log|P|, C⁻¹) of a small SPD matrix (C its lower Cholesky factor); ok False
     where P is not positive definite."""
     q = P.shape[0]
-    C = np.zeros((q, q))
-    for i in range(q):
-        for j in range(i + 1):
-            acc = P[i, j]
-            for k in range(j):
-                acc -= C[i, k] * C[j, k]
-            if i == j:
-                if acc <= 0.0:
-                    return False, 0.0, C
-                C[i, i] = np.sqrt(acc)
-            else:
-                C[i, j] = acc / C[j, j]
-    logdet = 0.0
     X = np.zeros((q, q))
-    for i in range(q):
-        logdet += 2.0 * np.log(C[i, i])
-        X[i, i] = 1.0 / C[i, i]
-        for j in range(i):
-            acc = 0.0
-            for k in range(j, i):
-                acc -= C[i, k] * X[k, j]
-            X[i, j] = acc / C[i, i]
-    return True, logdet, X
+    ok, logdet = chol_inv_into(P, np.zeros((q, q)), X)
+    return ok, logdet, X
 
 
 @numba.njit(cache=True)
