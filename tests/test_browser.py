@@ -88,9 +88,10 @@ def _pages(out: Path) -> list[str]:
         "index.html") if "assets" not in p.parts and "search" not in p.parts)
 
 
-PAGES = ["", "formula", "residuals", "priors", "marginal", "lme4", "bambi", "analysis",
-         "api", *[f"notebooks/{p.stem}" for p in sorted((ROOT / "notebooks").glob("*.py"))
-                  if p.stem != "build"]]
+PAGES = ["", "calibration", "formula", "residuals", "priors", "marginal", "lme4", "bambi",
+         "analysis", "api",
+         *[f"notebooks/{p.stem}" for p in sorted((ROOT / "notebooks").glob("*.py"))
+           if p.stem != "build"]]
 
 
 def test_every_page_is_checked(site):

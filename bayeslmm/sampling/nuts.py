@@ -166,7 +166,8 @@ def sample(
 def interrupted(idata: az.InferenceData, draws: int, chains: int) -> str | None:
     """Why ``idata`` holds fewer draws than asked for (sampling stopped by Ctrl-C), or None.
 
-    >>>     >>> post = xr.Dataset({"x": (("chain", "draw"), np.zeros((2, 5)))})
+    >>> import xarray as xr
+    >>> post = xr.Dataset({"x": (("chain", "draw"), np.zeros((2, 5)))})
     >>> interrupted(az.InferenceData(posterior=post), draws=100, chains=2)
     'sampling was interrupted: 2 chains x 5 draws of the 2 x 100 asked for'
     """
@@ -183,7 +184,8 @@ def run_info(idata: az.InferenceData, **asked) -> dict:
     draws it actually holds; an interrupted run (Ctrl-C) is marked (``"interrupted"``,
     which the result's warnings and printed form repeat) and warned about here.
 
-    >>>     >>> post = xr.Dataset({"x": (("chain", "draw"), np.zeros((1, 5)))})
+    >>> import xarray as xr
+    >>> post = xr.Dataset({"x": (("chain", "draw"), np.zeros((1, 5)))})
     >>> run_info(az.InferenceData(posterior=post), draws=5, chains=1, tune=5)["draws"]
     5
     """
