@@ -49,10 +49,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .blocked_parts import entry_rows, first_factor, gradient, rest_schur
+from .blocked_parts import entry_rows, gradient, rest_schur, start
 from .crossed_kernel import crossed_kernel
 from .nested_kernel import nested_kernel
-from .small_dense import mv
 from .spd_inverse import spd_inverse
 
 __all__ = ["blocked_logp_grad", "blocked_kernel"]
@@ -87,15 +86,8 @@ def pattern_kernel(a11, c1, bptr, bblk, tptr, tent, eown, a21, boff, bfac, a22, 
     """The general case: any pattern, S dense (r × r)."""
     q1, p1 = c1.shape[1], c1.shape[2]
     p, r, nb = p1 - 1, a22.shape[0], boff.shape[0] - 1
-    s = sigma * sigma
-    u = np.empty(p1)
-    u[:p] = -beta
-    u[p] = 1.0
-    xyu = mv(xy_xy, u)
-    rtr = u @ xyu
     bad = (-np.inf, np.zeros(p), 0.0, np.zeros(Ls.shape))
-    L1 = np.ascontiguousarray(Ls[0, :q1, :q1])
-    ok, logdet, Ci, c1u, w1, z1 = first_factor(a11, c1, L1, s, u)
+    s, u, xyu, rtr, L1, ok, logdet, Ci, c1u, w1, z1 = start(a11, c1, xy_xy, beta, sigma, Ls)
     if not ok:
         return bad
     T, S, c2u, w2, y2, C21, B = rest_schur(a21, a22, c2, bptr, bblk, tptr, tent, eown,

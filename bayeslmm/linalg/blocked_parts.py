@@ -18,7 +18,7 @@ import numpy as np
 
 from .small_dense import chol_inv_into, mm_into, mv
 
-__all__ = ["first_factor", "pattern_products", "rest_schur", "gradient", "rest_left",
+__all__ = ["start", "first_factor", "pattern_products", "rest_schur", "gradient", "rest_left",
            "entry_rows"]
 
 _LOG2PI = float(np.log(2.0 * np.pi))
@@ -61,6 +61,23 @@ def first_factor(a11, c1, L1, s, u):  # pragma: no cover - compiled
                 acc += Ci[j, a, c] * w1[j, c]
             z1[j, a] = acc
     return True, logdet, Ci, c1u, w1, z1
+
+
+@numba.njit(cache=True)
+def start(a11, c1, xy_xy, beta, sigma, Ls):  # pragma: no cover - compiled
+    """What every blocked kernel begins with: s = σ², u = (−β, 1), xyu = [X y]ᵀ[X y]u,
+    rᵀr, L₁ and :func:`first_factor`'s results."""
+    q1, p1 = c1.shape[1], c1.shape[2]
+    p = p1 - 1
+    s = sigma * sigma
+    u = np.empty(p1)
+    u[:p] = -beta
+    u[p] = 1.0
+    xyu = mv(xy_xy, u)
+    rtr = u @ xyu
+    L1 = np.ascontiguousarray(Ls[0, :q1, :q1])
+    ok, logdet, Ci, c1u, w1, z1 = first_factor(a11, c1, L1, s, u)
+    return s, u, xyu, rtr, L1, ok, logdet, Ci, c1u, w1, z1
 
 
 @numba.njit(cache=True)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .blocked_parts import first_factor, rest_left
+from .blocked_parts import rest_left, start
 from .small_dense import gram, mm, mv
 from .spd_inverse import spd_inverse
 
@@ -84,15 +84,8 @@ def crossed_kernel(a11, c1, a21d, boff, bfac, a22, c2, xy_xy, n, beta, sigma, Ls
     blocked_kernel`, with ``a21d`` = Z_restᵀZ₁ dense (r × m₁q₁)."""
     m1, q1, p1 = c1.shape[0], c1.shape[1], c1.shape[2]
     p, r, nb = p1 - 1, a22.shape[0], boff.shape[0] - 1
-    s = sigma * sigma
-    u = np.empty(p1)
-    u[:p] = -beta
-    u[p] = 1.0
-    xyu = mv(xy_xy, u)
-    rtr = u @ xyu
     bad = (-np.inf, np.zeros(p), 0.0, np.zeros(Ls.shape))
-    L1 = np.ascontiguousarray(Ls[0, :q1, :q1])
-    ok, logdet, Ci, c1u, w1m, z1m = first_factor(a11, c1, L1, s, u)
+    s, u, xyu, rtr, L1, ok, logdet, Ci, c1u, w1m, z1m = start(a11, c1, xy_xy, beta, sigma, Ls)
     if not ok:
         return bad
     w1, z1 = w1m.ravel(), z1m.ravel()

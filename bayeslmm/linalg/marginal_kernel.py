@@ -48,6 +48,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .small_dense import chol_inv_into
+
 __all__ = ["marginal_logp_grad", "one_factor_logp_grad", "dense_logp_grad"]
 
 _LOG2PI = float(np.log(2.0 * np.pi))
@@ -55,32 +57,16 @@ _LOG2PI = float(np.log(2.0 * np.pi))
 
 @numba.njit(cache=True)
 def _chol_inv(P, C, Cinv, Pinv):  # pragma: no cover - compiled
-    """Cholesky factor C (lower) of a small SPD matrix P, P⁻¹ and log|P|, written into
-    the work arrays given (no allocation per level); ok False if P is not PD."""
+    """C⁻¹ (lower, into ``Cinv``; C the Cholesky factor, work in ``C``) and P⁻¹ = C⁻ᵀC⁻¹
+    (into ``Pinv``) of a small SPD matrix, and log|P|, with no allocation per level;
+    ok False if P is not PD."""
     q = P.shape[0]
     for i in range(q):
-        for j in range(i + 1):
-            acc = P[i, j]
-            for k in range(j):
-                acc -= C[i, k] * C[j, k]
-            if i == j:
-                if acc <= 0.0:
-                    return 0.0, False
-                C[i, i] = np.sqrt(acc)
-            else:
-                C[i, j] = acc / C[j, j]
-    logdet = 0.0
-    for i in range(q):
-        logdet += 2.0 * np.log(C[i, i])
-    for i in range(q):  # C⁻¹, lower triangular
-        Cinv[i, i] = 1.0 / C[i, i]
-        for j in range(i):
-            acc = 0.0
-            for k in range(j, i):
-                acc -= C[i, k] * Cinv[k, j]
-            Cinv[i, j] = acc / C[i, i]
         for j in range(i + 1, q):
             Cinv[i, j] = 0.0
+    ok, logdet = chol_inv_into(P, C, Cinv)
+    if not ok:
+        return 0.0, False
     for a in range(q):  # P⁻¹ = C⁻ᵀC⁻¹
         for b in range(q):
             acc = 0.0

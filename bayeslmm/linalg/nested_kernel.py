@@ -34,7 +34,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .blocked_parts import first_factor, gradient, pattern_products
+from .blocked_parts import gradient, pattern_products, start
 from .small_dense import gram, mm, mv, small_chol
 
 __all__ = ["nested_kernel"]
@@ -48,15 +48,8 @@ def nested_kernel(a11, c1, bptr, bblk, a21, boff, bfac, a22, c2, xy_xy, n, beta,
     q1, p1 = c1.shape[1], c1.shape[2]
     p, r, nb = p1 - 1, a22.shape[0], boff.shape[0] - 1
     qm = a21.shape[1]
-    s = sigma * sigma
-    u = np.empty(p1)
-    u[:p] = -beta
-    u[p] = 1.0
-    xyu = mv(xy_xy, u)
-    rtr = u @ xyu
     bad = (-np.inf, np.zeros(p), 0.0, np.zeros(Ls.shape))
-    L1 = np.ascontiguousarray(Ls[0, :q1, :q1])
-    ok, logdet, Ci, c1u, w1, z1 = first_factor(a11, c1, L1, s, u)
+    s, u, xyu, rtr, L1, ok, logdet, Ci, c1u, w1, z1 = start(a11, c1, xy_xy, beta, sigma, Ls)
     if not ok:
         return bad
     Tb = np.zeros((nb, qm, qm))
