@@ -49,12 +49,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .blocked_adjoint import (first_adjoint, no_adjoint, pattern_adjoint, rest_adjoint,
+                              xy_adjoint)
 from .blocked_parts import entry_rows, gradient, rest_schur, start
 from .crossed_kernel import crossed_kernel
 from .nested_kernel import nested_kernel
 from .spd_inverse import spd_inverse
 
-__all__ = ["blocked_logp_grad", "blocked_kernel"]
+__all__ = ["blocked_logp_grad", "blocked_kernel", "blocked_kernel_grads"]
 
 _LOG2PI = float(np.log(2.0 * np.pi))
 
@@ -67,26 +69,52 @@ def blocked_kernel(a11, c1, bptr, bblk, tptr, tent, eown, a21, a21d, boff, bfac,
     factors' q, all in the cross-products' order. Fully crossed designs run
     :func:`~bayeslmm.linalg.crossed_kernel.crossed_kernel`, nested ones
     :func:`~bayeslmm.linalg.nested_kernel.nested_kernel`."""
+    out = blocked_kernel_grads(a11, c1, bptr, bblk, tptr, tent, eown, a21, a21d, boff, bfac,
+                               a22, c2, xy_xy, n, full, blockdiag, beta, sigma, Ls, qs, False)
+    return out[0], out[1], out[2], out[3]
+
+
+@numba.njit(cache=True, nogil=True)
+def blocked_kernel_grads(a11, c1, bptr, bblk, tptr, tent, eown, a21, a21d, boff, bfac, a22,
+                         c2, xy_xy, n, full, blockdiag, beta, sigma, Ls, qs,
+                         data_grads):  # pragma: no cover - compiled
+    """:func:`blocked_kernel`'s outputs and, with ``data_grads``, the gradient in the
+    layout's values ``a11``, ``c1``, ``a21``, ``a21d``, ``a22``, ``c2``, ``xy_xy``
+    (:mod:`bayeslmm.linalg.blocked_adjoint`; each the shape of its input, zeros for the
+    one of ``a21``/``a21d`` the kernel does not read, and where logp is -inf); without,
+    empty arrays."""
     s = sigma * sigma
     if not (s * s > 0.0 and s < np.inf):  # σ⁴ underflows (σ < 1e-77) or σ² overflows: -inf
-        return -np.inf, np.zeros(beta.shape[0]), 0.0, np.zeros(Ls.shape)
-    if full:
-        return crossed_kernel(a11, c1, a21d, boff, bfac, a22, c2, xy_xy, n, beta, sigma,
-                              Ls, qs)
-    if blockdiag:
-        return nested_kernel(a11, c1, bptr, bblk, a21, boff, bfac, a22, c2, xy_xy, n,
-                             beta, sigma, Ls, qs)
-    return pattern_kernel(a11, c1, bptr, bblk, tptr, tent, eown, a21, boff, bfac, a22, c2,
-                          xy_xy, n, beta, sigma, Ls, qs)
+        out = (-np.inf, np.zeros(beta.shape[0]), 0.0, np.zeros(Ls.shape)) + no_adjoint()
+    elif full:
+        out = crossed_kernel(a11, c1, a21d, boff, bfac, a22, c2, xy_xy, n, beta, sigma,
+                             Ls, qs, data_grads)
+    elif blockdiag:
+        out = nested_kernel(a11, c1, bptr, bblk, a21, boff, bfac, a22, c2, xy_xy, n,
+                            beta, sigma, Ls, qs, data_grads)
+    else:
+        out = pattern_kernel(a11, c1, bptr, bblk, tptr, tent, eown, a21, boff, bfac, a22,
+                             c2, xy_xy, n, beta, sigma, Ls, qs, data_grads)
+    if not data_grads or (np.isfinite(out[0]) and out[6].shape == a21.shape
+                          and out[7].shape == a21d.shape):
+        return out
+    g11 = out[4] if np.isfinite(out[0]) else np.zeros(a11.shape)
+    gc1 = out[5] if np.isfinite(out[0]) else np.zeros(c1.shape)
+    g21 = out[6] if np.isfinite(out[0]) and not full else np.zeros(a21.shape)
+    g21d = out[7] if np.isfinite(out[0]) and full else np.zeros(a21d.shape)
+    g22 = out[8] if np.isfinite(out[0]) else np.zeros(a22.shape)
+    gc2 = out[9] if np.isfinite(out[0]) else np.zeros(c2.shape)
+    gxy = out[10] if np.isfinite(out[0]) else np.zeros(xy_xy.shape)
+    return out[0], out[1], out[2], out[3], g11, gc1, g21, g21d, g22, gc2, gxy
 
 
 @numba.njit(cache=True)
 def pattern_kernel(a11, c1, bptr, bblk, tptr, tent, eown, a21, boff, bfac, a22, c2, xy_xy,
-                   n, beta, sigma, Ls, qs):  # pragma: no cover - compiled
+                   n, beta, sigma, Ls, qs, data_grads):  # pragma: no cover - compiled
     """The general case: any pattern, S dense (r × r)."""
     q1, p1 = c1.shape[1], c1.shape[2]
     p, r, nb = p1 - 1, a22.shape[0], boff.shape[0] - 1
-    bad = (-np.inf, np.zeros(p), 0.0, np.zeros(Ls.shape))
+    bad = (-np.inf, np.zeros(p), 0.0, np.zeros(Ls.shape)) + no_adjoint()
     s, u, xyu, rtr, L1, ok, logdet, Ci, c1u, w1, z1 = start(a11, c1, xy_xy, beta, sigma, Ls)
     if not ok:
         return bad
@@ -131,9 +159,15 @@ def pattern_kernel(a11, c1, bptr, bblk, tptr, tent, eown, a21, boff, bfac, a22, 
                 for l in range(r):
                     acc += T[o + i, l] * M22[o + t, l]
                 TM[o + i, t] = acc
-    return gradient(a11, c1, bptr, bblk, a21, boff, bfac, c2, n, Ls, qs, s, xyu, rtr,
-                    logdet + ld2, L1, Ci, c1u, w1, z1, c2u, w2, C21, B, M21, v2,
-                    np.trace(M22), TM, np.dot(T, v2))
+    logp, gb, gs, gLs, M11s, V1, Lv2 = gradient(
+        a11, c1, bptr, bblk, a21, boff, bfac, c2, n, Ls, qs, s, xyu, rtr, logdet + ld2, L1,
+        Ci, c1u, w1, z1, c2u, w2, C21, B, M21, v2, np.trace(M22), TM, np.dot(T, v2))
+    if not data_grads:
+        return (logp, gb, gs, gLs) + no_adjoint()
+    g11, gc1, Lv1 = first_adjoint(M11s, V1, L1, u, s)
+    g21 = pattern_adjoint(M21, Lv1, Lv2, bptr, bblk, boff, bfac, Ls, qs, L1, s)
+    g22, gc2 = rest_adjoint(M22, Lv2, Ls, boff, bfac, qs, u, s)
+    return logp, gb, gs, gLs, g11, gc1, g21, np.zeros((0, 0)), g22, gc2, xy_adjoint(u, s)
 
 
 def blocked_logp_grad(arrays: dict, beta, sigma: float, Ls, qs) -> tuple:

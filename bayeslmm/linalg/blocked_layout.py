@@ -31,9 +31,11 @@ Examples
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-__all__ = ["blocked_arrays", "rest_size"]
+__all__ = ["blocked_arrays", "blocked_stacks", "rest_size", "VALUE_NAMES"]
 
 
 def rest_size(q, m) -> int:
@@ -58,18 +60,8 @@ def blocked_arrays(cp) -> dict[str, np.ndarray]:
     sizes = np.concatenate([np.full(m[k], q[k], np.int64) for k in range(1, len(q))])
     boff = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     nb = len(bfac)
-    col_block = np.repeat(np.arange(nb), sizes)
-    coo = cp.C1z.tocoo()
-    keep = coo.data != 0
-    rows, cols, vals = coo.row[keep], coo.col[keep], coo.data[keep]
-    j, a = rows // q1, rows % q1
-    b = col_block[cols]
-    key = j.astype(np.int64) * nb + b
-    pairs = np.unique(key)
-    e = np.searchsorted(pairs, key)
-    qmax = int(max(q[1:]))
-    a21 = np.zeros((len(pairs), qmax, q1))
-    a21[e, cols - boff[b], a] = vals
+    rows, cols, _ = _nonzeros(cp.C1z)
+    pairs = np.unique((rows // q1).astype(np.int64) * nb + np.repeat(np.arange(nb), sizes)[cols])
     bblk = (pairs % nb).astype(np.int64)
     bptr = np.concatenate([[0], np.cumsum(np.bincount(pairs // nb, minlength=m1))])
     # the pattern by level block of the rest (for loops that write one block's rows)
@@ -81,13 +73,73 @@ def blocked_arrays(cp) -> dict[str, np.ndarray]:
     return {
         "a11": np.ascontiguousarray(cp.A11), "c1": np.ascontiguousarray(cp.C1xy),
         "bptr": bptr.astype(np.int64), "bblk": bblk, "tptr": tptr, "tent": tent,
-        "eown": eown, "a21": a21, "boff": boff,
-        "bfac": bfac, "a22": a22, "c2": np.ascontiguousarray(cp.Arr[:rz, rz:]),
+        "eown": eown, "a21": _pattern_values(cp, pairs, boff, nb, int(max(q[1:]))),
+        "boff": boff, "bfac": bfac, "a22": a22, "c2": np.ascontiguousarray(cp.Arr[:rz, rz:]),
         "xy_xy": np.ascontiguousarray(cp.xy_xy), "n": float(cp.n),
         "full": np.bool_(full),
         "a21d": (np.ascontiguousarray(cp.C1z.T.toarray()) if full else np.zeros((0, 0))),
         "blockdiag": np.bool_(_coupled(a22, boff, bfac, bptr, nb) is False),
     }
+
+
+#: the layout's arrays that hold values (the rest is its pattern)
+VALUE_NAMES = ("a11", "c1", "a21", "a21d", "a22", "c2", "xy_xy")
+
+
+def blocked_stacks(parts) -> tuple[dict, dict[str, np.ndarray]]:
+    """The layout of a sum ``Σ_k c_k parts[k]`` of cross-products of one design (a
+    residual structure's statistics): the pattern of all parts together (so any
+    coefficients fit it) and each part's values on it, stacked on a first axis (K).
+
+    Returns ``(layout, stacks)``: :func:`blocked_arrays` of the parts' joint pattern
+    (whose value arrays, :data:`VALUE_NAMES`, are placeholders) and ``{name: (K, ...)}``
+    for :data:`VALUE_NAMES`: ``Σ_k c_k stacks[name][k]`` is the sum's value ``name``.
+
+    >>> import numpy as np, bayeslmm as blm
+    >>> from bayeslmm.formula.design import build_design
+    >>> from bayeslmm.linalg.crossprod import CrossProducts
+    >>> d = build_design("diameter ~ 1 + (1 | plate) + (1 | sample)",
+    ...                  blm.datasets.load("Penicillin"))
+    >>> cp = CrossProducts.from_design(d)
+    >>> layout, stacks = blocked_stacks([cp, cp])
+    >>> stacks["a21d"].shape, bool(np.allclose(stacks["a21"][1], blocked_arrays(cp)["a21"]))
+    ((2, 6, 24), True)
+    """
+    first = parts[0]
+    joint = replace(first, C1z=sum((abs(p.C1z) for p in parts[1:]), abs(first.C1z)).tocsr(),
+                    Arr=sum(np.abs(p.Arr) for p in parts))
+    layout = blocked_arrays(joint)
+    nb, rz = len(layout["bfac"]), first.rz
+    pairs = layout["eown"] * nb + layout["bblk"]
+    stacks = {k: [] for k in VALUE_NAMES}
+    for p in parts:
+        stacks["a11"].append(p.A11)
+        stacks["c1"].append(p.C1xy)
+        stacks["a21"].append(_pattern_values(p, pairs, layout["boff"], nb,
+                                             layout["a21"].shape[1]))
+        stacks["a21d"].append(p.C1z.T.toarray() if layout["full"] else np.zeros((0, 0)))
+        stacks["a22"].append(p.Arr[:rz, :rz])
+        stacks["c2"].append(p.Arr[:rz, rz:])
+        stacks["xy_xy"].append(p.xy_xy)
+    return layout, {k: np.ascontiguousarray(np.stack(v)) for k, v in stacks.items()}
+
+
+def _nonzeros(C1z):
+    coo = C1z.tocoo()
+    keep = coo.data != 0
+    return coo.row[keep], coo.col[keep], coo.data[keep]
+
+
+def _pattern_values(cp, pairs, boff, nb, qmax) -> np.ndarray:
+    """``a21`` (entries, q_max, q₁) of ``cp``'s Z_restᵀZ₁ on the pattern ``pairs``
+    (level j · nb + level block b, sorted), which holds every nonzero of ``cp``."""
+    q1 = cp.q[0]
+    rows, cols, vals = _nonzeros(cp.C1z)
+    b = np.searchsorted(boff, cols, side="right") - 1
+    e = np.searchsorted(pairs, (rows // q1).astype(np.int64) * nb + b)
+    a21 = np.zeros((len(pairs), qmax, q1))
+    a21[e, cols - boff[b], rows % q1] = vals
+    return a21
 
 
 def _coupled(a22, boff, bfac, bptr, nb) -> bool:

@@ -126,7 +126,8 @@ def gradient(a11, c1, bptr, bblk, a21, boff, bfac, c2, n, Ls, qs, s, xyu, rtr, l
              Tv):  # pragma: no cover - compiled
     """v₁, (P⁻¹)₁₁ⱼ, and the log-density with its gradient, from the rest's solution
     (v₂, tr S⁻¹, the diagonal blocks TM of A₂₂L̃₂S⁻¹ and Tv = A₂₂L̃₂v₂) and (P⁻¹)₂₁ on
-    the pattern (see the module doc)."""
+    the pattern (see the module doc); then (P⁻¹)₁₁ⱼ, v₁ⱼ and L̃₂v₂, which the gradient
+    in the data needs (:mod:`bayeslmm.linalg.blocked_adjoint`)."""
     m1, q1, p1 = c1.shape[0], c1.shape[1], c1.shape[2]
     p, r, nb = p1 - 1, v2.shape[0], boff.shape[0] - 1
     qm = a21.shape[1]
@@ -144,6 +145,7 @@ def gradient(a11, c1, bptr, bblk, a21, boff, bfac, c2, n, Ls, qs, s, xyu, rtr, l
     v1, L1v1, t1 = np.zeros(q1), np.zeros(q1), np.zeros(q1)
     M11, AM, Av = np.zeros((q1, q1)), np.zeros((q1, q1)), np.zeros(q1)
     al, LM = np.zeros(q1), np.zeros((q1, q1))
+    M11s, V1 = np.empty((m1, q1, q1)), np.empty((m1, q1))   # for the data's gradient
     for j in range(m1):
         t1[:] = z1[j]   # v₁ⱼ = C₁₁ⱼ⁻ᵀ(z₁ⱼ − C₂₁ⱼᵀv₂)
         for e in range(bptr[j], bptr[j + 1]):
@@ -204,6 +206,8 @@ def gradient(a11, c1, bptr, bblk, a21, boff, bfac, c2, n, Ls, qs, s, xyu, rtr, l
                     DR[o + i, t] += acc
         for a in range(q1):
             trinv += M11[a, a]
+        M11s[j] = M11
+        V1[j] = v1
         mm_into(L1, M11, LM)
         for a in range(q1):
             for c in range(q1):
@@ -230,7 +234,7 @@ def gradient(a11, c1, bptr, bblk, a21, boff, bfac, c2, n, Ls, qs, s, xyu, rtr, l
     Q = m1 * q1 + r
     logp = -0.5 * (n * _LOG2PI + (n - Q) * np.log(s) + logdet + (rtr - quad) / s)
     d_s = -0.5 * ((n - Q) / s + trinv - (rtr - quad) / (s * s) + vv / s)
-    return logp, g_beta, 2.0 * np.sqrt(s) * d_s, gLs
+    return logp, g_beta, 2.0 * np.sqrt(s) * d_s, gLs, M11s, V1, Lv
 
 
 @numba.njit(cache=True)

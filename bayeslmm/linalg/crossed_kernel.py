@@ -29,6 +29,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .blocked_adjoint import (crossed_adjoint, first_adjoint, no_adjoint, rest_adjoint,
+                              xy_adjoint)
 from .blocked_parts import rest_left, start
 from .small_dense import gram, mm, mv
 from .spd_inverse import spd_inverse
@@ -79,12 +81,13 @@ def _level_products(X, Y, U, V, m1, q1):  # pragma: no cover - compiled
 
 @numba.njit(cache=True)
 def crossed_kernel(a11, c1, a21d, boff, bfac, a22, c2, xy_xy, n, beta, sigma, Ls,
-                   qs):  # pragma: no cover - compiled
-    """``(logp, d_beta, d_sigma, d_Ls)``, as :func:`~bayeslmm.linalg.blocked_kernel.
-    blocked_kernel`, with ``a21d`` = Z_restᵀZ₁ dense (r × m₁q₁)."""
+                   qs, data_grads=False):  # pragma: no cover - compiled
+    """``(logp, d_beta, d_sigma, d_Ls)`` and the data's gradient, as
+    :func:`~bayeslmm.linalg.blocked_kernel.blocked_kernel_grads`, with ``a21d`` =
+    Z_restᵀZ₁ dense (r × m₁q₁) (its gradient dense too; ``a21``'s left empty)."""
     m1, q1, p1 = c1.shape[0], c1.shape[1], c1.shape[2]
     p, r, nb = p1 - 1, a22.shape[0], boff.shape[0] - 1
-    bad = (-np.inf, np.zeros(p), 0.0, np.zeros(Ls.shape))
+    bad = (-np.inf, np.zeros(p), 0.0, np.zeros(Ls.shape)) + no_adjoint()
     s, u, xyu, rtr, L1, ok, logdet, Ci, c1u, w1m, z1m = start(a11, c1, xy_xy, beta, sigma, Ls)
     if not ok:
         return bad
@@ -122,9 +125,11 @@ def crossed_kernel(a11, c1, a21d, boff, bfac, a22, c2, xy_xy, n, beta, sigma, Ls
     trinv = np.trace(M22)
     gLs = np.zeros(Ls.shape)
     g_beta = xyu[:p].copy()
+    M11s = np.empty((m1, q1, q1))
     for j in range(m1):
         sl = slice(j * q1, (j + 1) * q1)
         M11 = gram(Ci[j]) - BM[j]           # (P⁻¹)₁₁ⱼ
+        M11s[j] = M11
         trinv += np.trace(M11)
         L1v1 = mv(L1, v1[sl])
         AM = mm(a11[j], mm(L1, M11)) + AL[j]
@@ -153,4 +158,10 @@ def crossed_kernel(a11, c1, a21d, boff, bfac, a22, c2, xy_xy, n, beta, sigma, Ls
     Q = m1 * q1 + r
     logp = -0.5 * (n * _LOG2PI + (n - Q) * np.log(s) + logdet + (rtr - quad) / s)
     d_s = -0.5 * ((n - Q) / s + trinv - (rtr - quad) / (s * s) + vv / s)
-    return logp, g_beta, 2.0 * sigma * d_s, gLs
+    if not data_grads:
+        return (logp, g_beta, 2.0 * sigma * d_s, gLs) + no_adjoint()
+    g11, gc1, Lv1 = first_adjoint(M11s, v1.reshape(m1, q1), L1, u, s)
+    g21d = crossed_adjoint(M21, Lv1.ravel(), Lv, Ls, boff, bfac, qs, L1, s)
+    g22, gc2 = rest_adjoint(M22, Lv, Ls, boff, bfac, qs, u, s)
+    return (logp, g_beta, 2.0 * sigma * d_s, gLs, g11, gc1, np.zeros((0, 0, 0)), g21d, g22,
+            gc2, xy_adjoint(u, s))
