@@ -35,7 +35,7 @@ from dataclasses import replace
 
 import numpy as np
 
-__all__ = ["blocked_arrays", "blocked_stacks", "rest_size", "VALUE_NAMES"]
+__all__ = ["blocked_arrays", "blocked_stacks", "kernel_stacks", "rest_size", "VALUE_NAMES"]
 
 
 def rest_size(q, m) -> int:
@@ -122,6 +122,19 @@ def blocked_stacks(parts) -> tuple[dict, dict[str, np.ndarray]]:
         stacks["c2"].append(p.Arr[:rz, rz:])
         stacks["xy_xy"].append(p.xy_xy)
     return layout, {k: np.ascontiguousarray(np.stack(v)) for k, v in stacks.items()}
+
+
+def kernel_stacks(layout: dict, stacks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The stacks a marginal kernel reads: a fully crossed design's kernel reads
+    ``a21d``, not ``a21`` (emptied here, so that it costs nothing to combine).
+
+    >>> kernel_stacks({"full": True}, {"a21": np.ones((2, 5, 1, 1))})["a21"].shape
+    (2, 0, 1, 1)
+    """
+    out = dict(stacks)
+    if layout["full"]:
+        out["a21"] = np.ascontiguousarray(stacks["a21"][:, :0])
+    return out
 
 
 def _nonzeros(C1z):

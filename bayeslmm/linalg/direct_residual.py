@@ -31,10 +31,12 @@ import math
 import numba
 import numpy as np
 
+from .blocked_kernel import blocked_kernel_grads
 from .direct_kernel import factor_grad_back, prior_terms
 from .marginal_kernel import dense_logp_grad, one_factor_logp_grad
 
-__all__ = ["direct_residual_one_factor", "direct_residual_dense", "residual_terms"]
+__all__ = ["direct_residual_one_factor", "direct_residual_dense", "direct_residual_blocked",
+           "residual_terms"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -126,25 +128,37 @@ def _combine(coef, stack):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def _chain(grad, coef, dcoef, rkind, roff, a, b, gzz, gzxy, gxx, zz, zxy, xx):  # pragma: no cover
-    """Add ∂ loglik/∂c_k · ∂c_k/∂x to ``grad`` (the data gradients contracted with S_k)."""
-    K = coef.shape[0]
+def _contract(dc, g, stack):  # pragma: no cover - compiled
+    """dc[k] += ⟨g, stack[k]⟩: a data gradient contracted with each statistic."""
+    for k in range(stack.shape[0]):
+        acc = 0.0
+        for i in range(g.shape[0]):
+            acc += g[i] * stack[k, i]
+        dc[k] += acc
+
+
+@numba.njit(cache=True)
+def _chain_dc(grad, coef, dcoef, rkind, roff, a, b, dc):  # pragma: no cover - compiled
+    """Add Σ_k ∂ loglik/∂c_k (``dc``) · ∂c_k/∂x to ``grad``."""
     ioff = roff + (1 if rkind > 0 else 0)
-    for k in range(K):
-        dc = 0.0
-        for i in range(zz.shape[1]):
-            dc += gzz[i] * zz[k, i]
-        for i in range(zxy.shape[1]):
-            dc += gzxy[i] * zxy[k, i]
-        for i in range(xx.shape[1]):
-            dc += gxx[i] * xx[k, i]
+    for k in range(coef.shape[0]):
         if rkind > 0:
-            grad[roff] += dc * dcoef[k]
+            grad[roff] += dc[k] * dcoef[k]
         # c_k ∝ w_a w_b, w = e^-u: ∂c_k/∂u_a = −c_k ([a_k = a] + [b_k = a])
         if a[k] > 0:
-            grad[ioff + a[k] - 1] -= dc * coef[k]
+            grad[ioff + a[k] - 1] -= dc[k] * coef[k]
         if b[k] > 0:
-            grad[ioff + b[k] - 1] -= dc * coef[k]
+            grad[ioff + b[k] - 1] -= dc[k] * coef[k]
+
+
+@numba.njit(cache=True)
+def _chain(grad, coef, dcoef, rkind, roff, a, b, gzz, gzxy, gxx, zz, zxy, xx):  # pragma: no cover
+    """Add ∂ loglik/∂c_k · ∂c_k/∂x to ``grad`` (the data gradients contracted with S_k)."""
+    dc = np.zeros(coef.shape[0])
+    _contract(dc, gzz, zz)
+    _contract(dc, gzxy, zxy)
+    _contract(dc, gxx, xx)
+    _chain_dc(grad, coef, dcoef, rkind, roff, a, b, dc)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -228,3 +242,61 @@ def direct_residual_dense(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd,
     _chain(grad, coef, dcoef, rkind, roff, a, b, gA, gC,
            gD.reshape(-1), zzf, zxyf, xxf)
     return lp + rlp + ll, grad
+
+
+@numba.njit(cache=True)
+def _mix(coef, stack):  # pragma: no cover - compiled
+    """Σ_k coef[k] · stack[k], shaped as one statistic, and the stack flattened."""
+    flat = stack.reshape(stack.shape[0], -1)
+    return _combine(coef, flat), flat
+
+
+@numba.njit(cache=True, nogil=True)
+def direct_residual_blocked(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, fpar,
+                            fc, scode, spar, soff, order, a11, c1, bptr, bblk, tptr, tent,
+                            eown, a21, a21d, boff, bfac, a22, c2, xy_xy, n, full, blockdiag,
+                            rkind, roff, rlo, rhi, rpar, kind, value, a, b, values, counts,
+                            strata_rows):  # pragma: no cover - compiled
+    """The same with several grouping factors by the blocked factorisation: the
+    layout's values as stacks (K, …) on one pattern
+    (:func:`~bayeslmm.linalg.blocked_layout.blocked_stacks`), its gradient in them
+    (:mod:`~bayeslmm.linalg.blocked_adjoint`) contracted with each statistic."""
+    lp, grad, beta, Ls, sigma = prior_terms(x, p, bcode, bpar, bloc, bscale, fkind, fq,
+                                            foff, fsd, feta, fpar, fc, scode, spar, soff)
+    rlp, rgrad, coef, dcoef, _ = residual_terms(x, rkind, roff, rlo, rhi, rpar, kind, value,
+                                                a, b, values, counts, strata_rows)
+    nf = order.shape[0]
+    ordered = np.zeros(Ls.shape)
+    qs = np.empty(nf, dtype=np.int64)
+    for pos in range(nf):
+        ordered[pos] = Ls[order[pos]]
+        qs[pos] = fq[order[pos]]
+    A11, f11 = _mix(coef, a11)
+    C1, fc1 = _mix(coef, c1)
+    A21, f21 = _mix(coef, a21)
+    A21d, f21d = _mix(coef, a21d)
+    A22, f22 = _mix(coef, a22)
+    C2, fc2 = _mix(coef, c2)
+    XY, fxy = _mix(coef, xy_xy)
+    out = blocked_kernel_grads(
+        A11.reshape(a11.shape[1:]), C1.reshape(c1.shape[1:]), bptr, bblk, tptr, tent, eown,
+        A21.reshape(a21.shape[1:]), A21d.reshape(a21d.shape[1:]), boff, bfac,
+        A22.reshape(a22.shape[1:]), C2.reshape(c2.shape[1:]), XY.reshape(xy_xy.shape[1:]), n,
+        full, blockdiag, beta, sigma, ordered, qs, True)
+    if not np.isfinite(out[0]) or not np.isfinite(rlp):
+        return -np.inf, np.zeros(x.shape[0])
+    grad += rgrad
+    grad[:p] += out[1] * bscale
+    grad[soff] += out[2] * sigma
+    for pos in range(nf):
+        factor_grad_back(grad, out[3][pos], order[pos], Ls, fkind, fq, foff, fc)
+    dc = np.zeros(coef.shape[0])
+    _contract(dc, out[4].ravel(), f11)
+    _contract(dc, out[5].ravel(), fc1)
+    _contract(dc, out[6].ravel(), f21)
+    _contract(dc, out[7].ravel(), f21d)
+    _contract(dc, out[8].ravel(), f22)
+    _contract(dc, out[9].ravel(), fc2)
+    _contract(dc, out[10].ravel(), fxy)
+    _chain_dc(grad, coef, dcoef, rkind, roff, a, b, dc)
+    return lp + rlp + out[0], grad

@@ -7,8 +7,8 @@ makes it, unchanged by the user, with priors of the families of
 log-density in arrays for :mod:`bayeslmm.linalg.direct_kernel`, whose functions are
 compiled once per machine: fits of any structure then start at once. A residual
 structure with sufficient statistics (:mod:`bayeslmm.residual.sufficient`) runs on
-:mod:`bayeslmm.linalg.direct_residual` (with several grouping factors, on the dense
-factorisation: the blocked one has no gradient in its data yet). Anything else (a
+:mod:`bayeslmm.linalg.direct_residual` (with several grouping factors, on the blocked
+factorisation and its gradient in the data). Anything else (a
 user's Deterministic or Potential, a residual structure bound to its rows, another
 prior family, a factor with several correlated blocks) gets ``None`` here and runs on
 PyTensor's compiled graph.
@@ -35,9 +35,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..linalg.blocked_layout import blocked_arrays
+from ..linalg.blocked_layout import VALUE_NAMES, blocked_arrays, blocked_stacks, kernel_stacks
 from ..linalg.direct_kernel import direct_blocked, direct_one_factor
-from ..linalg.direct_residual import direct_residual_dense, direct_residual_one_factor
+from ..linalg.direct_residual import (direct_residual_blocked, direct_residual_dense,
+                                      direct_residual_one_factor)
 from ..linalg.prior_kernels import FAMILIES, PARAMETERS, lkj_normalizing_constant
 from ..residual.structures import CompSymm, VarIdent
 from ..residual.sufficient import statistics, sufficient_reason
@@ -144,7 +145,7 @@ class DirectModel:
         shapes = [(p,)] + [((t.q * (t.q + 1) // 2) if k else t.q,)
                            for t, k in zip(design.terms, fkind, strict=True)]
         rvs = [v.name for v in model.unobserved_RVs]
-        if residual is not None:  # statistics (several factors: the dense kernel)
+        if residual is not None:  # statistics: one factor, several (blocked) or none
             data, dense = rspec[0], len(design.terms) != 1
             shapes += [() if name != "varident_ratio" else (len(residual.by_levels) - 1,)
                        for name in residual.param_names] + [()]
@@ -208,7 +209,9 @@ class DirectModel:
         """The model's log-density (PyMC's, constants included) and its gradient at ``x``."""
         x = np.ascontiguousarray(x, dtype=np.float64)
         if self.residual:
-            f = direct_residual_dense if self.dense else direct_residual_one_factor
+            f = direct_residual_one_factor
+            if self.dense:  # several factors' data end with the layout's flags
+                f = direct_residual_blocked if len(self.groups) > 1 else direct_residual_dense
             lp, grad = f(x, *self.spec, *self.data, *self.residual)
         elif self.dense:
             lp, grad = direct_blocked(x, *self.spec, *self.data)
@@ -285,6 +288,17 @@ def _residual_spec(rd, priors, roff: int, stats) -> tuple | None:
         rpar[:, 1] = np.broadcast_to(np.asarray(prior.params.get("sigma", 1.0), float),
                                      (S - 1,))
     first = stats.parts[0]
+    f64 = np.float64
+    spec = (rkind, roff, lo, hi, rpar, stats.kind.astype(np.int64), stats.value.astype(f64),
+            stats.a.astype(np.int64), stats.b.astype(np.int64), stats.values.astype(f64),
+            stats.counts.astype(f64), stats.strata_rows.astype(f64))
+    if len(first.order) > 1:  # several factors: the blocked layout's values, stacked
+        layout, values = blocked_stacks(stats.parts)
+        values = kernel_stacks(layout, values)
+        data = tuple(values[k] if k in VALUE_NAMES else np.ascontiguousarray(layout[k])
+                     for k in DATA_NAMES[:-1])
+        return (np.array(first.order, np.int64), *data, float(stats.n), bool(layout["full"]),
+                bool(layout["blockdiag"])), spec
     st = stats.marginal_stacks()
     K, p1 = len(stats.parts), first.p + 1
     zz, zxy = st["zz"], st["z_xy"]
@@ -292,10 +306,6 @@ def _residual_spec(rd, priors, roff: int, stats) -> tuple | None:
         zz, zxy = zz.reshape(K, 0, 0), zxy.reshape(K, 0, p1)
     data = (np.ascontiguousarray(zz), np.ascontiguousarray(zxy),
             np.ascontiguousarray(st["xy_xy"]), float(stats.n))
-    if len(first.order) != 1:
+    if len(first.order) != 1:  # no random effects: the dense kernel's empty layout
         data = (np.array(first.order, np.int64), *data, np.array(first.m, np.int64))
-    f64 = np.float64
-    spec = (rkind, roff, lo, hi, rpar, stats.kind.astype(np.int64), stats.value.astype(f64),
-            stats.a.astype(np.int64), stats.b.astype(np.int64), stats.values.astype(f64),
-            stats.counts.astype(f64), stats.strata_rows.astype(f64))
     return data, spec

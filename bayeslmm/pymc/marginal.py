@@ -32,7 +32,7 @@ import pytensor.tensor as pt
 from ..errors import BayesLMMError
 from ..formula.design import Design
 from ..formula.weights import log_weight_term, weighted
-from ..linalg.blocked_layout import blocked_arrays
+from ..linalg.blocked_layout import VALUE_NAMES, blocked_arrays, blocked_stacks, kernel_stacks
 from ..linalg.crossprod import CrossProducts
 from ..residual.algebra import crossing_factors, logdet_lambda, whiten
 from ..residual.bind import ResidualDesign
@@ -47,18 +47,13 @@ from .structure_priors import structure_coords
 from .terms import coords_of, fixed_effects, residual_params, residual_sigma, term_scale
 
 __all__ = ["build_marginal", "marginal_supports", "loglik_expression",
-           "design_cross_products", "register_jax_ops", "MAX_REST_RE", "MAX_DENSE_RE"]
+           "design_cross_products", "register_jax_ops", "MAX_REST_RE"]
 
 #: Above this many random effects outside the largest grouping factor (the dense Schur
 #: complement of the blocked factorisation, r × r, O(r³) per gradient), sampling b
 #: explicitly costs less than integrating it out (nested designs excepted: their Schur
 #: complement is block diagonal).
 MAX_REST_RE = 2000
-
-#: Above this many random effects in all, a residual structure's statistics with several
-#: grouping factors (combined into one dense Q × Q system per gradient, O(Q³); the
-#: blocked layout has no gradient in its data yet) cost more than sampling b explicitly.
-MAX_DENSE_RE = 400
 
 
 def register_jax_ops() -> None:
@@ -101,11 +96,6 @@ def marginal_supports(design: Design, residual: ResidualDesign | None) -> str | 
     if len(design.terms) > 1 and why:
         return (f"with several grouping factors the marginal model needs a residual structure "
                 f"with sufficient statistics, and {why}; use the conditional model")
-    n_re = sum(t.n_levels * t.q for t in design.terms)
-    if len(design.terms) > 1 and n_re > MAX_DENSE_RE:
-        return (f"with several grouping factors a residual structure's statistics are "
-                f"combined in one dense system of all {n_re} random effects (at most "
-                f"{MAX_DENSE_RE}); use the conditional model")
     return None
 
 
@@ -248,7 +238,16 @@ def _build_stats(design: Design, priors: ResolvedPriors, rd: ResidualDesign,
     if isinstance(rd.variance, VarIdent):
         coords["varident_level"] = list(rd.by_levels[1:])
     with pm.Model(coords=coords) as model:
-        stacks = {k: pm.Data(f"stat_{k}", v) for k, v in stats.marginal_stacks().items()}
+        if len(first.order) > 1:  # several factors: the blocked layout, stacked values
+            layout, values = blocked_stacks(stats.parts)
+            stacks = {k: pm.Data(f"stat_{k}", v)
+                      for k, v in kernel_stacks(layout, values).items()}
+            pattern = {k: pm.Data(f"stat_{k}", layout[k]) for k in DATA_NAMES
+                       if k not in VALUE_NAMES and k != "n"}
+            pattern.update(full=layout["full"], blockdiag=layout["blockdiag"])
+        else:
+            stacks = {k: pm.Data(f"stat_{k}", v) for k, v in stats.marginal_stacks().items()}
+            pattern = {"ms": pm.Data("stat_ms", np.asarray(first.m, dtype=np.int64))}
         key = {k: pm.Data(f"stat_{k}", getattr(stats, k)) for k in ("kind", "value", "a", "b")}
         det = {k: pm.Data(f"stat_{k}", getattr(stats, k))
                for k in ("values", "counts", "strata_rows")}
@@ -260,7 +259,7 @@ def _build_stats(design: Design, priors: ResolvedPriors, rd: ResidualDesign,
         sigma = residual_sigma(design, rd, priors, params)
         coef = coefficients(stats.family, key["kind"], key["value"], key["a"], key["b"], params)
         arrays = {k: pt.tensordot(coef, v, axes=1) for k, v in stacks.items()}
-        arrays["ms"] = pm.Data("stat_ms", np.asarray(first.m, dtype=np.int64))
+        arrays.update(pattern)
         loglik = loglik_expression(arrays, n, beta, sigma, [chols[k] for k in first.order],
                                    first.q, first.m)
         logdet = stats_logdet(stats.family, det["values"], det["counts"], det["strata_rows"],

@@ -5,9 +5,8 @@ cross-products) wherever it is exact and cheap: iid residuals or a residual stru
 within one grouping factor; with several grouping factors (crossed or nested), the
 blocked factorisation, whose cost is the random effects outside the largest factor
 (r, cubed) unless the design is nested: up to :data:`~bayeslmm.pymc.marginal.
-MAX_REST_RE` of them. A residual structure with sufficient statistics and several
-grouping factors takes the dense factorisation of all Q random effects (Q³ per
-gradient): up to :data:`~bayeslmm.pymc.marginal.MAX_DENSE_RE` of them. The
+MAX_REST_RE` of them, with iid residuals or a residual structure with sufficient
+statistics alike (their weighted cross-products have ZᵀZ's blocked pattern). The
 conditional model (explicit non-centred b) takes the rest.
 
 Examples
@@ -64,9 +63,7 @@ def choose_parameterization(design, residual, requested: str) -> str:
         return "marginal"
     if requested == "conditional":
         return "conditional"
-    # (a residual structure with several factors: marginal_supports bounds its size)
-    cheap = (len(design.terms) <= 1 or residual is not None or rest(design) <= MAX_REST_RE
-             or nested(design))
+    cheap = len(design.terms) <= 1 or rest(design) <= MAX_REST_RE or nested(design)
     return "marginal" if cheap and why is None else "conditional"
 
 
@@ -107,16 +104,14 @@ def nested(design) -> bool:
 def gradient_cost(design, residual, parameterization: str) -> int:
     """Roughly the work of one gradient: q²·levels (+ p²) for the marginal model on
     cross-products (twice that on a residual structure's statistics, which are
-    combined at every gradient, plus Q³/3 for their dense factorisation with several
-    factors); rows × q where the graph touches every row."""
+    combined at every gradient), plus r³/3 for the blocked factorisation's dense part
+    with several factors (none when nested); rows × q where the graph touches every
+    row."""
     if not cacheable(design, residual, parameterization):
         return design.nobs * max(1, sum(t.q for t in design.terms))
     cost = sum(t.n_levels * t.q**2 for t in design.terms) + len(design.fixef_names) ** 2
-    if residual is None:
-        dense = 0 if len(design.terms) < 2 or nested(design) else rest(design) ** 3 // 3
-        return cost + dense
-    Q = sum(t.n_levels * t.q for t in design.terms)
-    return 2 * cost + (Q**3 // 3 if len(design.terms) > 1 else 0)
+    dense = 0 if len(design.terms) < 2 or nested(design) else rest(design) ** 3 // 3
+    return (cost if residual is None else 2 * cost) + dense
 
 
 def cacheable(design, residual, parameterization: str) -> bool:

@@ -8,8 +8,8 @@ block-diagonal factor of Ψ̃) and r = y − Xβ:
 so every b draw is exact, and the pair (hyper-parameters, b) is a draw from the same
 joint posterior that the conditional model samples. One grouping factor: P is block
 diagonal (one q×q block per level), all levels and draws at once. Several factors: the
-blocked Cholesky factor of P per draw (:mod:`bayeslmm.linalg.blocked_draws`), or with a
-residual structure's statistics a dense P per draw.
+blocked Cholesky factor of P per draw (:mod:`bayeslmm.linalg.blocked_draws`), with a
+residual structure's statistics combined per draw on their blocked pattern.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import xarray as xr
 
 from ..formula.design import Design
 from ..linalg.blocked_draws import blocked_draw
-from ..linalg.blocked_layout import blocked_arrays
+from ..linalg.blocked_layout import blocked_arrays, blocked_stacks
 from ..linalg.crossprod import CrossProducts, factor_order
 from ..residual.sufficient import statistics
 from ..results.predict import psi_factor
@@ -121,11 +121,14 @@ def _one_factor_kernel(lo, hi, L, beta, sigma, coef, ZtZ, ZtX, Zty, eps,
                 out[d, j, a] = acc
 
 
-def _several(cp: CrossProducts, Ls, beta, sigma, rng) -> np.ndarray:
+def _several(cp: CrossProducts, Ls, beta, sigma, rng, stacks=None) -> np.ndarray:
     """(draws, Q) exact joint draws for several factors by the blocked Cholesky factor
     (:mod:`bayeslmm.linalg.blocked_draws`); factors (and ``Ls``) in the cross-products'
-    order."""
-    arrays = blocked_arrays(cp)
+    order. ``stacks``: ``(layout, values, coef)`` of a residual structure's statistics
+    (:func:`~bayeslmm.linalg.blocked_layout.blocked_stacks`, coefficients (draws, K)),
+    whose values are combined per draw on the layout's pattern; ``cp`` then gives only
+    the factors' q and levels."""
+    arrays = blocked_arrays(cp) if stacks is None else stacks[0]
     Q = sum(q * m for q, m in zip(cp.q, cp.m, strict=True))
     qmax = max(cp.q)
     nd = len(sigma)
@@ -135,42 +138,21 @@ def _several(cp: CrossProducts, Ls, beta, sigma, rng) -> np.ndarray:
         packed[:, k, :cp.q[k], :cp.q[k]] = L
     eps = rng.standard_normal((nd, Q))  # the same stream as one call per draw
 
+    def of(d: int) -> dict:
+        if stacks is None:
+            return arrays
+        _, values, coef = stacks
+        return {**arrays, **{k: np.tensordot(coef[d], v, axes=1) for k, v in values.items()
+                             if k != "a21d"}}
+
     def run(lo: int, hi: int) -> None:
         for d in range(lo, hi):
-            out[d] = blocked_draw(arrays, beta[d], sigma[d], packed[d], cp.q, eps[d])
+            out[d] = blocked_draw(of(d), beta[d], sigma[d], packed[d], cp.q, eps[d])
 
     workers = max(1, min(os.cpu_count() or 1, nd))
     cuts = np.linspace(0, nd, workers + 1).astype(int)
     with ThreadPoolExecutor(workers) as pool:  # the kernel releases the GIL
         list(pool.map(lambda k: run(cuts[k], cuts[k + 1]), range(workers)))
-    return out
-
-
-def _several_dense(zz, z_xy, coef, ms, Ls, beta, sigma, rng) -> np.ndarray:
-    """(draws, Q) exact joint draws for several factors, a dense P per draw (a residual
-    structure's statistics: the blocked layout takes one set of cross-products); factors
-    (and ``Ls``) in the cross-products' order; ``zz``, ``z_xy`` stacks (K, Q, …)
-    combined per draw with ``coef`` (draws, K)."""
-    out = np.empty((len(sigma), zz.shape[1]))
-    for d in range(len(sigma)):
-        blocks = [np.kron(np.eye(m), L[d]) for m, L in zip(ms, Ls, strict=True)]
-        Lt = _block_diag(blocks)
-        zr = np.tensordot(coef[d], z_xy, axes=1) @ np.append(-beta[d], 1.0)
-        P = Lt.T @ np.tensordot(coef[d], zz, axes=1) @ Lt + sigma[d] ** 2 * np.eye(len(zr))
-        C = np.linalg.cholesky(P)
-        mean = np.linalg.solve(P, Lt.T @ zr)
-        noise = np.linalg.solve(C.T, rng.standard_normal(len(zr)))
-        out[d] = Lt @ (mean + sigma[d] * noise)
-    return out
-
-
-def _block_diag(blocks: list[np.ndarray]) -> np.ndarray:
-    n = sum(b.shape[0] for b in blocks)
-    out = np.zeros((n, n))
-    k = 0
-    for b in blocks:
-        out[k:k + b.shape[0], k:k + b.shape[0]] = b
-        k += b.shape[0]
     return out
 
 
@@ -214,8 +196,7 @@ def _stacks(design: Design, cp: CrossProducts | None, rd, post: xr.Dataset):
         return (np.stack([c.A11 for c in parts]), np.stack([c.C1xy for c in parts])), coef
     if rd is None:  # the blocked draws read ``cp`` itself
         return (None, None), coef
-    arrays = [c.marginal_arrays() for c in parts]
-    return (np.stack([a["zz"] for a in arrays]), np.stack([a["z_xy"] for a in arrays])), coef
+    return blocked_stacks(parts), coef
 
 
 def draw_random_effects(design: Design, cp: CrossProducts, post: xr.Dataset,
@@ -247,10 +228,10 @@ def draw_random_effects(design: Design, cp: CrossProducts, post: xr.Dataset,
                                    rng).reshape(sl.stop - sl.start, -1)
         elif residual is None:
             flat[sl] = _several(cp, [Ls[k][sl] for k in order], beta[sl], sigma[sl], rng)
-        else:
-            ms = [design.terms[k].n_levels for k in order]
-            flat[sl] = _several_dense(zz, z_xy, coef[sl], ms, [Ls[k][sl] for k in order],
-                                      beta[sl], sigma[sl], rng)
+        else:  # the statistics on one blocked pattern (zz, z_xy: layout, values)
+            flat[sl] = _several(statistics(design, residual).parts[0],
+                                [Ls[k][sl] for k in order], beta[sl], sigma[sl], rng,
+                                (zz, z_xy, coef[sl]))
     out, pos = {}, 0
     for k in order:
         t = design.terms[k]
