@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from bayeslmm.formula.design import build_design
-from bayeslmm.linalg.blocked_kernel import blocked_logp_grad
-from bayeslmm.linalg.blocked_layout import blocked_arrays
+from bayeslmm.linalg.blocked_kernel import blocked_kernel_grads, blocked_logp_grad
+from bayeslmm.linalg.blocked_layout import VALUE_NAMES, blocked_arrays
 from bayeslmm.linalg.crossprod import CrossProducts
+from bayeslmm.pymc.blocked_op import DATA_NAMES
 from tests.oracle import dense_psi, dense_z, marginal_loglik
 
 
@@ -145,3 +146,32 @@ def test_draws_have_the_conditional_mean_and_covariance(kind, formula):
                             for e in np.eye(Q)])
     np.testing.assert_allclose(b0, mean, rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(cols @ cols.T, cov, rtol=1e-8, atol=1e-11)
+
+
+@pytest.mark.parametrize("kind, formula", CASES)
+def test_gradient_in_the_data_matches_central_differences(kind, formula):
+    """The kernel's gradient in each of the layout's values (for cross-products that
+    depend on parameters), along random directions of the data's pattern (symmetric
+    where the block is)."""
+    d = build_design(formula, _data(kind, 3))
+    cp = CrossProducts.from_design(d)
+    a = blocked_arrays(cp)
+    rng = np.random.default_rng(0)
+    beta, sigma, _, Ls = _params(d, cp, rng)
+
+    def run(arrays, grads):
+        return blocked_kernel_grads(*[arrays[k] for k in DATA_NAMES[:-1]], float(a["n"]),
+                                    bool(a["full"]), bool(a["blockdiag"]), beta, sigma, Ls,
+                                    np.asarray(cp.q, np.int64), grads)
+
+    out = run(a, True)
+    for name, g in zip(VALUE_NAMES, out[4:], strict=True):
+        assert g.shape == a[name].shape, name
+        if not a[name].size:
+            continue
+        D = rng.normal(size=a[name].shape) * (a[name] != 0)
+        D = D + np.swapaxes(D, -1, -2) if name in ("a11", "a22", "xy_xy") else D
+        h = 1e-6
+        num = (run({**a, name: a[name] + h * D}, False)[0]
+               - run({**a, name: a[name] - h * D}, False)[0]) / (2 * h)
+        assert abs(np.sum(g * D) - num) < 1e-6 * max(1.0, abs(num)), name

@@ -203,24 +203,6 @@ def test_row_bound_structures_say_why(df):
         m.build("marginal")
 
 
-def test_several_factors_above_the_dense_limit_say_so():
-    """With several factors the statistics are combined densely (the blocked engine has
-    no gradient in its data): above MAX_DENSE_RE random effects, the conditional model."""
-    from bayeslmm.pymc.marginal import MAX_DENSE_RE
-    from bayeslmm.pymc.parameterization import choose_parameterization
-
-    rng = np.random.default_rng(1)
-    n = 2 * MAX_DENSE_RE
-    df = pd.DataFrame({"y": rng.normal(size=n), "a": np.arange(n) // 2,
-                       "b": np.arange(n) // 80})  # a (400 levels) within b (10)
-    m = blm.LMM("y ~ 1 + (1 | a) + (1 | b)", df, residual=CompSymm(group="a"))
-    assert choose_parameterization(m.design, m.residual, "auto") == "conditional"
-    with pytest.raises(blm.errors.BayesLMMError, match=f"all {MAX_DENSE_RE + 10} random"):
-        m.build("marginal")
-    small = blm.LMM("y ~ 1 + (1 | a) + (1 | b)", df.iloc[:200], residual=CompSymm(group="a"))
-    assert choose_parameterization(small.design, small.residual, "auto") == "marginal"
-
-
 def test_random_effect_draws_with_several_factors_match_the_dense_conditional(df):
     import xarray as xr
 

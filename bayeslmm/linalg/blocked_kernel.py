@@ -49,8 +49,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .blocked_adjoint import (first_adjoint, no_adjoint, pattern_adjoint, rest_adjoint,
-                              xy_adjoint)
+from .blocked_adjoint import first_adjoint, no_adjoint, pattern_adjoint, rest_adjoint, xy_adjoint
 from .blocked_parts import entry_rows, gradient, rest_schur, start
 from .crossed_kernel import crossed_kernel
 from .nested_kernel import nested_kernel

@@ -92,7 +92,7 @@ def blocked_stacks(parts) -> tuple[dict, dict[str, np.ndarray]]:
     coefficients fit it) and each part's values on it, stacked on a first axis (K).
 
     Returns ``(layout, stacks)``: :func:`blocked_arrays` of the parts' joint pattern
-    (whose value arrays, :data:`VALUE_NAMES`, are placeholders) and ``{name: (K, ...)}``
+    (whose value arrays, :data:`VALUE_NAMES`, and ``n`` are placeholders) and ``{name: (K, ...)}``
     for :data:`VALUE_NAMES`: ``Σ_k c_k stacks[name][k]`` is the sum's value ``name``.
 
     >>> import numpy as np, bayeslmm as blm

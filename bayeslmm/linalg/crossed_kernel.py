@@ -29,8 +29,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .blocked_adjoint import (crossed_adjoint, first_adjoint, no_adjoint, rest_adjoint,
-                              xy_adjoint)
+from .blocked_adjoint import crossed_adjoint, first_adjoint, no_adjoint, rest_adjoint, xy_adjoint
 from .blocked_parts import rest_left, start
 from .small_dense import gram, mm, mv
 from .spd_inverse import spd_inverse

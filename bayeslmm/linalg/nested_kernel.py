@@ -34,8 +34,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .blocked_adjoint import (first_adjoint, no_adjoint, pattern_adjoint, rest_block_adjoint,
-                              xy_adjoint)
+from .blocked_adjoint import (
+    first_adjoint,
+    no_adjoint,
+    pattern_adjoint,
+    rest_block_adjoint,
+    xy_adjoint,
+)
 from .blocked_parts import gradient, pattern_products, start
 from .small_dense import gram, mm, mv, small_chol
 

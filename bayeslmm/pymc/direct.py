@@ -37,8 +37,11 @@ import numpy as np
 
 from ..linalg.blocked_layout import VALUE_NAMES, blocked_arrays, blocked_stacks, kernel_stacks
 from ..linalg.direct_kernel import direct_blocked, direct_one_factor
-from ..linalg.direct_residual import (direct_residual_blocked, direct_residual_dense,
-                                      direct_residual_one_factor)
+from ..linalg.direct_residual import (
+    direct_residual_blocked,
+    direct_residual_dense,
+    direct_residual_one_factor,
+)
 from ..linalg.prior_kernels import FAMILIES, PARAMETERS, lkj_normalizing_constant
 from ..residual.structures import CompSymm, VarIdent
 from ..residual.sufficient import statistics, sufficient_reason
