@@ -15,7 +15,7 @@ import pytest
 import bayeslmm as blm
 from bayeslmm.formula.design import build_design
 from bayeslmm.linalg.blocked_kernel import blocked_logp_grad
-from bayeslmm.linalg.blocked_layout import blocked_arrays
+from bayeslmm.linalg.blocked_layout import VALUE_NAMES, blocked_arrays
 from bayeslmm.linalg.crossprod import CrossProducts
 from bayeslmm.pymc.blocked_op import blocked_logp
 
@@ -47,6 +47,41 @@ def test_op_equals_the_kernel_on_every_backend(mode):
     np.testing.assert_allclose(gb, want[1], rtol=1e-10)
     assert float(gs) == pytest.approx(want[2], rel=1e-10)
     np.testing.assert_allclose(gL, want[3], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("partial", [False, True])
+def test_op_gradient_in_its_data_on_every_backend(mode, partial):
+    """The layout's values as expressions (c times the data, as a residual structure's
+    statistics are): the Op's data gradients carry d log p / dc, equal to central
+    differences of the kernel, fully crossed (``a21d`` read) or not (``a21``)."""
+    if mode == "JAX":
+        from bayeslmm.pymc.marginal import register_jax_ops
+
+        register_jax_ops()
+    df = _crossed()
+    if partial:
+        df = df[(df["s"].astype(int) + df["i"].astype(int)) % 3 != 0]
+    d = build_design("y ~ x + (x | s) + (1 | i)", df)
+    cp = CrossProducts.from_design(d)
+    lay = blocked_arrays(cp)
+    assert bool(lay["full"]) is not partial
+    b0, s0 = np.array([0.3, -0.2]), 0.9
+    L0 = np.zeros((2, 2, 2))
+    L0[0] = [[0.8, 0.0], [0.3, 0.5]]
+    L0[1, 0, 0] = 1.2
+    c = pt.scalar("c")
+    arrays = {**lay, **{k: c * lay[k] for k in VALUE_NAMES}}
+    lp = blocked_logp(arrays, b0, s0, L0, qs=cp.q)
+    f = pytensor.function([c], [lp, pytensor.grad(lp, c)], mode=mode)
+    h = 1e-6
+    num = (blocked_logp_grad({**lay, **{k: (1.0 + h) * lay[k] for k in VALUE_NAMES}}, b0, s0,
+                             L0, cp.q)[0]
+           - blocked_logp_grad({**lay, **{k: (1.0 - h) * lay[k] for k in VALUE_NAMES}}, b0,
+                               s0, L0, cp.q)[0]) / (2 * h)
+    v, g = f(1.0)
+    assert float(v) == pytest.approx(blocked_logp_grad(lay, b0, s0, L0, cp.q)[0], rel=1e-12)
+    assert float(g) == pytest.approx(num, rel=1e-6)
 
 
 def _crossed() -> pd.DataFrame:
