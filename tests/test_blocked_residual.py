@@ -174,3 +174,20 @@ def test_auto_takes_the_marginal_model_beyond_the_former_dense_limit():
     assert direct is not None
     lp, grad = direct.logp_grad(np.zeros(direct.ndim))
     assert np.isfinite(lp) and np.all(np.isfinite(grad))
+
+
+def test_varident_out_of_core_with_several_factors(frames):
+    """VarIdent's statistics from each level's cross-products summed over chunks (dask):
+    the blocked direct kernel reads the same log-density and gradient as in memory."""
+    import dask.dataframe as dd
+
+    df = frames["partial"]
+    f, res = "y ~ x + (x | subj) + (1 | item)", VarIdent(by="s")
+    mem = blm.LMM(f, df, residual=res)
+    ooc = blm.LMM(f, dd.from_pandas(df, npartitions=3), residual=res)
+    da, db = (DirectModel.of(m.build("marginal"), m.design, m._priors, None,
+                             residual=m.residual) for m in (mem, ooc))
+    assert da.dense and db.dense
+    x = np.random.default_rng(1).normal(0, 0.3, da.ndim)
+    (la, ga), (lb, gb) = da.logp_grad(x), db.logp_grad(x)
+    np.testing.assert_allclose([la, *ga], [lb, *gb], rtol=1e-10, atol=1e-10)
