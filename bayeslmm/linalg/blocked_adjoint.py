@@ -34,7 +34,7 @@ import numpy as np
 from .blocked_parts import rest_left
 
 __all__ = ["first_adjoint", "pattern_adjoint", "crossed_adjoint", "rest_adjoint",
-           "rest_block_adjoint", "xy_adjoint", "no_adjoint"]
+           "rest_block_adjoint", "xy_adjoint", "zero_adjoint"]
 
 
 @numba.njit(cache=True)
@@ -148,8 +148,12 @@ def xy_adjoint(u, s):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def no_adjoint():  # pragma: no cover - compiled
-    """Empty data gradients (not asked for, or outside the support), in the layout's
-    order: ``a11``, ``c1``, ``a21``, ``a21d``, ``a22``, ``c2``, ``xy_xy``."""
-    return (np.zeros((0, 0, 0)), np.zeros((0, 0, 0)), np.zeros((0, 0, 0)), np.zeros((0, 0)),
-            np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0)))
+def zero_adjoint(a11, c1, a21, a21d, a22, c2, xy_xy, data_grads):  # pragma: no cover
+    """Zero data gradients (outside the support), each its value's shape, in the
+    layout's order; empty ones without ``data_grads``."""
+    if not data_grads:
+        return (np.zeros((0, 0, 0)), np.zeros((0, 0, 0)), np.zeros((0, 0, 0)),
+                np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0)), np.zeros((0, 0)))
+    return (np.zeros(a11.shape), np.zeros(c1.shape), np.zeros(a21.shape),
+            np.zeros(a21d.shape), np.zeros(a22.shape), np.zeros(c2.shape),
+            np.zeros(xy_xy.shape))

@@ -49,7 +49,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .blocked_adjoint import first_adjoint, no_adjoint, pattern_adjoint, rest_adjoint, xy_adjoint
+from .blocked_adjoint import (
+    crossed_adjoint,
+    first_adjoint,
+    pattern_adjoint,
+    rest_adjoint,
+    rest_block_adjoint,
+    xy_adjoint,
+    zero_adjoint,
+)
 from .blocked_parts import entry_rows, gradient, rest_schur, start
 from .crossed_kernel import crossed_kernel
 from .nested_kernel import nested_kernel
@@ -68,9 +76,19 @@ def blocked_kernel(a11, c1, bptr, bblk, tptr, tent, eown, a21, a21d, boff, bfac,
     factors' q, all in the cross-products' order. Fully crossed designs run
     :func:`~bayeslmm.linalg.crossed_kernel.crossed_kernel`, nested ones
     :func:`~bayeslmm.linalg.nested_kernel.nested_kernel`."""
-    out = blocked_kernel_grads(a11, c1, bptr, bblk, tptr, tent, eown, a21, a21d, boff, bfac,
-                               a22, c2, xy_xy, n, full, blockdiag, beta, sigma, Ls, qs, False)
-    return out[0], out[1], out[2], out[3]
+    s = sigma * sigma
+    if not (s * s > 0.0 and s < np.inf):  # σ⁴ underflows (σ < 1e-77) or σ² overflows: -inf
+        return -np.inf, np.zeros(beta.shape[0]), 0.0, np.zeros(Ls.shape)
+    if full:
+        out = crossed_kernel(a11, c1, a21d, boff, bfac, a22, c2, xy_xy, n, beta, sigma, Ls, qs)
+        return out[0], out[1], out[2], out[3]
+    if blockdiag:
+        out2 = nested_kernel(a11, c1, bptr, bblk, a21, boff, bfac, a22, c2, xy_xy, n, beta,
+                             sigma, Ls, qs)
+        return out2[0], out2[1], out2[2], out2[3]
+    out3 = pattern_kernel(a11, c1, bptr, bblk, tptr, tent, eown, a21, boff, bfac, a22, c2,
+                          xy_xy, n, beta, sigma, Ls, qs)
+    return out3[0], out3[1], out3[2], out3[3]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -81,39 +99,55 @@ def blocked_kernel_grads(a11, c1, bptr, bblk, tptr, tent, eown, a21, a21d, boff,
     layout's values ``a11``, ``c1``, ``a21``, ``a21d``, ``a22``, ``c2``, ``xy_xy``
     (:mod:`bayeslmm.linalg.blocked_adjoint`; each the shape of its input, zeros for the
     one of ``a21``/``a21d`` the kernel does not read, and where logp is -inf); without,
-    empty arrays."""
+    empty arrays. (A function apart, so that :func:`blocked_kernel` compiles without
+    the data's gradient.)"""
     s = sigma * sigma
-    if not (s * s > 0.0 and s < np.inf):  # σ⁴ underflows (σ < 1e-77) or σ² overflows: -inf
-        out = (-np.inf, np.zeros(beta.shape[0]), 0.0, np.zeros(Ls.shape)) + no_adjoint()
-    elif full:
-        out = crossed_kernel(a11, c1, a21d, boff, bfac, a22, c2, xy_xy, n, beta, sigma,
-                             Ls, qs, data_grads)
-    elif blockdiag:
-        out = nested_kernel(a11, c1, bptr, bblk, a21, boff, bfac, a22, c2, xy_xy, n,
-                            beta, sigma, Ls, qs, data_grads)
+    zero = zero_adjoint(a11, c1, a21, a21d, a22, c2, xy_xy, data_grads)
+    if not (s * s > 0.0 and s < np.inf):
+        return (-np.inf, np.zeros(beta.shape[0]), 0.0, np.zeros(Ls.shape)) + zero
+    q1, p = c1.shape[1], beta.shape[0]
+    L1 = np.ascontiguousarray(Ls[0, :q1, :q1])
+    u = np.empty(p + 1)
+    u[:p] = -beta
+    u[p] = 1.0
+    if full:
+        lp, gb, gs, gLs, M11s, V1, Lv2, M21, M22 = crossed_kernel(
+            a11, c1, a21d, boff, bfac, a22, c2, xy_xy, n, beta, sigma, Ls, qs)
+        if not data_grads or not np.isfinite(lp):
+            return (lp, gb, gs, gLs) + zero
+        g11, gc1, Lv1 = first_adjoint(M11s, V1, L1, u, s)
+        g21d = crossed_adjoint(M21, Lv1.ravel(), Lv2, Ls, boff, bfac, qs, L1, s)
+        g22, gc2 = rest_adjoint(M22, Lv2, Ls, boff, bfac, qs, u, s)
+        return (lp, gb, gs, gLs, g11, gc1, np.zeros(a21.shape), g21d, g22, gc2,
+                xy_adjoint(u, s))
+    if blockdiag:
+        lp, gb, gs, gLs, M11s, V1, Lv2, M21, Mb = nested_kernel(
+            a11, c1, bptr, bblk, a21, boff, bfac, a22, c2, xy_xy, n, beta, sigma, Ls, qs)
+        if not data_grads or not np.isfinite(lp):
+            return (lp, gb, gs, gLs) + zero
+        g22, gc2 = rest_block_adjoint(Mb, Lv2, Ls, boff, bfac, qs, u, s)
     else:
-        out = pattern_kernel(a11, c1, bptr, bblk, tptr, tent, eown, a21, boff, bfac, a22,
-                             c2, xy_xy, n, beta, sigma, Ls, qs, data_grads)
-    if not data_grads or (np.isfinite(out[0]) and out[6].shape == a21.shape
-                          and out[7].shape == a21d.shape):
-        return out
-    g11 = out[4] if np.isfinite(out[0]) else np.zeros(a11.shape)
-    gc1 = out[5] if np.isfinite(out[0]) else np.zeros(c1.shape)
-    g21 = out[6] if np.isfinite(out[0]) and not full else np.zeros(a21.shape)
-    g21d = out[7] if np.isfinite(out[0]) and full else np.zeros(a21d.shape)
-    g22 = out[8] if np.isfinite(out[0]) else np.zeros(a22.shape)
-    gc2 = out[9] if np.isfinite(out[0]) else np.zeros(c2.shape)
-    gxy = out[10] if np.isfinite(out[0]) else np.zeros(xy_xy.shape)
-    return out[0], out[1], out[2], out[3], g11, gc1, g21, g21d, g22, gc2, gxy
+        lp, gb, gs, gLs, M11s, V1, Lv2, M21, M22 = pattern_kernel(
+            a11, c1, bptr, bblk, tptr, tent, eown, a21, boff, bfac, a22, c2, xy_xy, n, beta,
+            sigma, Ls, qs)
+        if not data_grads or not np.isfinite(lp):
+            return (lp, gb, gs, gLs) + zero
+        g22, gc2 = rest_adjoint(M22, Lv2, Ls, boff, bfac, qs, u, s)
+    g11, gc1, Lv1 = first_adjoint(M11s, V1, L1, u, s)
+    g21 = pattern_adjoint(M21, Lv1, Lv2, bptr, bblk, boff, bfac, Ls, qs, L1, s)
+    return lp, gb, gs, gLs, g11, gc1, g21, np.zeros(a21d.shape), g22, gc2, xy_adjoint(u, s)
 
 
 @numba.njit(cache=True)
 def pattern_kernel(a11, c1, bptr, bblk, tptr, tent, eown, a21, boff, bfac, a22, c2, xy_xy,
-                   n, beta, sigma, Ls, qs, data_grads):  # pragma: no cover - compiled
-    """The general case: any pattern, S dense (r × r)."""
+                   n, beta, sigma, Ls, qs):  # pragma: no cover - compiled
+    """The general case: any pattern, S dense (r × r). Returns ``(logp, d_beta, d_sigma,
+    d_Ls)`` and what the data's gradient needs: (P⁻¹)₁₁ⱼ, v₁ⱼ, L̃₂v₂, (P⁻¹)₂₁ on the
+    pattern and S⁻¹."""
     q1, p1 = c1.shape[1], c1.shape[2]
     p, r, nb = p1 - 1, a22.shape[0], boff.shape[0] - 1
-    bad = (-np.inf, np.zeros(p), 0.0, np.zeros(Ls.shape)) + no_adjoint()
+    bad = (-np.inf, np.zeros(p), 0.0, np.zeros(Ls.shape), np.zeros((0, 0, 0)),
+           np.zeros((0, 0)), np.zeros(0), np.zeros((0, 0, 0)), np.zeros((0, 0)))
     s, u, xyu, rtr, L1, ok, logdet, Ci, c1u, w1, z1 = start(a11, c1, xy_xy, beta, sigma, Ls)
     if not ok:
         return bad
@@ -161,12 +195,7 @@ def pattern_kernel(a11, c1, bptr, bblk, tptr, tent, eown, a21, boff, bfac, a22, 
     logp, gb, gs, gLs, M11s, V1, Lv2 = gradient(
         a11, c1, bptr, bblk, a21, boff, bfac, c2, n, Ls, qs, s, xyu, rtr, logdet + ld2, L1,
         Ci, c1u, w1, z1, c2u, w2, C21, B, M21, v2, np.trace(M22), TM, np.dot(T, v2))
-    if not data_grads:
-        return (logp, gb, gs, gLs) + no_adjoint()
-    g11, gc1, Lv1 = first_adjoint(M11s, V1, L1, u, s)
-    g21 = pattern_adjoint(M21, Lv1, Lv2, bptr, bblk, boff, bfac, Ls, qs, L1, s)
-    g22, gc2 = rest_adjoint(M22, Lv2, Ls, boff, bfac, qs, u, s)
-    return logp, gb, gs, gLs, g11, gc1, g21, np.zeros((0, 0)), g22, gc2, xy_adjoint(u, s)
+    return logp, gb, gs, gLs, M11s, V1, Lv2, M21, M22
 
 
 def blocked_logp_grad(arrays: dict, beta, sigma: float, Ls, qs) -> tuple:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .blocked_adjoint import crossed_adjoint, first_adjoint, no_adjoint, rest_adjoint, xy_adjoint
 from .blocked_parts import rest_left, start
 from .small_dense import gram, mm, mv
 from .spd_inverse import spd_inverse
@@ -80,13 +79,14 @@ def _level_products(X, Y, U, V, m1, q1):  # pragma: no cover - compiled
 
 @numba.njit(cache=True)
 def crossed_kernel(a11, c1, a21d, boff, bfac, a22, c2, xy_xy, n, beta, sigma, Ls,
-                   qs, data_grads=False):  # pragma: no cover - compiled
-    """``(logp, d_beta, d_sigma, d_Ls)`` and the data's gradient, as
-    :func:`~bayeslmm.linalg.blocked_kernel.blocked_kernel_grads`, with ``a21d`` =
-    Z_restᵀZ₁ dense (r × m₁q₁) (its gradient dense too; ``a21``'s left empty)."""
+                   qs):  # pragma: no cover - compiled
+    """``(logp, d_beta, d_sigma, d_Ls)``, as :func:`~bayeslmm.linalg.blocked_kernel.
+    blocked_kernel`, with ``a21d`` = Z_restᵀZ₁ dense (r × m₁q₁); then what the data's
+    gradient needs: (P⁻¹)₁₁ⱼ, v₁ⱼ, L̃₂v₂, (P⁻¹)₂₁ (dense, r × m₁q₁) and S⁻¹."""
     m1, q1, p1 = c1.shape[0], c1.shape[1], c1.shape[2]
     p, r, nb = p1 - 1, a22.shape[0], boff.shape[0] - 1
-    bad = (-np.inf, np.zeros(p), 0.0, np.zeros(Ls.shape)) + no_adjoint()
+    bad = (-np.inf, np.zeros(p), 0.0, np.zeros(Ls.shape), np.zeros((0, 0, 0)),
+           np.zeros((0, 0)), np.zeros(0), np.zeros((0, 0)), np.zeros((0, 0)))
     s, u, xyu, rtr, L1, ok, logdet, Ci, c1u, w1m, z1m = start(a11, c1, xy_xy, beta, sigma, Ls)
     if not ok:
         return bad
@@ -157,10 +157,4 @@ def crossed_kernel(a11, c1, a21d, boff, bfac, a22, c2, xy_xy, n, beta, sigma, Ls
     Q = m1 * q1 + r
     logp = -0.5 * (n * _LOG2PI + (n - Q) * np.log(s) + logdet + (rtr - quad) / s)
     d_s = -0.5 * ((n - Q) / s + trinv - (rtr - quad) / (s * s) + vv / s)
-    if not data_grads:
-        return (logp, g_beta, 2.0 * sigma * d_s, gLs) + no_adjoint()
-    g11, gc1, Lv1 = first_adjoint(M11s, v1.reshape(m1, q1), L1, u, s)
-    g21d = crossed_adjoint(M21, Lv1.ravel(), Lv, Ls, boff, bfac, qs, L1, s)
-    g22, gc2 = rest_adjoint(M22, Lv, Ls, boff, bfac, qs, u, s)
-    return (logp, g_beta, 2.0 * sigma * d_s, gLs, g11, gc1, np.zeros((0, 0, 0)), g21d, g22,
-            gc2, xy_adjoint(u, s))
+    return logp, g_beta, 2.0 * sigma * d_s, gLs, M11s, v1.reshape(m1, q1), Lv, M21, M22

@@ -34,13 +34,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .blocked_adjoint import (
-    first_adjoint,
-    no_adjoint,
-    pattern_adjoint,
-    rest_block_adjoint,
-    xy_adjoint,
-)
 from .blocked_parts import gradient, pattern_products, start
 from .small_dense import gram, mm, mv, small_chol
 
@@ -49,14 +42,15 @@ __all__ = ["nested_kernel"]
 
 @numba.njit(cache=True)
 def nested_kernel(a11, c1, bptr, bblk, a21, boff, bfac, a22, c2, xy_xy, n, beta, sigma, Ls,
-                  qs, data_grads=False):  # pragma: no cover - compiled
-    """``(logp, d_beta, d_sigma, d_Ls)`` and the data's gradient as
-    :func:`~bayeslmm.linalg.blocked_kernel.blocked_kernel_grads`, for a layout whose
-    ``blockdiag`` is true."""
+                  qs):  # pragma: no cover - compiled
+    """``(logp, d_beta, d_sigma, d_Ls)`` as :func:`~bayeslmm.linalg.blocked_kernel.
+    blocked_kernel`, for a layout whose ``blockdiag`` is true, and what the data's
+    gradient needs: (P⁻¹)₁₁ⱼ, v₁ⱼ, L̃₂v₂, (P⁻¹)₂₁ on the pattern, S⁻¹'s blocks."""
     q1, p1 = c1.shape[1], c1.shape[2]
     p, r, nb = p1 - 1, a22.shape[0], boff.shape[0] - 1
     qm = a21.shape[1]
-    bad = (-np.inf, np.zeros(p), 0.0, np.zeros(Ls.shape)) + no_adjoint()
+    bad = (-np.inf, np.zeros(p), 0.0, np.zeros(Ls.shape), np.zeros((0, 0, 0)),
+           np.zeros((0, 0)), np.zeros(0), np.zeros((0, 0, 0)), np.zeros((0, 0, 0)))
     s, u, xyu, rtr, L1, ok, logdet, Ci, c1u, w1, z1 = start(a11, c1, xy_xy, beta, sigma, Ls)
     if not ok:
         return bad
@@ -117,9 +111,4 @@ def nested_kernel(a11, c1, bptr, bblk, a21, boff, bfac, a22, c2, xy_xy, n, beta,
     logp, gb, gs, gLs, M11s, V1, Lv2 = gradient(
         a11, c1, bptr, bblk, a21, boff, bfac, c2, n, Ls, qs, s, xyu, rtr, logdet, L1, Ci,
         c1u, w1, z1, c2u, w2, C21, B, M21, v2, trinv, TM, Tv)
-    if not data_grads:
-        return (logp, gb, gs, gLs) + no_adjoint()
-    g11, gc1, Lv1 = first_adjoint(M11s, V1, L1, u, s)
-    g21 = pattern_adjoint(M21, Lv1, Lv2, bptr, bblk, boff, bfac, Ls, qs, L1, s)
-    g22, gc2 = rest_block_adjoint(Mb, Lv2, Ls, boff, bfac, qs, u, s)
-    return logp, gb, gs, gLs, g11, gc1, g21, np.zeros((0, 0)), g22, gc2, xy_adjoint(u, s)
+    return logp, gb, gs, gLs, M11s, V1, Lv2, M21, Mb
