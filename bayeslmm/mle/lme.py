@@ -308,7 +308,7 @@ def lme_result(design, rd: ResidualDesign, crit: ResidualCriterion, x: np.ndarra
     p = crit.params(u)
     _, m = crit.centred(u)
     # back to nlme's scale (variance function 1 at its reference): σ·e^-m, θ·e^m
-    sol = replace(sol, sigma=sol.sigma * np.exp(-m))
+    sol = replace(sol, sigma=sol.sigma * np.exp(-m) if crit.sigma is None else crit.sigma)
     theta_nlme = theta * np.exp(m)
     singular = bool(np.any((theta * crit.scale[:crit.n_theta])[crit.layout.is_diag]
                            < SINGULAR_TOL))

@@ -173,6 +173,17 @@ class MapResult(MapRows, MapInference, MapBase, SavableResult, EffectsMixin, R2M
         return float(self._sigma)
 
     @property
+    def sigma_fixed(self) -> bool:
+        """Whether σ was fixed at a known value (``LMM(..., sigma=...)``), not estimated.
+
+        Examples
+        --------
+        >>> mapfit.sigma_fixed  # mapfit: see MapResult
+        False
+        """
+        return bool(self._sigma_fixed)
+
+    @property
     def residual(self):
         """The residual structure (a ``bayeslmm.Residual``), or None for iid residuals.
 
