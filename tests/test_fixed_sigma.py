@@ -113,7 +113,7 @@ def test_a_saved_fixed_sigma_fit_comes_back(meta, tmp_path):
 
 
 def test_refits_keep_sigma_fixed_and_tests_needing_sigma_refuse(meta):
-    _, fit = meta
+    m, fit = meta
     assert fit.refit(method="ML").sigma == 1.0
     assert fit.refit(method="ML").loglik == pytest.approx(-12.66507635, abs=2e-6)  # nlme
     iid = blm.LMM("distance ~ age + (1 | Subject)", blm.datasets.load("Orthodont"),
@@ -122,11 +122,25 @@ def test_refits_keep_sigma_fixed_and_tests_needing_sigma_refuse(meta):
         iid.summary(ddf="Kenward-Roger")
     with pytest.raises(FitError, match="not defined with σ fixed"):
         iid.confint(method="profile")
-    # Satterthwaite over θ alone: with one variance parameter and σ known, the df of the
-    # intercept is 2 m² / Var(m) of its variance m = Var(β̂) (the delta method), m > 0
+    # Satterthwaite over θ = τ alone (σ = 1 known): df = 2 v² / (v'² · 2/H), v = Var(μ̂)
+    # and H the second derivative of the REML deviance in τ, dense, central differences
     sat = fit.summary(ddf="Satterthwaite")
     assert sat.loc["Intercept", "se"] == pytest.approx(fit.se["Intercept"], rel=1e-8)
-    assert 1.0 < sat.loc["Intercept", "df"] < fit.nobs
+    d = m.design
+    vi = d.data["vi"].to_numpy()
+
+    def dev(t):
+        return -2 * reml_loglik(d.y, d.X, np.eye(d.nobs), t ** 2 * np.eye(d.nobs) +
+                                np.diag(vi) - np.eye(d.nobs), 1.0)
+
+    def var_mu(t):
+        return 1.0 / np.sum(1.0 / (vi + t ** 2))
+
+    tau, h = float(fit.theta.iloc[0]), 1e-4
+    H = (dev(tau + h) - 2 * dev(tau) + dev(tau - h)) / h ** 2
+    g = (var_mu(tau + h) - var_mu(tau - h)) / (2 * h)
+    want = 2 * var_mu(tau) ** 2 / (g ** 2 * 2 / H)
+    assert sat.loc["Intercept", "df"] == pytest.approx(want, rel=1e-3)
 
 
 def test_sigma_with_a_kernel_model_is_refused():
