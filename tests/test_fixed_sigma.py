@@ -143,6 +143,21 @@ def test_refits_keep_sigma_fixed_and_tests_needing_sigma_refuse(meta):
     assert sat.loc["Intercept", "df"] == pytest.approx(want, rel=1e-3)
 
 
+def test_out_of_core_fit_with_sigma_fixed_equals_in_memory():
+    """VarIdent on a dask frame (the strata's cross-products) with σ fixed: the same fit."""
+    import dask.dataframe as dd
+
+    df = blm.datasets.load("Orthodont")
+    args = ("distance ~ age + (1 | Subject)",)
+    kw = {"residual": blm.VarIdent(by="Sex"), "sigma": 1.5}
+    ooc = blm.LMM(*args, dd.from_pandas(df, npartitions=3), **kw).fit_map("REML")
+    mem = blm.LMM(*args, df, **kw).fit_map("REML")
+    assert ooc.sigma == mem.sigma == 1.5
+    assert ooc.loglik == pytest.approx(mem.loglik, abs=1e-6)
+    assert ooc.residual_params["Female"] == pytest.approx(mem.residual_params["Female"],
+                                                          rel=1e-6)
+
+
 def test_sigma_with_a_kernel_model_is_refused():
     df = blm.datasets.load("Dyestuff")
     K = np.eye(6)
@@ -179,3 +194,8 @@ def test_nuts_on_the_meta_analysis(meta):
     assert np.all(post.idata.posterior["sigma"].values == 1.0)
     assert abs(post.fixef["Intercept"] - fit.fixef["Intercept"]) < 0.1
     assert "sd (fixed)" in str(post)
+    # new observations have the known variance vi (σ = 1) around the mean's draws
+    new = m.design.data.iloc[:3]
+    resp = post.predict(new, kind="response", random_seed=1).var(("chain", "draw"))
+    mean = post.predict(new).var(("chain", "draw"))
+    np.testing.assert_allclose((resp - mean).values, new["vi"].to_numpy(), rtol=0.25)
