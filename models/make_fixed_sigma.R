@@ -10,8 +10,9 @@
 # conditional modes in closed form). The reference is nlme's fit where nlme computes the
 # criterion it documents (ML; gls's REML), checked against the dense fit (|delta logLik|,
 # relative delta tau < 1e-5, or the script stops); for lme's REML with sigma fixed it is the
-# dense fit: nlme's C function internal_loglik adds p log||r|| + 1 to that criterion
-# (nlme 3.1-162 src/nlmefit.c; Pustejovsky 2016, "Bug in nlme::lme with fixed sigma and
+# dense fit: for REML with sigma fixed nlme's C function internal_loglik adds
+# p * lglk[Q+1] + 1 (lglk[Q+1]: the log of the response's pivot in its decomposition) to
+# the log-likelihood (nlme 3.1-162 src/nlmefit.c; Pustejovsky 2016, "Bug in nlme::lme with fixed sigma and
 # REML estimation"), so its estimates are not REML's (BCG: tau^2 = 0.3376, REML's 0.3132,
 # the value metafor's rma() and Viechtbauer 2010 give); nlme's numbers are kept in `note`.
 # And lme's logLik with sigma fixed at s != 1 is off by -(N - p) log(s) (estimates right):

@@ -8,8 +8,10 @@ With σ given, it is not profiled out; only β is (at its GLS estimate given θ)
 
 (:meth:`~bayeslmm.linalg.pls.PLS.deviance`). This REML is the restricted likelihood of
 Harville (1977), metafor's and nlme's ``gls``: nlme's ``lme`` computes another one with σ
-fixed (its C function ``internal_loglik`` adds p log‖r‖ + 1 to the REML criterion; BCG
-vaccine trials: τ² = 0.3376 where the REML estimate is 0.3132), a known bug (Pustejovsky,
+fixed (for REML its C function ``internal_loglik``, src/nlmefit.c, adds
+``p·lglk[Q+1] + 1``, lglk[Q+1] the log of the response's pivot in its decomposition, to
+the log-likelihood; BCG vaccine trials: τ² = 0.3376 where the REML estimate is 0.3132),
+a known bug (Pustejovsky,
 "Bug in nlme::lme with fixed sigma and REML estimation", 2016). ML agrees with nlme.
 
 Examples
