@@ -104,11 +104,34 @@ def start(a11, c1, xy_xy, beta, sigma, Ls):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
+def _pattern_scalar(a21, bptr, bblk, boff, bfac, Ls, qs, lam, Ci, z1, y2, C21,
+                    B):  # pragma: no cover - compiled
+    """:func:`pattern_products` for q₁ = 1, into C21 and B."""
+    for j in range(bptr.shape[0] - 1):
+        ci = Ci[j, 0, 0]
+        lc = lam * ci
+        for e in range(bptr[j], bptr[j + 1]):
+            k, o = bfac[bblk[e]], boff[bblk[e]]
+            q = qs[k]
+            for i in range(q):
+                acc = 0.0
+                for t in range(i, q):
+                    acc += Ls[k, t, i] * a21[e, t, 0]
+                acc *= lc
+                C21[e, i, 0] = acc
+                y2[o + i] -= acc * z1[j, 0]
+                B[e, i, 0] = acc * ci
+
+
+@numba.njit(cache=True)
 def pattern_products(a21, bptr, bblk, boff, bfac, Ls, qs, L1, Ci, z1, y2):  # pragma: no cover
     """C₂₁ = P₂₁C₁₁⁻ᵀ and B = C₂₁C₁₁⁻¹ on the pattern; subtracts C₂₁z₁ from ``y2``."""
     ne, qm, q1 = a21.shape[0], a21.shape[1], a21.shape[2]
     C21 = np.zeros((ne, qm, q1))
     B = np.zeros((ne, qm, q1))
+    if q1 == 1:
+        _pattern_scalar(a21, bptr, bblk, boff, bfac, Ls, qs, L1[0, 0], Ci, z1, y2, C21, B)
+        return C21, B
     tmp = np.zeros((qm, q1))
     L1C = np.zeros((q1, q1))
     for j in range(bptr.shape[0] - 1):
