@@ -215,3 +215,19 @@ def test_nuts_on_a_crossed_design_with_ar1_recovers_the_truth():
     for name, value in {"spkr": 100.0, "prec": 300.0, "load": 80.0}.items():
         draws = pos["beta"].sel(fixef=name)
         assert abs(float(draws.mean()) - value) < 3 * float(draws.std()), name
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | subj) + (x | item)", "y ~ x + (1 | subj)"])
+@pytest.mark.parametrize("structure", [AR1(group="g"), CompSymm(group="g")], ids=repr)
+def test_a_correlation_rounded_to_its_bound_is_minus_infinity(frames, formula, structure):
+    """Far out in the unconstrained space (NUTS's early jumps) the interval transform
+    gives exactly ±1: the log-density is -inf there (nutpie rejects the step), not a
+    division by zero inside the kernel."""
+    m = blm.LMM(formula, frames["crossed"], residual=structure)
+    direct = DirectModel.of(m.build("marginal"), m.design, m._priors, None, residual=m.residual)
+    roff = direct.residual[1]  # the correlation's place in the unconstrained vector
+    for u in (60.0, -60.0 if isinstance(structure, AR1) else 60.0):
+        x = np.zeros(direct.ndim)
+        x[roff] = u
+        lp, _ = direct.logp_grad(x)
+        assert lp == -np.inf

@@ -42,6 +42,19 @@ _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 @numba.njit(cache=True)
+def _inside(rkind, par, values):  # pragma: no cover - compiled
+    """Whether Λ is positive definite at the correlation ``par``: 1 − r² > 0 for every
+    gap's r = par^gap (Markov), 1 − ρ > 0 and 1 + (n − 1)ρ > 0 for every group size
+    (CompSymm). Near ±1 the interval transform rounds to the bound itself."""
+    for j in range(values.shape[0]):
+        if rkind == 1 and not (1.0 - par ** (2.0 * values[j]) > 0.0):
+            return False
+        if rkind == 2 and not (1.0 + (values[j] - 1.0) * par > 0.0):
+            return False
+    return not (rkind == 2 and not (1.0 - par > 0.0))
+
+
+@numba.njit(cache=True)
 def residual_terms(x, rkind, roff, rlo, rhi, rpar, kind, value, a, b, values, counts,
                    strata_rows):  # pragma: no cover - compiled
     """Priors (with Jacobians) of the residual parameters and their gradient, ``−½
@@ -75,6 +88,8 @@ def residual_terms(x, rkind, roff, rlo, rhi, rpar, kind, value, a, b, values, co
         grad[roff] += 1.0 - 2.0 * s
         par = rlo + (rhi - rlo) * s
         dpar = (rhi - rlo) * s * (1.0 - s)
+        if not _inside(rkind, par, values):  # the transform rounded to a bound: -inf
+            return -np.inf, grad, np.zeros(K), np.zeros(K), w
         dld = 0.0
         ld = 0.0
         for j in range(values.shape[0]):
@@ -265,6 +280,8 @@ def direct_residual_blocked(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fs
                                             foff, fsd, feta, fpar, fc, scode, spar, soff)
     rlp, rgrad, coef, dcoef, _ = residual_terms(x, rkind, roff, rlo, rhi, rpar, kind, value,
                                                 a, b, values, counts, strata_rows)
+    if not np.isfinite(rlp):
+        return -np.inf, np.zeros(x.shape[0])
     nf = order.shape[0]
     ordered = np.zeros(Ls.shape)
     qs = np.empty(nf, dtype=np.int64)
