@@ -51,6 +51,7 @@ from ..residual.algebra import (
     whiten_design,
 )
 from ..residual.bind import ResidualDesign
+from ..residual.closed_forms import mean_log_sd
 from ..residual.structures import AR1, CAR1, CompSymm, VarIdent
 from ..residual.sufficient import statistics
 from ..results.map import MapResult
@@ -130,7 +131,9 @@ class ResidualCriterion:
         logd = log_sd_weights(self.rd, p)
         if logd is None:
             return p, 0.0
-        m = float(np.mean(logd))
+        # VarIdent with statistics: their rows per level (as out of core, bit for bit)
+        m = float(np.mean(logd)) if self.stats is None \
+            else mean_log_sd(self.stats.strata_rows, p)
         p["log_sd"] = (logd - m)[self.rd.inverse]
         return p, m
 

@@ -383,7 +383,7 @@ def statistics(design, rd: ResidualDesign | None) -> ResidualStats | None:
     if rd is None or sufficient_reason(rd) is not None:
         return None
     return _memo("stats", (design, rd), lambda: residual_stats(design, rd) if design.in_memory
-                 else strata_stats(design.strata))  # out of core: the levels' sums
+                 else design.series or strata_stats(design.strata))  # out of core: sums
 
 
 def strata_stats(strata) -> ResidualStats:

@@ -1,0 +1,110 @@
+"""The end of :mod:`bayeslmm.residual.series`: the parts of all chunks, added in order,
+→ :class:`~bayeslmm.residual.sufficient.ResidualStats` (strata coded in nlme's order,
+CompSymm's group sums formed now that every series is complete), with the checks that
+need all rows (single-row series only, too many statistics).
+
+Examples
+--------
+>>> import bayeslmm as blm
+>>> from bayeslmm.formula.design import build_design
+>>> from bayeslmm.residual.series import chunk_series
+>>> df = blm.datasets.load("Orthodont")
+>>> parts = [chunk_series(blm.CompSymm(group="Subject"), None,
+...                       build_design("distance ~ age", df.iloc[s]))
+...          for s in (slice(0, 55), slice(55, None))]
+>>> stats, largest = finish_part(parts[0] + parts[1], [0])
+>>> stats.values.tolist(), stats.counts.tolist(), largest
+([4.0], [27.0], 4)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import BayesLMMError, DataError
+from ..linalg.residual_stats import bilinear_cross_products, row_map
+from .sufficient import MAX_STATS, ResidualStats
+
+__all__ = ["finish_part"]
+
+
+def _group_sums(part, sidx: np.ndarray, S: int) -> tuple[dict, dict, int]:
+    """CompSymm's statistics of the series' sums per size (kind 4), the series per size
+    and the largest series."""
+    g, gk = pd.factorize(part.keys)
+    size = np.bincount(g, weights=part.size).astype(np.int64)
+    block, m = part.first, len(part.keys)
+    head = np.unique(g, return_index=True)[1]
+    out: dict = {}
+    sizes, per = np.unique(size, return_counts=True)
+    for s in sizes:
+        groups = np.flatnonzero(size == s)
+        at = np.full(len(gk), -1)
+        at[groups] = np.arange(len(groups))
+        rep, inside = head[groups], at[g] >= 0
+        maps = {}
+        for a in range(S):
+            ra = inside & (sidx == a)
+            if ra.any():
+                maps[a] = row_map(np.flatnonzero(ra), m, out_rows=at[g[ra]],
+                                  n_out=len(groups))
+        for a in maps:
+            for b in (k for k in maps if k >= a):
+                out[(4, float(s), a, b)] = (
+                    bilinear_cross_products(block, maps[a], rows=rep) if a == b else
+                    bilinear_cross_products(block, 2.0 * maps[a], maps[b], rows=rep))
+    return out, dict(zip(sizes.astype(float).tolist(), per.tolist(), strict=True)), \
+        int(size.max())
+
+
+def finish_part(part, levels: list, keep: np.ndarray | None = None) -> tuple[ResidualStats, int]:
+    """The statistics of all rows from the sum of every chunk's part (see the module doc).
+
+    ``levels``: the strata's values in nlme's order (``[0]`` without VarIdent); ``keep``:
+    the columns of [X y] kept (fixed effects dropped as linearly dependent).
+
+    Raises
+    ------
+    DataError
+        Every series has a single row (the correlation is not identifiable).
+    BayesLMMError
+        More statistics than :data:`~bayeslmm.residual.sufficient.MAX_STATS`.
+    """
+    index = {v: i for i, v in enumerate(levels)}
+    S = len(levels)
+    stats = {}
+    for (kind, value, sa, sb), cp in part.stats.items():
+        a, b = sorted((index[sa], index[sb]))
+        stats[(kind, value, a, b)] = cp
+    if part.family == "compsymm":
+        more, counts, largest = _group_sums(part, np.array([index[s] for s in part.strata],
+                                                           dtype=np.int64), S)
+        stats.update(more)
+        single = largest == 1
+    else:
+        counts, largest = dict(part.counts), int(part.size.max())
+        single = not counts
+    if single:
+        raise DataError(f"Every group of {part.what} has a single row, so its correlation "
+                        "parameter is not identifiable; check the group column.")
+    if len(stats) > MAX_STATS:
+        raise BayesLMMError(
+            f"{part.what} needs {len(stats)} statistics here (at most {MAX_STATS}): out of "
+            "core its likelihood would need a pass over the rows at every evaluation. Use "
+            "fewer VarIdent levels or group sizes, or fit a sample of the rows in memory "
+            "(ddf.sample(frac=...).compute()).")
+    keys = sorted(stats)
+    parts = [stats[k] for k in keys]
+    if keep is not None:
+        M = np.eye(parts[0].p + 1)[:, keep]
+        parts = [cp.transform_xy(M) for cp in parts]
+    arr = list(zip(*keys, strict=True))
+    vals = sorted(counts)
+    rows = np.array([part.strata_rows.get(v, 0) for v in levels], dtype=float)
+    stats_out = ResidualStats(
+        part.family, np.array(arr[0], dtype=np.int64), np.array(arr[1], dtype=float),
+        np.array(arr[2], dtype=np.int64), np.array(arr[3], dtype=np.int64), tuple(parts),
+        int(part.n), S, rows, np.array(vals, dtype=float),
+        np.array([counts[v] for v in vals], dtype=float))
+    return stats_out, largest
