@@ -43,19 +43,20 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ..errors import BayesLMMError, DataError, FitError
-from ..linalg.residual_stats import add_cross_products, bilinear_cross_products, row_map
+from ..linalg.residual_stats import RowBlock
 from .algebra import crossing_factors
 from .bind import bind
+from .stat_terms import add_terms, pair_terms, strata_grams
 from .structures import AR1, CAR1, CompSymm, Residual
 from .sufficient import MAX_GAPS, ResidualStats
 
-__all__ = ["RowBlock", "SeriesPart", "chunk_series", "gap_keys", "series_family"]
+__all__ = ["SeriesPart", "chunk_series", "gap_keys", "series_family"]
 
 
 def series_family(residual: Residual | None) -> str | None:
@@ -95,71 +96,6 @@ def gap_keys(lag: np.ndarray) -> np.ndarray:
     return np.where(whole, lag, np.round(lag * scale) / scale)
 
 
-class _Term:
-    """A term's rows in a :class:`RowBlock` (what the cross-products read)."""
-
-    __slots__ = ("codes", "Z", "n_levels", "group")
-
-    def __init__(self, codes, Z, n_levels, group):
-        self.codes, self.Z, self.n_levels, self.group = codes, Z, n_levels, group
-
-    @property
-    def q(self) -> int:
-        return self.Z.shape[1]
-
-
-@dataclass(frozen=True)
-class RowBlock:
-    """A few rows of a design (y, X, each term's Z and level codes): a chunk's series'
-    ends or sums, readable by :func:`~bayeslmm.linalg.residual_stats.bilinear_cross_products`.
-
-    >>> import bayeslmm as blm
-    >>> from bayeslmm.formula.design import build_design
-    >>> d = build_design("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
-    >>> b = RowBlock.of(d, np.array([0, 5]))
-    >>> len(b), b.terms[0].codes.tolist()
-    (2, [0, 1])
-    """
-
-    y: np.ndarray
-    X: np.ndarray
-    terms: list = field(default_factory=list)
-
-    @classmethod
-    def of(cls, design, rows: np.ndarray) -> RowBlock:
-        """The rows ``rows`` of a design."""
-        return cls(design.y[rows], design.X[rows],
-                   [_Term(t.codes[rows], t.Z[rows], t.n_levels, t.group)
-                    for t in design.terms])
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def take(self, idx: np.ndarray) -> RowBlock:
-        """Rows ``idx``."""
-        return RowBlock(self.y[idx], self.X[idx],
-                        [_Term(t.codes[idx], t.Z[idx], t.n_levels, t.group) for t in self.terms])
-
-    def summed(self, B, first: np.ndarray) -> RowBlock:
-        """Rows ``B @`` these (group sums), each with the levels of row ``first[i]``."""
-        return RowBlock(np.asarray(B @ self.y), np.asarray(B @ self.X),
-                        [_Term(t.codes[first], np.asarray(B @ t.Z), t.n_levels, t.group)
-                         for t in self.terms])
-
-    @staticmethod
-    def concat(blocks: list[RowBlock]) -> RowBlock:
-        """The rows of ``blocks`` one after the other."""
-        terms = [_Term(np.concatenate([b.terms[k].codes for b in blocks]),
-                       np.concatenate([b.terms[k].Z for b in blocks]), t.n_levels, t.group)
-                 for k, t in enumerate(blocks[0].terms)]
-        return RowBlock(np.concatenate([b.y for b in blocks]),
-                        np.concatenate([b.X for b in blocks]), terms)
-
-
-def _gram(design, rows: np.ndarray):
-    return bilinear_cross_products(design, row_map(rows, len(design.y)))
-
-
 def _too_many_gaps(what: str, n: int) -> BayesLMMError:
     return BayesLMMError(
         f"The gaps between consecutive times of {what} take {n} distinct values (more than "
@@ -169,33 +105,10 @@ def _too_many_gaps(what: str, n: int) -> BayesLMMError:
         "memory (ddf.sample(frac=...).compute()).")
 
 
-def _pair_stats(design, cur, prev, gap, sa, sb) -> tuple[dict, dict]:
-    """Markov statistics of the pairs (prev → cur), keyed by stratum values."""
-    out: dict = {}
-    cnt: dict = {}
-    if not len(cur):
-        return out, cnt
-    labels, inv = np.unique(np.concatenate([sa, sb]), return_inverse=True)
-    ia, ib = inv[:len(sa)], inv[len(sa):]
-    lo, hi = np.minimum(ia, ib), np.maximum(ia, ib)
-    n = len(design.y)
-    for d in np.unique(gap):
-        at = gap == d
-        cnt[float(d)] = int(at.sum())
-        for a in np.unique(np.concatenate([ia[at], ib[at]])):
-            rows = np.concatenate([cur[at & (ia == a)], prev[at & (ib == a)]])
-            out[(1, float(d), labels[a], labels[a])] = _gram(design, rows)
-        for a, b in sorted(set(zip(lo[at].tolist(), hi[at].tolist(), strict=True))):
-            sel = at & (lo == a) & (hi == b)
-            out[(2, float(d), labels[a], labels[b])] = bilinear_cross_products(
-                design, row_map(cur[sel], n, np.full(sel.sum(), 2.0)), row_map(prev[sel], n))
-    return out, cnt
-
-
-def _merge(a: dict, b: dict, add) -> dict:
+def _merge(a: dict, b: dict) -> dict:
     out = dict(a)
     for k, v in b.items():
-        out[k] = add(out[k], v) if k in out else v
+        out[k] = out[k] + v if k in out else v
     return out
 
 
@@ -249,15 +162,15 @@ class SeriesPart:
             return self
         if self.n == 0:
             return other
-        stats = _merge(self.stats, other.stats, add_cross_products)
-        counts = _merge(self.counts, other.counts, lambda x, y: x + y)
-        rows = _merge(self.strata_rows, other.strata_rows, lambda x, y: x + y)
+        stats = add_terms(self.stats, other.stats)
+        counts = _merge(self.counts, other.counts)
+        rows = _merge(self.strata_rows, other.strata_rows)
         n = self.n + other.n
         if self.family == "compsymm":
             return _sums(self, [self, other], stats, counts, rows, n)
         more, cnt, ends = _join(self, other)
-        stats = _merge(stats, more, add_cross_products)
-        counts = _merge(counts, cnt, lambda x, y: x + y)
+        stats = add_terms(stats, more)
+        counts = _merge(counts, cnt)
         if len(counts) > MAX_GAPS:
             raise _too_many_gaps(self.what, len(counts))
         return SeriesPart(self.family, self.what, self.time, stats, counts, rows, n, **ends)
@@ -277,14 +190,12 @@ def _sums(like: SeriesPart, parts: list[SeriesPart], stats, counts, rows, n) -> 
     strata = np.concatenate([p.strata for p in parts])
     size = np.concatenate([p.size for p in parts])
     block = RowBlock.concat([p.first for p in parts])
-    pair = pd.MultiIndex.from_arrays([keys, strata])
-    code, uniq = pd.factorize(pair)
+    code, _ = pd.factorize(pd.MultiIndex.from_arrays([keys, strata]))
     first = np.unique(code, return_index=True)[1]
-    B = row_map(np.arange(len(code)), len(code), out_rows=code, n_out=len(uniq))
     _check_nested(like.what, keys, block, np.arange(len(keys)))
     return SeriesPart(like.family, like.what, like.time, stats, counts, rows, n,
                       keys[first], strata[first], np.bincount(code, weights=size).astype(
-                          np.int64), block.summed(B, first))
+                          np.int64), block.sums(code, len(first), first))
 
 
 def _check_nested(what: str, keys: np.ndarray, block: RowBlock, rows: np.ndarray) -> None:
@@ -327,11 +238,11 @@ def _join(left: SeriesPart, right: SeriesPart) -> tuple[dict, dict, dict]:
     if len(li):
         lag = right.t_first[rj] - left.t_last[li] if left.time is not None \
             else np.ones(len(li))
-        block = RowBlock.concat([right.first.take(rj), left.last.take(li)])
+        block = RowBlock.concat([RowBlock.of(right.first, rj), RowBlock.of(left.last, li)])
         k = len(li)
         _check_nested(left.what, np.concatenate([left.keys[li]] * 2), block, np.arange(2 * k))
-        more, cnt = _pair_stats(block, np.arange(k), np.arange(k, 2 * k), gap_keys(lag),
-                                right.strata[rj], left.s_last[li])
+        more, cnt = pair_terms(block, np.arange(k), np.arange(k, 2 * k), gap_keys(lag),
+                               right.strata[rj], left.s_last[li])
     nl = len(left.keys)
     only = np.flatnonzero(~np.isin(np.arange(len(right.keys)), rj))
     take_first = np.concatenate([np.arange(nl), nl + only])
@@ -342,8 +253,8 @@ def _join(left: SeriesPart, right: SeriesPart) -> tuple[dict, dict, dict]:
     def cat(a, b, idx):
         return np.concatenate([a, b])[idx]
 
-    firsts = RowBlock.concat([left.first, right.first]).take(take_first)
-    lasts = RowBlock.concat([left.last, right.last]).take(take_last)
+    firsts = RowBlock.of(RowBlock.concat([left.first, right.first]), take_first)
+    lasts = RowBlock.of(RowBlock.concat([left.last, right.last]), take_last)
     ends = {"keys": cat(left.keys, right.keys, take_first),
             "strata": cat(left.strata, right.strata, take_first), "size": size,
             "first": firsts, "last": lasts,
@@ -380,11 +291,8 @@ def chunk_series(residual, by: str | None, design) -> SeriesPart:
     sk = (design.data[by].to_numpy(dtype=object)[order] if by is not None
           else np.zeros(n, dtype=object))
     kind0 = 3 if family == "compsymm" else 0
-    stats, rows = {}, {}
-    for s in pd.unique(sk):
-        sel = order[sk == s]
-        stats[(kind0, 1.0, s, s)] = _gram(design, sel)
-        rows[s] = len(sel)
+    stats = strata_grams(design, order, sk, kind0)
+    rows = {k[2]: int(cp.n) for k, cp in stats.items()}
     labels = np.array(rd.group_levels, dtype=object)
     if family == "compsymm":
         keys = labels[rd.group_codes]
@@ -395,8 +303,8 @@ def chunk_series(residual, by: str | None, design) -> SeriesPart:
     gap = gap_keys(rd.lag[later])
     if len(np.unique(gap)) > MAX_GAPS:
         raise _too_many_gaps(what, len(np.unique(gap)))
-    more, cnt = _pair_stats(design, order[later], order[later - 1], gap, sk[later],
-                            sk[later - 1])
+    more, cnt = pair_terms(design, order[later], order[later - 1], gap, sk[later],
+                           sk[later - 1])
     firsts = np.flatnonzero(pos == 0)
     lasts = np.r_[firsts[1:] - 1, n - 1]
     return SeriesPart(family, what, time, {**stats, **more}, cnt, rows, n,

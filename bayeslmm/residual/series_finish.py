@@ -20,42 +20,12 @@ Examples
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from ..errors import BayesLMMError, DataError
-from ..linalg.residual_stats import bilinear_cross_products, row_map
+from .stat_terms import finished, group_terms
 from .sufficient import MAX_STATS, ResidualStats
 
 __all__ = ["finish_part"]
-
-
-def _group_sums(part, sidx: np.ndarray, S: int) -> tuple[dict, dict, int]:
-    """CompSymm's statistics of the series' sums per size (kind 4), the series per size
-    and the largest series."""
-    g, gk = pd.factorize(part.keys)
-    size = np.bincount(g, weights=part.size).astype(np.int64)
-    block, m = part.first, len(part.keys)
-    head = np.unique(g, return_index=True)[1]
-    out: dict = {}
-    sizes, per = np.unique(size, return_counts=True)
-    for s in sizes:
-        groups = np.flatnonzero(size == s)
-        at = np.full(len(gk), -1)
-        at[groups] = np.arange(len(groups))
-        rep, inside = head[groups], at[g] >= 0
-        maps = {}
-        for a in range(S):
-            ra = inside & (sidx == a)
-            if ra.any():
-                maps[a] = row_map(np.flatnonzero(ra), m, out_rows=at[g[ra]],
-                                  n_out=len(groups))
-        for a in maps:
-            for b in (k for k in maps if k >= a):
-                out[(4, float(s), a, b)] = (
-                    bilinear_cross_products(block, maps[a], rows=rep) if a == b else
-                    bilinear_cross_products(block, 2.0 * maps[a], maps[b], rows=rep))
-    return out, dict(zip(sizes.astype(float).tolist(), per.tolist(), strict=True)), \
-        int(size.max())
 
 
 def finish_part(part, levels: list, keep: np.ndarray | None = None) -> tuple[ResidualStats, int]:
@@ -74,12 +44,12 @@ def finish_part(part, levels: list, keep: np.ndarray | None = None) -> tuple[Res
     index = {v: i for i, v in enumerate(levels)}
     S = len(levels)
     stats = {}
-    for (kind, value, sa, sb), cp in part.stats.items():
+    for (kind, value, sa, sb), cp in finished(part.stats).items():
         a, b = sorted((index[sa], index[sb]))
         stats[(kind, value, a, b)] = cp
     if part.family == "compsymm":
-        more, counts, largest = _group_sums(part, np.array([index[s] for s in part.strata],
-                                                           dtype=np.int64), S)
+        sidx = np.array([index[s] for s in part.strata], dtype=np.int64)
+        more, counts, largest = group_terms(part.first, part.keys, sidx, part.size)
         stats.update(more)
         single = largest == 1
     else:
