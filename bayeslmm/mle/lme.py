@@ -131,9 +131,8 @@ class ResidualCriterion:
         logd = log_sd_weights(self.rd, p)
         if logd is None:
             return p, 0.0
-        # VarIdent with statistics: their rows per level (as out of core, bit for bit)
-        m = float(np.mean(logd)) if self.stats is None \
-            else mean_log_sd(self.stats.strata_rows, p)
+        # VarIdent with statistics: from their rows per level (as out of core, bit for bit)
+        m = float(np.mean(logd)) if self.stats is None else mean_log_sd(self.stats.strata_rows, p)
         p["log_sd"] = (logd - m)[self.rd.inverse]
         return p, m
 
