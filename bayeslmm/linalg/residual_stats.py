@@ -210,7 +210,14 @@ class RowBlock:
 
     @classmethod
     def of(cls, source, rows: np.ndarray) -> RowBlock:
-        """Rows ``rows`` of a design (or of a block)."""
+        """Rows ``rows`` of a design (or of a block).
+
+        >>> import bayeslmm as blm
+        >>> from bayeslmm.formula.design import build_design
+        >>> d = build_design("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
+        >>> RowBlock.of(d, np.array([0, 29])).terms[0].codes.tolist()
+        [0, 5]
+        """
         res = None if getattr(source, "residue", None) is None else source.residue[rows]
         return cls(source.y[rows], source.X[rows],
                    [_Term(t.codes[rows], t.Z[rows], t.n_levels, t.group)
@@ -233,7 +240,12 @@ class RowBlock:
     def sums(self, out_rows: np.ndarray, n_out: int, first: np.ndarray | None = None
              ) -> RowBlock:
         """Exact sums of the rows (and their remainders) by ``out_rows``; each sum has
-        the levels of its first row (or of row ``first[i]``)."""
+        the levels of its first row (or of row ``first[i]``).
+
+        >>> b = RowBlock(np.array([1e16, 1.0, -1e16]), np.ones((3, 1)), [])
+        >>> b.sums(np.zeros(3, dtype=np.int64), 1).y.tolist()   # exact: not 0
+        [1.0]
+        """
         M = self._matrix()
         c = M.shape[1]
         keys = (np.asarray(out_rows, dtype=np.int64)[:, None] * c + np.arange(c)).ravel()
@@ -253,23 +265,41 @@ class RowBlock:
 
     def scatter(self, out_rows: np.ndarray, n_out: int, codes: list) -> RowBlock:
         """``n_out`` rows: row ``out_rows[i]`` is row i of these, the others 0; each
-        term's level codes given (``codes``: one array of ``n_out`` per term)."""
+        term's level codes given (``codes``: one array of ``n_out`` per term).
+
+        >>> RowBlock(np.array([2.0]), np.ones((1, 1)), []).scatter(np.array([1]), 2, []).y
+        array([0., 2.])
+        """
         M = np.zeros((n_out, 1 + self.X.shape[1] + sum(t.q for t in self.terms)))
         M[out_rows] = self._matrix()
         return self._split(M, codes)
 
     def combined(self, other: RowBlock, sign: float) -> RowBlock:
-        """Rows ``self + sign · other`` (values; the levels of ``self``)."""
+        """Rows ``self + sign · other`` (values; the levels of ``self``).
+
+        >>> b = RowBlock(np.array([2.0]), np.ones((1, 1)), [])
+        >>> b.combined(b, -1.0).y.tolist()
+        [0.0]
+        """
         return self._split(self._matrix() + sign * other._matrix(),
                            [t.codes for t in self.terms])
 
     def gram(self) -> CrossProducts:
-        """The rows' cross-products, exact (:meth:`CrossProducts.from_design`)."""
+        """The rows' cross-products, exact (:meth:`CrossProducts.from_design`).
+
+        >>> RowBlock(np.array([1.0, 2.0]), np.ones((2, 1)), []).gram().yy
+        5.0
+        """
         return CrossProducts.from_design(self)
 
     @staticmethod
     def concat(blocks: list[RowBlock]) -> RowBlock:
-        """The rows of ``blocks`` one after the other."""
+        """The rows of ``blocks`` one after the other.
+
+        >>> b = RowBlock(np.array([1.0]), np.ones((1, 1)), [])
+        >>> len(RowBlock.concat([b, b, b]))
+        3
+        """
         terms = [_Term(np.concatenate([b.terms[k].codes for b in blocks]),
                        np.concatenate([b.terms[k].Z for b in blocks]), t.n_levels, t.group)
                  for k, t in enumerate(blocks[0].terms)]

@@ -138,6 +138,15 @@ class SeriesPart:
         Markov: each series' first and last rows (CompSymm: ``first`` holds the sums).
     t_first, t_last, s_last : ndarray
         Markov: their times, and the strata of the last rows.
+
+    Examples
+    --------
+    >>> import bayeslmm as blm
+    >>> from bayeslmm.formula.design import build_design
+    >>> d = build_design("distance ~ age", blm.datasets.load("Orthodont"))
+    >>> part = chunk_series(blm.AR1(group="Subject"), None, d)
+    >>> part.n, len(part.keys), part.counts
+    (108, 27, {1.0: 81})
     """
 
     family: str
@@ -157,7 +166,15 @@ class SeriesPart:
     s_last: np.ndarray | None = None
 
     def __add__(self, other: SeriesPart) -> SeriesPart:
-        """``self`` followed by ``other`` (the chunks' order)."""
+        """``self`` followed by ``other`` (the chunks' order).
+
+        >>> import bayeslmm as blm
+        >>> from bayeslmm.formula.design import build_design
+        >>> d = build_design("distance ~ age", blm.datasets.load("Orthodont"))
+        >>> one = chunk_series(blm.AR1(group="Subject"), None, d)
+        >>> (one + one).counts   # the same series twice: joined, 27 more pairs
+        {1.0: 189}
+        """
         if other.n == 0:
             return self
         if self.n == 0:
@@ -178,7 +195,15 @@ class SeriesPart:
     def finish(self, levels: list, keep: np.ndarray | None = None) -> tuple[ResidualStats, int]:
         """The :class:`~bayeslmm.residual.sufficient.ResidualStats` of all rows (strata
         coded by ``levels``, nlme's order; [X y] times ``keep`` where fixed effects were
-        dropped) and the largest series' rows."""
+        dropped) and the largest series' rows
+        (:func:`~bayeslmm.residual.series_finish.finish_part`).
+
+        >>> import bayeslmm as blm
+        >>> from bayeslmm.formula.design import build_design
+        >>> d = build_design("distance ~ age", blm.datasets.load("Orthodont"))
+        >>> chunk_series(blm.CompSymm(group="Subject"), None, d).finish([0])[1]
+        4
+        """
         from .series_finish import finish_part
 
         return finish_part(self, levels, keep)
@@ -273,7 +298,18 @@ def chunk_series(residual, by: str | None, design) -> SeriesPart:
     ------
     DataError
         As :func:`~bayeslmm.residual.bind.bind` for the chunk's rows (duplicated or
-        non-integer times), or too many distinct gaps.
+        non-integer times).
+    BayesLMMError
+        Too many distinct gaps (CAR1 with continuous times).
+
+    Examples
+    --------
+    >>> import bayeslmm as blm
+    >>> from bayeslmm.formula.design import build_design
+    >>> d = build_design("distance ~ age", blm.datasets.load("Orthodont"))
+    >>> part = chunk_series(blm.CAR1(time="age", group="Subject"), None, d)
+    >>> part.counts, part.t_first[:2].tolist(), part.t_last[:2].tolist()
+    ({2.0: 81}, [8.0, 8.0], [14.0, 14.0])
     """
     corr = residual.correlation if isinstance(residual, Residual) else residual
     family = "compsymm" if isinstance(corr, CompSymm) else "markov"

@@ -40,6 +40,17 @@ def finish_part(part, levels: list, keep: np.ndarray | None = None) -> tuple[Res
         Every series has a single row (the correlation is not identifiable).
     BayesLMMError
         More statistics than :data:`~bayeslmm.residual.sufficient.MAX_STATS`.
+
+    Examples
+    --------
+    >>> import bayeslmm as blm
+    >>> from bayeslmm.formula.design import build_design
+    >>> from bayeslmm.residual.series import chunk_series
+    >>> d = build_design("distance ~ age", blm.datasets.load("Orthodont"))
+    >>> part = chunk_series(blm.AR1(group="Subject"), "Sex", d)    # VarIdent's strata
+    >>> stats, _ = finish_part(part, ["Male", "Female"])
+    >>> stats.n_strata, stats.strata_rows.tolist()
+    (2, [64.0, 44.0])
     """
     index = {v: i for i, v in enumerate(levels)}
     S = len(levels)

@@ -53,7 +53,19 @@ def strata_grams(source, rows: np.ndarray, strata: np.ndarray, kind: int) -> dic
 def pair_terms(source, cur, prev, gap, sa, sb) -> tuple[dict, dict]:
     """Markov statistics of the pairs ``prev → cur`` (row indices of ``source``; their
     gap keys and strata): kind 1, the pairs' rows' squares per gap and stratum; kind 2,
-    their products per gap and pair of strata (pieces). Also the pairs per gap."""
+    their products per gap and pair of strata (pieces). Also the pairs per gap.
+
+    >>> import bayeslmm as blm
+    >>> from bayeslmm.formula.design import build_design
+    >>> d = build_design("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
+    >>> out, cnt = pair_terms(d, np.array([1, 3]), np.array([0, 2]), np.array([1.0, 2.0]),
+    ...                       np.array(["a", "a"]), np.array(["a", "b"]))
+    >>> sorted(out)  # doctest: +NORMALIZE_WHITESPACE
+    [(1, 1.0, 'a', 'a'), (1, 2.0, 'a', 'a'), (1, 2.0, 'b', 'b'),
+     (2, 1.0, 'a', 'a'), (2, 2.0, 'a', 'b')]
+    >>> cnt
+    {1.0: 1, 2.0: 1}
+    """
     out: dict = {}
     cnt: dict = {}
     if not len(cur):
@@ -80,7 +92,16 @@ def group_terms(sums: RowBlock, group: np.ndarray, strata: np.ndarray,
                 size: np.ndarray) -> tuple[dict, dict, int]:
     """CompSymm's statistics of the groups' sums (kind 4, finished), from one exact sum
     per (group, stratum) present: ``group`` and ``strata`` their codes (strata 0..S-1),
-    ``size`` their rows. Also the groups per size, and the largest group's rows."""
+    ``size`` their rows. Also the groups per size, and the largest group's rows.
+
+    >>> import bayeslmm as blm
+    >>> from bayeslmm.formula.design import build_design
+    >>> d = build_design("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
+    >>> sums = RowBlock.of(d, np.arange(30)).sums(d.terms[0].codes, 6)   # the batches'
+    >>> out, per, largest = group_terms(sums, np.arange(6), np.zeros(6, int), np.full(6, 5))
+    >>> list(out), per, largest
+    ([(4, 5.0, 0, 0)], {5.0: 6}, 5)
+    """
     g, _ = pd.factorize(group)
     G = int(g.max()) + 1
     total = np.bincount(g, weights=size, minlength=G).astype(np.int64)
@@ -107,7 +128,15 @@ def group_terms(sums: RowBlock, group: np.ndarray, strata: np.ndarray,
 
 
 def add_terms(a: dict, b: dict) -> dict:
-    """Two chunks' statistics added key by key (pieces piece by piece), exactly."""
+    """Two chunks' statistics added key by key (pieces piece by piece), exactly.
+
+    >>> import bayeslmm as blm
+    >>> from bayeslmm.formula.design import build_design
+    >>> d = build_design("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
+    >>> a = strata_grams(d, np.arange(30), np.zeros(30, int), 0)
+    >>> add_terms(a, a)[(0, 1.0, 0, 0)].n
+    60
+    """
     out = dict(a)
     for k, v in b.items():
         if k not in out:
@@ -120,5 +149,13 @@ def add_terms(a: dict, b: dict) -> dict:
 
 
 def finished(stats: dict) -> dict[tuple, CrossProducts]:
-    """The statistics with each product's pieces combined (``½(G₊ − G₋)``)."""
+    """The statistics with each product's pieces combined (``½(G₊ − G₋)``).
+
+    >>> import bayeslmm as blm
+    >>> from bayeslmm.formula.design import build_design
+    >>> d = build_design("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
+    >>> g = RowBlock.of(d, np.arange(2)).gram()
+    >>> float(finished({"k": (g, g)})["k"].yy)
+    0.0
+    """
     return {k: polar(*v) if isinstance(v, tuple) else v for k, v in stats.items()}
