@@ -218,11 +218,14 @@ def test_row_bound_structures_refused():
         blm.LMM("y ~ x + (1 | subject)", crossing, residual=blm.AR1(group="g"))
 
 
-def test_on_a_local_cluster():
+@pytest.mark.parametrize("processes", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_on_a_local_cluster(processes):
+    """The 2-worker cluster: workers in this process, or in their own (the partitions'
+    parts pickled: sampling tier)."""
     distributed = pytest.importorskip("distributed")
     mem, _ = _pair("CAR1")
     with dask.config.set(scheduler=None), distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False,
+            n_workers=2, threads_per_worker=1, processes=processes,
             dashboard_address=None) as lc, distributed.Client(lc):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
