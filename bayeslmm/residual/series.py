@@ -9,9 +9,9 @@ statistics of its own rows and of the consecutive pairs inside it, and for each 
 - Markov (AR1, CAR1): the series' first and last rows in the chunk (and their times).
   Adding two parts in data order (``left + right``) adds the statistics of the pair
   (left's last row, right's first row) of every series in both: the one pair that
-  neither chunk saw. Within a chunk the rows may come in any order (sorted by time as
-  in memory); across chunks, a series' times must increase (checked at each join;
-  without a time column the order is the data's, as in memory).
+  neither chunk saw. With a time column, the rows within a chunk may come in any order
+  (sorted by time as in memory) and across chunks a series' times must increase
+  (checked at each join); without one the order is the data's, as in memory.
 - CompSymm: the sums of each series' rows per ``VarIdent`` stratum; the group sums'
   statistics are formed at the end (:meth:`SeriesPart.finish`), when every series is
   complete. The order of the rows does not matter.
