@@ -362,7 +362,7 @@ def lme_result(design, rd: ResidualDesign, crit: ResidualCriterion, x: np.ndarra
         warn_fit(method, converged, singular, msg)
         _warn_edge(rd, u, p)
     logd = log_sd_weights(rd, p) if design.in_memory else None  # out of core: no rows
-    delta = np.exp(logd[rd.inverse]) if logd is not None else np.ones(rd.n)
+    delta = np.exp(logd[rd.inverse]) if logd is not None else 1.0  # no n-vector of ones
     se = None
     if not reml:
         # nlme's summary (adjustSigma) reports ML standard errors with σ̂² N/(N − p); gls's
