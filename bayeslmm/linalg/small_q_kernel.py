@@ -122,6 +122,7 @@ def _pass_q2(zz, zx, u, p, l11, l21, l22, s, r, zlv, G):  # pragma: no cover - c
     quad, vv, trinv = 0.0, 0.0, 0.0
     g11, g12, g21, g22 = 0.0, 0.0, 0.0, 0.0
     inv_s, inv_s2 = 1.0 / s, 1.0 / (s * s)
+    dl2 = (l11 * l22) ** 2
     c1, c2 = np.empty(_TILE), np.empty(_TILE)
     lv1, lv2 = np.empty(_TILE), np.empty(_TILE)
     for t0 in range(0, m, _TILE):
@@ -137,12 +138,16 @@ def _pass_q2(zz, zx, u, p, l11, l21, l22, s, r, zlv, G):  # pragma: no cover - c
             a11, a12, a22 = zz[0, t0 + j], zz[1, t0 + j], zz[2, t0 + j]
             al11, al12 = a11 * l11 + a12 * l21, a12 * l22       # A L
             al21, al22 = a12 * l11 + a22 * l21, a22 * l22
-            p11 = l11 * al11 + l21 * al21 + s                    # P = Lᵀ A L + σ² I
-            p12 = l11 * al12 + l21 * al22
-            p22 = l22 * al22 + s
-            det = p11 * p22 - p12 * p12
-            idet = 1.0 / det
-            i11, i12, i22 = p22 * idet, -p12 * idet, p11 * idet  # P⁻¹
+            m11 = l11 * al11 + l21 * al21                        # M = Lᵀ A L
+            m12 = l11 * al12 + l21 * al22
+            m22 = l22 * al22
+            p11, p22 = m11 + s, m22 + s                          # P = M + σ² I
+            # |P| = |L|²|A| + σ² tr M + σ⁴: positive terms, no cancellation (P₁₁P₂₂ − P₁₂²
+            # and the Cholesky factor lose |M|/σ² digits where Aⱼ is singular)
+            da = a11 * a22 - a12 * a12
+            rj = (dl2 * da * inv_s + (m11 + m22)) * inv_s + 1.0  # |P| / σ⁴
+            idet = inv_s2 / rj
+            i11, i12, i22 = p22 * idet, -m12 * idet, p11 * idet  # P⁻¹
             w1, w2 = l11 * c1[j] + l21 * c2[j], l22 * c2[j]      # w = Lᵀ c
             v1, v2 = i11 * w1 + i12 * w2, i12 * w1 + i22 * w2    # v = P⁻¹ w
             quad += w1 * v1 + w2 * v2
@@ -156,7 +161,7 @@ def _pass_q2(zz, zx, u, p, l11, l21, l22, s, r, zlv, G):  # pragma: no cover - c
             g12 += al11 * i12 + al12 * i22 - e1 * v2
             g21 += al21 * i11 + al22 * i12 - e2 * v1
             g22 += al21 * i12 + al22 * i22 - e2 * v2
-            r[t0 + j] = det * inv_s2
+            r[t0 + j] = rj
         for b in range(p):                       # (ZⱼᵀX)ᵀ L v
             acc = 0.0
             for j in range(t):
