@@ -1,7 +1,8 @@
 """The closed-form one-factor kernel (q = 1, 2; structure-of-arrays cross-products)
 equals the dense oracle (log-density; gradient by central differences of it) and the
 general kernel (value and gradient) on random unbalanced designs, at the edges of its
-support and on the direct nutpie path; q = 3 stays on the general kernel."""
+support and on the direct nutpie path; q = 3 stays on the general kernel. The exact
+b draws for q = 1, 2 equal the dense conditional level by level."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import bayeslmm as blm
 from bayeslmm.formula.design import build_design
 from bayeslmm.linalg.crossprod import CrossProducts
 from bayeslmm.linalg.marginal_kernel import one_factor_logp_grad
+from bayeslmm.linalg.small_q_draws import small_q_draws
 from bayeslmm.linalg.small_q_kernel import small_q_logp_grad, soa_arrays
 from bayeslmm.pymc.direct import DirectModel
 from tests.oracle import dense_psi, dense_z, marginal_loglik
@@ -152,3 +154,37 @@ def test_direct_path_uses_it_and_equals_the_general_kernel(formula):
         lp_s, g_s = slow.logp_grad(x)
         assert lp_f == pytest.approx(lp_s, rel=1e-10, abs=0)
         np.testing.assert_allclose(g_f, g_s, rtol=0, atol=1e-10 * np.max(np.abs(g_s)))
+
+
+@pytest.mark.parametrize("q", [1, 2])
+def test_draws_equal_the_dense_conditional(q):
+    """b = L C⁻ᵀ(C⁻¹Lᵀrⱼ + σε) level by level (P = CCᵀ = LᵀAⱼL + σ²I; NumPy's Cholesky),
+    per draw, on unbalanced levels (one-row levels included); no noise gives the
+    conditional mean Ψ Zᵀ V⁻¹ r of the dense oracle."""
+    d, a, _, _, _ = _setup(q, 2, 40, seed=9)
+    rng = np.random.default_rng(3)
+    nd, m = 3, a["zz"].shape[0]
+    Ls = np.tril(rng.normal(size=(nd, q, q)))
+    Ls[:, range(q), range(q)] = np.abs(Ls[:, range(q), range(q)]) + 0.5
+    beta, sigma = rng.normal([40.0, 3.0], 1.0, (nd, 2)), rng.uniform(2.0, 5.0, nd)
+    eps = rng.standard_normal((q, nd, m))
+    zz_s, zx_s = soa_arrays(a["zz"], a["z_xy"])
+    for noise in (eps, np.zeros_like(eps)):
+        out = np.empty((nd, m, q))
+        small_q_draws(0, nd, Ls, beta, sigma, zz_s, zx_s, noise, out)
+        for k in range(nd):
+            L, s = Ls[k], sigma[k]
+            r = a["z_xy"] @ np.append(-beta[k], 1.0)
+            for j in range(m):
+                C = np.linalg.cholesky(L.T @ a["zz"][j] @ L + s**2 * np.eye(q))
+                v = np.linalg.solve(C, L.T @ r[j])
+                want = L @ np.linalg.solve(C.T, v + s * noise[:, k, j])
+                np.testing.assert_allclose(out[k, j], want, rtol=1e-10,
+                                           atol=1e-12 * np.abs(want).max())
+        if noise is not eps:  # the dense conditional mean, for the first draw
+            Psi = dense_psi(d.terms, [Ls[0] @ Ls[0].T])
+            Z = dense_z(d.terms)
+            V = Z @ Psi @ Z.T + sigma[0] ** 2 * np.eye(d.nobs)
+            mean = Psi @ Z.T @ np.linalg.solve(V, d.y - d.X @ beta[0])
+            np.testing.assert_allclose(out[0].ravel(), mean, rtol=1e-9,
+                                       atol=1e-10 * np.abs(mean).max())
