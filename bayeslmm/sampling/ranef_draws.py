@@ -240,8 +240,8 @@ def draw_random_effects(design: Design, cp: CrossProducts, post: xr.Dataset,
     ``cp`` holds the design's cross-products (unused with a residual structure: its
     sufficient statistics are combined per draw, or, for a structure bound to its rows,
     the whitened cross-products recomputed per draw). Draws are processed ``chunk`` at
-    a time (fewer where a chunk's noise would pass 10⁷ values) to bound memory. ``residual`` (a bound
-    residual structure) makes the draws account for ``σ²Λ``.
+    a time (fewer where a chunk's noise would pass 10⁷ values) to bound memory.
+    ``residual`` (a bound residual structure) makes the draws account for ``σ²Λ``.
     """
     rng = np.random.default_rng(random_seed)
     nc, nd = post.sizes["chain"], post.sizes["draw"]
