@@ -76,14 +76,36 @@ def soa_arrays(zz: np.ndarray, z_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
-def _pass_q1(a, zx, u, p, l11, s, r, zlv):  # pragma: no cover - compiled
-    """One pass over the levels, q = 1: writes each r = P/σ² into ``r``, adds
-    (ZⱼᵀX)ᵀLv into ``zlv``; returns the other sums. Tiles of levels, so that every
-    innermost loop runs over levels (the loop LLVM vectorises)."""
+def _sum_log(r):  # pragma: no cover - compiled
+    """Σ log r for r ≥ 1: one logarithm per block of levels (level by level where a
+    block's product would overflow)."""
+    m = r.shape[0]
+    total = 0.0
+    for start in range(0, m, _BLOCK):
+        stop = min(start + _BLOCK, m)
+        prod, low = 1.0, 1.0
+        for j in range(start, stop):
+            prod *= r[j]
+            low = min(low, r[j])
+        if not low > 0.0:  # P not positive definite (or NaN): outside the support
+            return -np.inf
+        if prod < _BIG:
+            total += math.log(prod)
+        else:
+            for j in range(start, stop):
+                total += math.log(r[j])
+    return total
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
+def _pass_q1(a, zx, u, p, l11, s, zlv):  # pragma: no cover - compiled
+    """One pass over the levels, q = 1: adds (ZⱼᵀX)ᵀLv into ``zlv``; returns the other
+    sums (Σ log r, r = P/σ², first). Tiles of levels, so that every innermost loop runs
+    over levels (the loop LLVM vectorises)."""
     m = a.shape[0]
-    quad, vv, trinv, gl = 0.0, 0.0, 0.0, 0.0
+    logr, quad, vv, trinv, gl = 0.0, 0.0, 0.0, 0.0, 0.0
     inv_s = 1.0 / s
-    c, lv = np.empty(_TILE), np.empty(_TILE)
+    c, lv, r = np.empty(_TILE), np.empty(_TILE), np.empty(_TILE)
     for t0 in range(0, m, _TILE):
         t = min(_TILE, m - t0)
         for j in range(t):                       # c = Zⱼᵀ(y − Xβ)
@@ -104,27 +126,28 @@ def _pass_q1(a, zx, u, p, l11, s, r, zlv):  # pragma: no cover - compiled
             lvj = l11 * v
             lv[j] = lvj
             gl += aj * l11 * ip - (cj - aj * lvj) * v * inv_s
-            r[t0 + j] = P * inv_s
+            r[j] = P * inv_s
+        logr += _sum_log(r[:t])
         for b in range(p):                       # (ZⱼᵀX)ᵀ L v
             acc = 0.0
             for j in range(t):
                 acc += zx[b, t0 + j] * lv[j]
             zlv[b] += acc
-    return quad, vv, trinv, gl
+    return logr, quad, vv, trinv, gl
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
-def _pass_q2(zz, zx, u, p, l11, l21, l22, s, r, zlv, G):  # pragma: no cover - compiled
-    """One pass over the levels, q = 2: writes each r = |P|/σ⁴ into ``r``, adds
-    (ZⱼᵀX)ᵀLv into ``zlv`` and A L P⁻¹ − (c − ALv)vᵀ/σ² into ``G`` (row-major 4);
-    returns the other sums. Tiles of levels, as :func:`_pass_q1`."""
+def _pass_q2(zz, zx, u, p, l11, l21, l22, s, zlv, G):  # pragma: no cover - compiled
+    """One pass over the levels, q = 2: adds (ZⱼᵀX)ᵀLv into ``zlv`` and
+    A L P⁻¹ − (c − ALv)vᵀ/σ² into ``G`` (row-major 4); returns the other sums (Σ log r,
+    r = |P|/σ⁴, first). Tiles of levels, as :func:`_pass_q1`."""
     m = zz.shape[1]
-    quad, vv, trinv = 0.0, 0.0, 0.0
+    logr, quad, vv, trinv = 0.0, 0.0, 0.0, 0.0
     g11, g12, g21, g22 = 0.0, 0.0, 0.0, 0.0
     inv_s, inv_s2 = 1.0 / s, 1.0 / (s * s)
     dl2 = (l11 * l22) ** 2
     c1, c2 = np.empty(_TILE), np.empty(_TILE)
-    lv1, lv2 = np.empty(_TILE), np.empty(_TILE)
+    lv1, lv2, r = np.empty(_TILE), np.empty(_TILE), np.empty(_TILE)
     for t0 in range(0, m, _TILE):
         t = min(_TILE, m - t0)
         for j in range(t):                       # c = Zⱼᵀ(y − Xβ)
@@ -161,7 +184,8 @@ def _pass_q2(zz, zx, u, p, l11, l21, l22, s, r, zlv, G):  # pragma: no cover - c
             g12 += al11 * i12 + al12 * i22 - e1 * v2
             g21 += al21 * i11 + al22 * i12 - e2 * v1
             g22 += al21 * i12 + al22 * i22 - e2 * v2
-            r[t0 + j] = rj
+            r[j] = rj
+        logr += _sum_log(r[:t])
         for b in range(p):                       # (ZⱼᵀX)ᵀ L v
             acc = 0.0
             for j in range(t):
@@ -171,29 +195,7 @@ def _pass_q2(zz, zx, u, p, l11, l21, l22, s, r, zlv, G):  # pragma: no cover - c
     G[1] += g12
     G[2] += g21
     G[3] += g22
-    return quad, vv, trinv
-
-
-@numba.njit(cache=True, nogil=True, fastmath=_FAST, error_model="numpy")
-def _sum_log(r):  # pragma: no cover - compiled
-    """Σ log r for r ≥ 1: one logarithm per block of levels (level by level where a
-    block's product would overflow)."""
-    m = r.shape[0]
-    total = 0.0
-    for start in range(0, m, _BLOCK):
-        stop = min(start + _BLOCK, m)
-        prod, low = 1.0, 1.0
-        for j in range(start, stop):
-            prod *= r[j]
-            low = min(low, r[j])
-        if not low > 0.0:  # P not positive definite (or NaN): outside the support
-            return -np.inf
-        if prod < _BIG:
-            total += math.log(prod)
-        else:
-            for j in range(start, stop):
-                total += math.log(r[j])
-    return total
+    return logr, quad, vv, trinv
 
 
 @numba.njit(cache=True, nogil=True)
@@ -214,17 +216,17 @@ def small_q_logp_grad(zz_s, zx_s, xy_xy, n, beta, sigma, L):  # pragma: no cover
     for a in range(p1):
         for b in range(p1):
             rtr += u[a] * xy_xy[a, b] * u[b]
-    r = np.empty(m)
     zlv = np.zeros(p)
     if q == 1:
-        quad, vv, trinv, g = _pass_q1(zz_s[0], zx_s[0], u, p, L[0, 0], s, r, zlv)
+        logr, quad, vv, trinv, g = _pass_q1(zz_s[0], zx_s[0], u, p, L[0, 0], s, zlv)
         gL[0, 0] = -g
     else:
         G = np.zeros(4)
-        quad, vv, trinv = _pass_q2(zz_s, zx_s, u, p, L[0, 0], L[1, 0], L[1, 1], s, r, zlv, G)
+        logr, quad, vv, trinv = _pass_q2(zz_s, zx_s, u, p, L[0, 0], L[1, 0], L[1, 1], s,
+                                         zlv, G)
         gL[0, 0], gL[0, 1], gL[1, 0], gL[1, 1] = -G[0], -G[1], -G[2], -G[3]
     Q = m * q
-    logdet = Q * math.log(s) + _sum_log(r)
+    logdet = Q * math.log(s) + logr
     if not np.isfinite(logdet) or not np.isfinite(quad):  # P not positive definite
         return -np.inf, np.zeros(p), 0.0, np.zeros((q, q))
     logp = -0.5 * (n * _LOG2PI + (n - Q) * math.log(s) + logdet + (rtr - quad) / s)
