@@ -11,7 +11,8 @@ the loop vectorises (square roots and divisions included).
 Examples
 --------
 >>> import numpy as np
->>> zz_s, zx_s = np.array([[4.0], [2.0], [3.0]]), np.array([[[1.0, 2.0]], [[0.5, 1.0]]])
+>>> zz_s = np.array([[4.0], [2.0], [3.0]])  # ZᵀZ = [[4, 2], [2, 3]], one level
+>>> zx_s = np.array([[[1.0], [2.0]], [[0.5], [1.0]]])  # ZᵀX = [1, 0.5], Zᵀy = [2, 1]
 >>> out = np.empty((1, 1, 2))
 >>> eps = np.zeros((2, 1, 1))  # no noise: b is the conditional mean
 >>> small_q_draws(0, 1, np.eye(2)[None], np.array([[0.5]]), np.array([1.0]), zz_s, zx_s,
