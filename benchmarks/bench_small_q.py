@@ -167,11 +167,14 @@ def run_nuts(args) -> dict:
 
     complete_mod.complete_marginal = timed
     if args.low_rank:  # nutpie's diagonal-plus-low-rank mass matrix (not the default)
-        import functools
-
         from bayeslmm.sampling import nuts
 
-        nuts._nutpie = functools.partial(nuts._nutpie, low_rank_mass=True)
+        plain_nutpie = nuts._nutpie
+
+        def low_rank(*a, **k):
+            return plain_nutpie(*a, **{**k, "low_rank_mass": True})
+
+        nuts._nutpie = low_rank
         out["low_rank_mass"] = True
     t1, c1 = time.perf_counter(), time.process_time()
     post = m.fit(draws=args.draws, tune=args.draws, chains=args.chains, random_seed=1,
