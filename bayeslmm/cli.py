@@ -138,6 +138,10 @@ def _parser() -> argparse.ArgumentParser:
                         "\"VarComb(VarIdent(by=Sex), VarPower(covariate=age))\"")
     f.add_argument("--weights", metavar="COLUMN",
                    help="lme4's prior weights: residual variance sigma^2 / COLUMN")
+    f.add_argument("--sigma", metavar="VALUE", type=float,
+                   help="fix the residual sd at this known value (nlme's lmeControl(sigma=)); "
+                        "with --residual \"VarFixed(covariate=vi)\" and --sigma 1: a "
+                        "meta-analysis with known sampling variances vi")
     f.add_argument("--random-matrix", metavar="NAME=FILE",
                    help="a wide random-effect matrix (genotypes): .npy with the data's rows "
                         "in order, or .csv whose first column holds the --id of each row")
@@ -277,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
             extra["covariances"] = dict([_matrix_file(args.covariance, "--covariance")])
         if args.weights:
             extra["weights"] = args.weights
+        if args.sigma is not None:
+            extra["sigma"] = args.sigma
         model = LMM(args.formula, data, residual=residual, **extra)
         if args.map:
             result = model.fit_map(method=args.map)

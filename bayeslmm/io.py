@@ -91,21 +91,24 @@ def load(path):
 def _formula(kind: str, idata: az.InferenceData, ds: xr.Dataset, data: pd.DataFrame, path):
     attrs = ds.attrs
     structure = parse_residual(attrs["residual"]) if attrs.get("residual") else None
+    sigma = float(attrs["fixed_sigma"]) if "fixed_sigma" in attrs else \
+        (json.loads(attrs["info"]).get("sigma_fixed") if "info" in attrs else None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the warnings of the original fit
         design = build_design(attrs["formula"], data, extra_columns=residual_columns(structure),
-                              weights=attrs.get("weights") or None)
+                              weights=attrs.get("weights") or None,
+                              known_sigma=sigma is not None)
     rd = None if structure is None else bind(structure, design)
     if kind == "map":
         if "theta" not in attrs:  # written before parameters were stored: refit
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                result = fit_map(design, attrs["method"], residual=rd)
+                result = fit_map(design, attrs["method"], residual=rd, sigma=sigma)
             _check_refit(result, json.loads(attrs["estimates"]), path)
             return result
         cov = ds["__covariate__"].values if "__covariate__" in ds else None
         return restore_map(design, attrs["method"], json.loads(attrs["theta"]), residual=rd,
-                           u=json.loads(attrs["u"]), covariate=cov,
+                           u=json.loads(attrs["u"]), covariate=cov, sigma=sigma,
                            loglik=float(attrs["loglik"]), converged=bool(attrs["converged"]),
                            nfev=int(attrs["nfev"]), message=str(attrs["message"]))
     if "observed_data" in idata.groups() and idata.observed_data["y"].size != design.nobs:

@@ -77,7 +77,10 @@ class KernelModel:
                  random_matrices: Mapping[str, Any] | None = None,
                  covariances: Mapping[str, Any] | None = None,
                  priors: Mapping[str, Any] | None = None, residual: Any = None,
-                 na_action: str = "drop", weights: Any = None) -> None:
+                 na_action: str = "drop", weights: Any = None, sigma: Any = None) -> None:
+        if sigma is not None:
+            raise BayesLMMError(f"sigma= (got {sigma!r}) cannot be combined with "
+                                "random_matrices or covariances: the genomic LMM estimates σ.")
         if weights is not None:
             raise BayesLMMError("weights= cannot be combined with random_matrices or "
                                 "covariances (the rotated model needs iid residuals).")

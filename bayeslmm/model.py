@@ -23,9 +23,10 @@ from .formula.design import Design
 from .formula.spec import ModelSpec, parse_formula
 from .kernel_model import KernelModel
 from .linalg.crossprod import CrossProducts
-from .mle.fit import fit_map
+from .mle.fit import check_sigma, fit_map
 from .pymc.conditional import build_conditional
 from .pymc.direct import DirectModel
+from .pymc.fixed_sigma import fix_sigma, with_fixed_sigma
 from .pymc.graph import GraphMixin
 from .pymc.marginal import build_marginal, design_cross_products
 from .pymc.parameterization import cacheable, choose_parameterization, gradient_cost
@@ -53,35 +54,31 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
     Parameters
     ----------
     formula : str
-        lme4 syntax: ``"y ~ x + (x | g)"`` (correlated), ``(x || g)`` (uncorrelated),
-        ``(0 + x | g)``, ``(1 | a/b)`` (nested), ``(1 | a:b)``, several factors
-        (crossed), and the transforms formulae supports (``np.log(x)``, ``scale(x)``,
-        ``C(x)``, ``I(x ** 2)``, ``sin(2 * pi * t)``).
+        lme4 syntax: ``"y ~ x + (x | g)"``, ``(x || g)``, ``(0 + x | g)``, ``(1 | a/b)``,
+        ``(1 | a:b)``, crossed factors, and formulae's transforms (``np.log(x)``,
+        ``scale(x)``, ``C(x)``, ``I(x ** 2)``).
     data : DataFrame or dask DataFrame
-        Factors as pandas categoricals keep their level order (first = baseline);
-        numeric grouping columns are categorical; a dask one is read out of core.
+        Categoricals keep their level order (first = baseline); dask: out of core.
     residual : optional
-        Residual structure ``ε ~ N(0, σ²Λ)`` as in nlme (:mod:`bayeslmm.residual`):
-        a correlation (``blm.AR1``, ``blm.CAR1``, ``blm.CompSymm``), a variance function
-        (``blm.VarIdent``, ``blm.VarPower``, ``blm.VarExp``) or both in ``blm.Residual``.
-        None: iid residuals. Its columns' missing values drop rows like the formula's.
+        Residual structure ``ε ~ N(0, σ²Λ)`` as in nlme (:mod:`bayeslmm.residual`): a
+        correlation, a variance function or both in ``blm.Residual``. None: iid.
     priors : mapping, optional
-        Overrides of the data-scaled defaults, e.g.
-        ``{"sigma": blm.Prior("HalfNormal", sigma=10), "eta_Subject": 4}``; see
-        :mod:`bayeslmm.pymc.priors` for the defaults and names.
+        Overrides of the data-scaled defaults (:mod:`bayeslmm.pymc.priors`), e.g.
+        ``{"sigma": blm.Prior("HalfNormal", sigma=10), "eta_Subject": 4}``.
     na_action : {"drop", "raise"}
-        Rows with missing values in the columns used are dropped (with a warning
-        giving the count) or raise.
+        Rows with missing values in the columns used are dropped (warned) or raise.
     random_matrices : mapping, optional
-        ``{"snps": W}``: a wide random-effect matrix (one row per data row; a DataFrame
-        is matched by index label) whose coefficients are iid ``N(0, sd²)``: the
-        genomic/ridge LMM, fitted in the eigenbasis of ``W Wᵀ`` at O(n) a gradient.
+        ``{"snps": W}``: a wide random-effect matrix (a row per data row, a DataFrame's
+        by index label), coefficients iid ``N(0, sd²)``: the genomic/ridge LMM.
     covariances : mapping, optional
-        ``{"line": K}``: a known covariance of the levels of the formula's single
-        ``(1 | line)`` term, ``b ~ N(0, sd² K)`` (kinship, pedigree, phylogeny). Either
-        allows only fixed effects besides it, and iid residuals.
+        ``{"line": K}``: a known covariance of the levels of the single ``(1 | line)``
+        term, ``b ~ N(0, sd² K)`` (kinship, phylogeny); fixed effects and iid residuals.
     weights : str or array, optional
         lme4's prior weights (variance σ²/w): a column or one value per row.
+    sigma : float, optional
+        σ fixed at this known value, neither estimated nor given a prior (nlme's
+        ``lmeControl(sigma = ...)``; lme4 cannot): with ``residual=blm.VarFixed("vi")``
+        and ``sigma=1.0`` the meta-analysis model, ``vi`` the known sampling variances.
 
     Examples
     --------
@@ -111,11 +108,14 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         na_action: str = "drop",
         random_matrices: Mapping[str, Any] | None = None,
         covariances: Mapping[str, Any] | None = None, weights: Any = None,
+        sigma: float | None = None,
     ) -> None:
         structure = as_residual(residual)
         self._spec: ModelSpec = parse_formula(formula)
+        self._sigma = check_sigma(sigma)
         self._design, self._residual = design_and_residual(  # pandas, or dask (out of core)
-            self._spec, data, structure, na_action=na_action, weights=weights)
+            self._spec, data, structure, na_action=na_action, weights=weights,
+            known_sigma=self._sigma is not None)
         self._priors: ResolvedPriors = resolve_priors(self._design, priors, self._residual)
         self._models: dict[str, pm.Model] = {}  # by parameterization: what fit samples
         self._cp: CrossProducts | None = None
@@ -187,8 +187,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
 
         Examples
         --------
-        >>> blm.LMM("distance ~ age * Sex + (1 | Subject)",
-        ...         blm.datasets.load("Orthodont")).fixef_names
+        >>> blm.LMM("distance ~ age * Sex", blm.datasets.load("Orthodont")).fixef_names
         ['Intercept', 'age', 'Sex[Female]', 'age:Sex[Female]']
         """
         return list(self._design.fixef_names)
@@ -202,18 +201,21 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         >>> blm.LMM("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff")).priors["sigma"]
         "Prior('Exponential', lam=0.01587)"
         """
-        return PriorTable(self._priors.describe(), design_elements(self._design))
+        return PriorTable(self._described(), design_elements(self._design))
+
+    def _described(self) -> dict[str, str]:
+        out = self._priors.describe()
+        if self._sigma is not None:  # data, not a parameter
+            out["sigma"] = f"fixed at {self._sigma!r} (no prior)"
+        return out
 
     @property
     def pymc_model(self) -> pm.Model:
         """The PyMC model that :meth:`fit` samples by default (``build("auto")``).
 
-        Inspect it (``pm.model_to_graphviz(m.pymc_model)``) or extend it in a ``with
-        m.pymc_model:`` block: ``fit()`` samples that very model, your ``pm.Deterministic``
-        and ``pm.Potential`` included. It is the marginal model (b integrated out) where
-        that is exact and cheap: add functions of ``beta``, ``sigma``, ``sd_<g>``,
-        ``corr_<g>``; compute those of ``b_<g>`` (drawn after sampling) from the
-        posterior. :meth:`build` gives either model.
+        Extend it in a ``with m.pymc_model:`` block: ``fit()`` samples that very model.
+        It is the marginal model (b integrated out, drawn after sampling) where that is
+        exact and cheap; :meth:`build` gives either model.
 
         Examples
         --------
@@ -229,9 +231,8 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         Parameters
         ----------
         parameterization : {"auto", "marginal", "conditional"}
-            ``"marginal"``: the random effects integrated out exactly (drawn after
-            sampling); ``"conditional"``: sampled explicitly, non-centred; ``"auto"``:
-            the marginal model wherever it is exact and cheap.
+            ``"marginal"``: b integrated out exactly (drawn after sampling);
+            ``"conditional"``: b sampled, non-centred; ``"auto"``: marginal where cheap.
 
         Returns
         -------
@@ -256,6 +257,8 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
             else:
                 self._models[par] = build_conditional(self._design, self._priors,
                                                       self._residual)
+            if self._sigma is not None:
+                self._models[par] = fix_sigma(self._models[par], self._sigma)
         return self._models[par]
 
     @property
@@ -292,15 +295,14 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
             Posterior draws and tuning steps per chain, number of chains.
         random_seed : int, optional
         sampler : {"auto", "pymc", "nutpie", "numpyro"}
-            NUTS implementation. ``"auto"``: nutpie for the marginal model, PyMC's own
-            NUTS for the conditional one.
+            ``"auto"``: nutpie for the marginal model, PyMC's NUTS for the conditional one.
         parameterization : {"auto", "marginal", "conditional"}
             See :meth:`build`.
         target_accept : float, optional
-            NUTS's target acceptance rate. Default 0.8 (PyMC's and nutpie's) for the
-            marginal model, whose posterior has no funnel; 0.9 for the conditional one.
+            NUTS's target acceptance rate: 0.8 for the marginal model, 0.9 for the
+            conditional one (funnels).
         cores : int, optional
-            Parallel chains (default: the number of cores; 1 with nutpie's numba backend).
+            Parallel chains (default: the number of cores).
         progressbar : bool
         log_likelihood : bool, optional
             Store the pointwise log-likelihood (per row, given b); None: when it is small.
@@ -326,7 +328,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         direct = (DirectModel.of(model, self._design, self._priors,
                                  None if self._residual else self._cross_products,
                                  residual=self._residual)
-                  if marginal and sampler == "nutpie" else None)
+                  if marginal and sampler == "nutpie" and self._sigma is None else None)
         idata = sample(
             model, draws=draws, tune=tune, chains=chains,
             random_seed=random_seed, sampler=sampler, target_accept=target_accept,
@@ -335,13 +337,15 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
             cacheable=cacheable(self._design, self._residual, par),
             cost_hint=gradient_cost(self._design, self._residual, par), direct=direct,
         )
+        if self._sigma is not None:
+            idata.posterior = with_fixed_sigma(idata.posterior, self._sigma)
         cp = self._cross_products if marginal and not self._residual else None
         idata = complete(idata, self._design, self._priors, self._residual,
                          marginal=marginal, cross_products=cp, random_seed=random_seed,
                          log_likelihood=log_likelihood)
         info = run_info(idata, sampler=sampler, parameterization=par, draws=draws, tune=tune,
-                        chains=chains, random_seed=random_seed)
-        return PosteriorResult(idata, self._design, self._priors.describe(), info=info,
+                        chains=chains, random_seed=random_seed, sigma_fixed=self._sigma)
+        return PosteriorResult(idata, self._design, self._described(), info=info,
                                residual=self._residual)
 
     @property
@@ -354,15 +358,13 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
     def prior_predictive(self, draws: int = 500, *, random_seed: int | None = None):
         """Draw from the priors and the response they imply.
 
-        The response is drawn through the conditional model (``build("conditional")``),
-        whose ``y`` has the same prior as the marginal model's.
+        Through the conditional model, whose ``y`` has the marginal model's prior.
 
         Returns
         -------
         arviz.InferenceData
-            Groups ``prior`` (parameters), ``prior_predictive`` (``y``, dims ``chain,
-            draw, obs``) and ``observed_data``: ready for ``az.plot_ppc(idata,
-            group="prior")``.
+            ``prior``, ``prior_predictive`` (``y``) and ``observed_data``: for
+            ``az.plot_ppc(idata, group="prior")``.
 
         Examples
         --------
@@ -377,11 +379,9 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
     def fit_map(self, method: str = "REML") -> MapResult:
         """Maximum likelihood (``"ML"``) or REML estimates, as lme4 and nlme compute them.
 
-        Flat priors: the random effects and (for REML) the fixed effects are
-        integrated out exactly, and the profiled criterion is optimised over the
-        covariance parameters. With a residual structure the fit is nlme's (``lme``, or
-        ``gls`` without random effects): σ, ``residual_params``, standard errors and
-        BIC as nlme reports them (see :mod:`bayeslmm.mle.lme`).
+        With a residual structure (or σ fixed) the fit is nlme's (``lme``, or ``gls``
+        without random effects): σ, ``residual_params``, standard errors and BIC as nlme
+        reports them (see :func:`bayeslmm.mle.fit.fit_map`).
 
         Returns
         -------
@@ -393,7 +393,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         >>> round(m.fit_map("ML").loglik, 2), round(m.fit_map("REML").loglik, 2)
         (-875.97, -871.81)
         """
-        return fit_map(self._design, method, residual=self._residual)
+        return fit_map(self._design, method, residual=self._residual, sigma=self._sigma)
 
 
 # a KernelModel is an LMM for isinstance (it has the same methods; LMM(...) makes it)

@@ -96,9 +96,19 @@ cases <- list(
   list("fieldplots_constpower_area", "fieldplots",
        "lme(biomass ~ z, random = ~ 1 | site, data = D, weights = varConstPower(form = ~ area), method = M)",
        "biomass ~ z + (1 | site)", "VarConstPower(covariate=area)"),
-  # (varConstPower on the bundled real datasets, Orthodont, Ovary, cake, sleepstudy and
-  # radon, stops on a flat ridge in nlme: const stays at its start or goes to 0; the
-  # simulated fieldplots biomass is heteroscedastic enough to identify both parameters)
+  # (varConstPower from nlme's default start on most bundled real datasets, Orthodont,
+  # cake, radon, Wheat2, stops on a flat ridge: const stays at its start or goes to 0;
+  # the simulated fieldplots biomass is heteroscedastic enough to identify both
+  # parameters. On sleepstudy both are identified, nlme's approximate covariance of
+  # (const, power) positive definite, against Days, started off the ridge (nlme's
+  # default start, const = 1, power = 0, stops there or fails). Against the fitted values
+  # (nlme: const = 0.28, power = 1.73) the likelihood keeps rising along const -> Inf)
+  list("sleepstudy_gls_constpower_days", "sleepstudy",
+       "gls(Reaction ~ Days, data = D, weights = varConstPower(const = 50, power = 1, form = ~ Days), method = M)",
+       "Reaction ~ Days", "VarConstPower(covariate=Days)"),
+  list("sleepstudy_constpower_days", "sleepstudy",
+       "lme(Reaction ~ Days, random = ~ 1 | Subject, data = D, weights = varConstPower(const = 50, power = 1, form = ~ Days), method = M)",
+       "Reaction ~ Days + (1 | Subject)", "VarConstPower(covariate=Days)"),
   list("Orthodont_gls_fixed_age", "Orthodont",
        "gls(distance ~ age + Sex, data = D, weights = varFixed(~ age), method = M)",
        "distance ~ age + Sex", "VarFixed(covariate=age)"),

@@ -161,3 +161,20 @@ def test_map_fits_save_and_predict_with_standard_errors(tmp_path, capsys, sleeps
     assert main(["predict", str(fit_file), "--data", str(new_file), "--out", str(out),
                  "--kind", "response"]) == 2
     assert "predicts means" in capsys.readouterr().err
+
+
+def test_fit_with_sigma_fixed(tmp_path, capsys):
+    """--sigma: the meta-analysis of the BCG trials (the dense REML of
+    models/bcg_fixed_sigma_reml.toml: logLik -13.485, mu -0.7145), and a bad value."""
+    out = tmp_path / "fit.json"
+    assert main(["fit", "yi ~ 1 + (1 | trial)", "--data", "bcg", "--residual",
+                 "VarFixed(covariate=vi)", "--sigma", "1", "--map", "REML",
+                 "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Residual standard error fixed at 1" in text and "-13.485" in text
+    import json
+
+    assert round(json.loads(out.read_text())["fixef"]["Intercept"], 4) == -0.7145
+    assert main(["fit", "yi ~ 1 + (1 | trial)", "--data", "bcg", "--residual",
+                 "VarFixed(covariate=vi)", "--sigma", "-1", "--map", "REML"]) == 2
+    assert "got -1.0" in capsys.readouterr().err

@@ -243,14 +243,14 @@ def test_no_warnings_on_regular_fit():
 
 
 def test_correlation_at_the_edge_of_its_range_warns():
-    from bayeslmm.mle.lme import _warn_edge
+    from bayeslmm.mle.lme_search import warn_edge
 
     m = blm.LMM("distance ~ age + (1 | Subject)", blm.datasets.load("Orthodont"),
                 residual=blm.AR1(group="Subject"))
     rd = m.residual
     with pytest.warns(UserWarning, match=r"Phi ended at the edge of its range \(Phi = 1\.0"):
-        _warn_edge(rd, np.array([12.0]), {"Phi": np.tanh(12.0)})
+        warn_edge(rd, np.array([12.0]), {"Phi": np.tanh(12.0)})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        _warn_edge(rd, np.array([1.0]), {"Phi": np.tanh(1.0)})  # an interior estimate
+        warn_edge(rd, np.array([1.0]), {"Phi": np.tanh(1.0)})  # an interior estimate
         m.fit_map("ML")  # nlme's Phi here is 0.0 to 0.3: no warning

@@ -33,12 +33,14 @@ def fits():
     def get(spec):
         if spec["name"] not in cache:
             data = blm.datasets.load(spec["dataset"])
-            design = build_design(spec["formula"], data, weights=spec.get("weights"))
+            sigma = spec.get("fixed_sigma")
+            design = build_design(spec["formula"], data, weights=spec.get("weights"),
+                                  known_sigma=sigma is not None)
             structure = parse_residual(spec["residual"]) if spec.get("residual") else None
             rd = bind(structure, design) if structure is not None else None
             with warnings.catch_warnings(record=True) as w:
                 warnings.simplefilter("always")
-                fit = fit_map(design, spec["method"], residual=rd)
+                fit = fit_map(design, spec["method"], residual=rd, sigma=sigma)
             cache[spec["name"]] = (fit, [str(x.message) for x in w])
         return cache[spec["name"]]
 
@@ -84,10 +86,12 @@ def test_reference_fit(spec, fits):
     assert fit.singular == ref["singular"]
     if ref["singular"]:
         assert any("boundary (singular) fit" in m for m in messages)
-    n_par = len(ref["fixef"]) + fit.theta.size + 1 + len(fit.residual_params) \
+    n_par = len(ref["fixef"]) + fit.theta.size + ("fixed_sigma" not in spec) \
+        + len(fit.residual_params) \
         - (1 if spec.get("residual", "").count("VarIdent") else 0)  # reference ratio fixed
     assert fit.df == ref.get("df", n_par)
-    n_bic = ref["nobs"] - (len(ref["fixef"]) if spec.get("residual") and
+    nlme = spec.get("residual") or "fixed_sigma" in spec
+    n_bic = ref["nobs"] - (len(ref["fixef"]) if nlme and
                            spec["method"] == "REML" else 0)  # nlme's REML BIC
     assert fit.aic == pytest.approx(ref.get("aic", -2 * ref["loglik"] + 2 * n_par),
                                     abs=2 * tol["loglik_abs"])

@@ -195,7 +195,8 @@ def refuse_pointwise(design, log_likelihood) -> None:
 
 
 def model_design(spec: ModelSpec, data, *, na_action: str = "drop", weights=None,
-                 extra_columns: tuple[str, ...] = (), strata: str | None = None):
+                 extra_columns: tuple[str, ...] = (), strata: str | None = None,
+                 known_sigma: bool = False):
     """A model's design: from a pandas DataFrame (rows in memory) or, out of core, from
     a dask DataFrame (:func:`summary_design`, with the cross-products per level of
     ``strata`` for ``VarIdent``; the model refuses other residual structures there).
@@ -209,7 +210,7 @@ def model_design(spec: ModelSpec, data, *, na_action: str = "drop", weights=None
 
     if not is_dask_frame(data):
         return build_design(spec, data, na_action=na_action, extra_columns=extra_columns,
-                            weights=weights)
+                            weights=weights, known_sigma=known_sigma)
     if weights is not None:
         raise BayesLMMError("Prior weights on a dask DataFrame are not supported yet: fit "
                             "without weights=, or a sample of the rows in memory.")

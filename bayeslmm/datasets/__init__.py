@@ -37,6 +37,8 @@ _DESCRIPTIONS = {
     "Wheat2": "Wheat yield trial with field coordinates; spatial (nlme)",
     "cake": "Breakage angle of chocolate cakes; ordered temperature (lme4)",
     "fieldplots": "Simulated plots with 2-D coordinates within sites (models/make_fieldplots.R)",
+    "bcg": "BCG vaccine trials: log risk ratios and sampling variances; meta-analysis "
+           "(Colditz et al. 1994)",
 }
 
 

@@ -52,15 +52,16 @@ def check_finite(M: np.ndarray, names: list[str], rows, where: str) -> None:
                         "(a transform such as np.log of 0 gives -inf).")
 
 
-def check_response(y: np.ndarray, name: str, terms, rows) -> None:
+def check_response(y: np.ndarray, name: str, terms, rows, known_sigma: bool = False) -> None:
     """Refuse a constant response and one constant within every level of a grouping
-    factor whose term has an intercept; warn about a two-valued response."""
+    factor whose term has an intercept (unless σ is known); warn about a two-valued
+    response."""
     values = np.unique(y)
     if len(values) == 1:
         raise DataError(f"The response {name!r} is constant (every value is {values[0]!r}): "
                         "there is nothing to model.")
     for t in terms:
-        if "Intercept" not in t.term_names:
+        if "Intercept" not in t.term_names or known_sigma:
             continue
         lo = np.full(t.n_levels, np.inf)
         hi = np.full(t.n_levels, -np.inf)

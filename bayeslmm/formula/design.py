@@ -281,8 +281,9 @@ def merge_bars(spec: ModelSpec, data: pd.DataFrame, evaluators: dict,
     return terms
 
 
-def check_terms(terms, n: int) -> None:
-    """Every factor has ≥ 2 levels and fewer random effects than observations."""
+def check_terms(terms, n: int, known_sigma: bool = False) -> None:
+    """Every factor has ≥ 2 levels and fewer random effects than observations (unless
+    σ is known: then one random effect per observation is the meta-analysis model)."""
     for t in terms:
         if t.n_levels < 2:
             raise DataError(
@@ -290,17 +291,19 @@ def check_terms(terms, n: int) -> None:
                 "used; a random effect needs at least 2 levels. Drop the term or use the "
                 "column as a fixed effect."
             )
-        if t.n_levels * t.q >= n:
+        if t.n_levels * t.q >= n and not known_sigma:
             raise DataError(
                 f"Grouping factor {t.group!r} has {t.n_levels} levels × {t.q} coefficient(s) "
                 f"= {t.n_levels * t.q} random effects for {n} observations: its variance is "
                 "not identifiable from the residual variance. Remove the term or use a "
-                "coarser grouping factor."
+                "coarser grouping factor (or, with known residual variances, fix sigma: "
+                "LMM(..., sigma=1.0))."
             )
 
 
 def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = "drop",
-                 extra_columns: list[str] | tuple[str, ...] = (), weights: Any = None) -> Design:
+                 extra_columns: list[str] | tuple[str, ...] = (), weights: Any = None,
+                 known_sigma: bool = False) -> Design:
     """Evaluate a :class:`ModelSpec` on data.
 
     Parameters
@@ -314,6 +317,8 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
     weights : str or array, optional
         lme4's prior weights: a column or one value per row (see
         :mod:`bayeslmm.formula.weights`).
+    known_sigma : bool
+        σ will be fixed at a known value: a factor may have one level per observation.
 
     Returns
     -------
@@ -374,8 +379,8 @@ def build_design(spec: ModelSpec | str, data: pd.DataFrame, *, na_action: str = 
     X, names, dropped = _drop_dependent(X, names)
     for t in terms:
         check_finite(t.Z, t.term_names, clean.index, f"random-effect term of {t.group!r}")
-    check_terms(terms, len(y))
-    check_response(y, spec.response, terms, clean.index)
+    check_terms(terms, len(y), known_sigma)
+    check_response(y, spec.response, terms, clean.index, known_sigma)
     return Design(
         spec=spec, y=y, X=X, fixef_names=names, terms=terms, data=clean,
         rows=clean.index, response=spec.response, dropped_fixef=dropped,

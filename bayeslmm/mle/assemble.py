@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import user_stacklevel
+from ..linalg.fixed_sigma import FixedSigmaPLS
 from ..results.map import MapResult
 from ..results.varcorr import varcorr_frame
 
@@ -70,7 +71,8 @@ def assemble(design, method, pls, theta, sol, converged, singular, nfev, msg,
         fitted = pd.Series(fitted, index=design.rows, name="fitted")
     res = residual or {}
     loglik = -0.5 * (sol.criterion + res.get("logdet", 0.0))
-    df = len(names) + pls.layout.size + 1 + res.get("n_params", 0)
+    fixed = isinstance(pls, FixedSigmaPLS)  # σ known: not a parameter
+    df = len(names) + pls.layout.size + (0 if fixed else 1) + res.get("n_params", 0)
     extra = {}
     if residual is not None:
         extra = {"residual_structure": res["structure"], "residual_params": res["params"]}
@@ -92,5 +94,6 @@ def assemble(design, method, pls, theta, sol, converged, singular, nfev, msg,
         fitted=fitted, residuals=residuals,
         optimizer={"method": "L-BFGS-B", "nfev": int(nfev), "message": msg,
                    **({"u": [float(v) for v in res["u"]]} if "u" in res else {})},
-        blocks={t.group: t.blocks for t in terms}, design=design, engine=engine, **extra,
+        blocks={t.group: t.blocks for t in terms}, design=design, engine=engine,
+        sigma_fixed=fixed, **extra,
     )

@@ -60,13 +60,16 @@ class MapEngine:
         The structure's parameters at the estimate (what its draws need).
     criterion : callable, optional
         Residual structures: ψ = (θ, σ, u) → the deviance with σ explicit, and
-        ``vcov(ψ)``; with ``psi`` the estimate on that scale (for Satterthwaite).
+        ``vcov(ψ)``; with ``psi`` the estimate on that scale (for Satterthwaite);
+        with σ fixed, ψ = (θ, u).
+    sigma_fixed : bool
+        σ is a known constant (not estimated): not among the parameters tests use.
     """
 
     def __init__(self, design, method: str, theta, sigma: float, beta, *, fitter: Callable,
                  residual=None, residual_params: dict | None = None,
-                 criterion: tuple | None = None):
-        self.design, self.method = design, method
+                 criterion: tuple | None = None, sigma_fixed: bool = False):
+        self.design, self.method, self.sigma_fixed = design, method, sigma_fixed
         self.theta = np.asarray(theta, dtype=float)
         self.sigma, self.beta = float(sigma), np.asarray(beta, dtype=float)
         self.fitter, self.residual, self.residual_params = fitter, residual, residual_params
@@ -125,7 +128,7 @@ class MapEngine:
         parameters, without building the refits' results). Returns (values, warnings,
         failures) as :func:`~bayeslmm.mle.bootstrap.run_replicates`."""
         if statistic is None:
-            if self.residual is not None:
+            if self.residual is not None or self.sigma_fixed:
                 def one(rng):
                     fit = self.refit(self.draw(rng))
                     return np.concatenate([
@@ -159,6 +162,11 @@ class MapEngine:
         return np.concatenate([self.varpar.from_theta(theta, sol.sigma), sol.beta])
 
     # -- profiles and tests --------------------------------------------------------------
+    def _sigma_estimated(self, what: str) -> None:
+        if self.sigma_fixed:
+            raise FitError(f"{what} is not defined with σ fixed (sigma=): use "
+                           "summary(ddf='Satterthwaite') or confint(method='wald'/'boot').")
+
     def _lme4_only(self, what: str) -> None:
         if self.residual is not None:
             raise FitError(f"{what} is lme4's, for models with iid residuals; this fit has a "
@@ -168,6 +176,7 @@ class MapEngine:
     def profile(self, which=None, settings: ProfileSettings | None = None):
         """lme4's profile (:func:`~bayeslmm.mle.profile.profile_table`)."""
         self._lme4_only("The likelihood profile")
+        self._sigma_estimated("The likelihood profile (lme4's, over σ too)")
         st = settings or ProfileSettings()
         key = ("profile", None if which is None else tuple(which), st.alphamax, st.maxpts,
                st.delta_cutoff, st.maxmult, st.devtol)
@@ -188,15 +197,19 @@ class MapEngine:
                 reml = self.method == "REML"
                 pls = PLS.from_design(weighted(self.design))
                 with one_blas_thread(pls.cp.Arr.shape[0]):
-                    self._cache["sat"] = Satterthwaite(
-                        lambda x: pls.deviance(x[:-1], x[-1], reml=reml),
-                        lambda x: x[-1] ** 2 * pls.beta_cov(x[:-1]),
-                        np.append(self.theta, self.sigma))
+                    s = self.sigma
+                    self._cache["sat"] = Satterthwaite(  # σ known: over θ alone
+                        lambda x: pls.deviance(x, s, reml=reml),
+                        lambda x: s ** 2 * pls.beta_cov(x), self.theta) if self.sigma_fixed \
+                        else Satterthwaite(lambda x: pls.deviance(x[:-1], x[-1], reml=reml),
+                                           lambda x: x[-1] ** 2 * pls.beta_cov(x[:-1]),
+                                           np.append(self.theta, self.sigma))
         return self._cache["sat"]
 
     def kenward_roger(self) -> KenwardRoger:
         """pbkrtest's pieces at this fit (REML, iid residuals; computed once)."""
         self._lme4_only("Kenward–Roger (pbkrtest)")
+        self._sigma_estimated("Kenward–Roger (pbkrtest's, with σ² a covariance parameter)")
         if self.method != "REML":
             raise FitError("Kenward–Roger is defined for REML fits (lmerTest refuses ML fits, "
                            "pbkrtest refits them by REML): refit with method='REML'.")

@@ -13,17 +13,36 @@ Examples
 
 from __future__ import annotations
 
-from ..errors import FitError
+import math
+from numbers import Real
+
+from ..errors import BayesLMMError, FitError
 from ..results.map import MapResult
 from .lme import fit_lme
 from .lmer import check_method, fit_lmer
 from .strata_fit import fit_strata
 
-__all__ = ["fit_map"]
+__all__ = ["fit_map", "check_sigma"]
+
+
+def check_sigma(sigma) -> float | None:
+    """A known residual sd: None, or a positive finite number (else a BayesLMMError
+    naming the value).
+
+    >>> check_sigma(1), check_sigma(None)
+    (1.0, None)
+    """
+    if sigma is None:
+        return None
+    if isinstance(sigma, bool) or not isinstance(sigma, Real) \
+            or not math.isfinite(sigma) or sigma <= 0:
+        raise BayesLMMError(f"sigma must be a positive finite number, the known residual "
+                            f"standard deviation (got {sigma!r}); sigma=None estimates it.")
+    return float(sigma)
 
 
 def fit_map(design, method: str = "REML", *, residual=None,
-            maxiter: int | None = None) -> MapResult:
+            maxiter: int | None = None, sigma: float | None = None) -> MapResult:
     """Maximum-likelihood or REML estimates, as lme4's ``lmer`` or, with a residual
     structure, nlme's ``lme`` (``gls`` without random effects).
 
@@ -36,6 +55,10 @@ def fit_map(design, method: str = "REML", *, residual=None,
         A residual structure bound to the design's rows (:func:`bayeslmm.residual.bind`).
     maxiter : int, optional
         Iteration limit of the optimiser (default: effectively none).
+    sigma : float, optional
+        The residual sd fixed at this known value (nlme's ``lmeControl(sigma = ...)``;
+        with ``VarFixed``, the meta-analysis model): not estimated, not a parameter.
+        None: estimated.
 
     Returns
     -------
@@ -50,13 +73,14 @@ def fit_map(design, method: str = "REML", *, residual=None,
     -217.395
     """
     m = check_method(design, method)
+    sigma = check_sigma(sigma)
     if residual is not None and design.weights is not None:
         raise FitError("Prior weights (weights=) and a residual structure cannot be combined "
                        "(lme4 has weights, nlme residual structures); give the known "
                        "variances 1/w as blm.VarFixed(covariate=...), with other variance "
                        "functions in blm.VarComb(...).")
     if residual is None:
-        return fit_lmer(design, m, maxiter=maxiter)
+        return fit_lmer(design, m, maxiter=maxiter, sigma=sigma)
     if not design.in_memory:  # out of core: VarIdent on the strata's cross-products
-        return fit_strata(design, residual, m, maxiter=maxiter)
-    return fit_lme(design, residual, m, maxiter=maxiter)
+        return fit_strata(design, residual, m, maxiter=maxiter, sigma=sigma)
+    return fit_lme(design, residual, m, maxiter=maxiter, sigma=sigma)

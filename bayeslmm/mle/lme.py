@@ -38,10 +38,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..errors import BayesLMMError, FitError, user_stacklevel
+from ..errors import BayesLMMError, FitError
+from ..linalg.crossprod import CrossProducts
+from ..linalg.fixed_sigma import make_pls
 from ..linalg.pls import PLS
 from ..linalg.theta import ThetaLayout
-from ..residual import dense_corr, varfuncs
 from ..residual.algebra import (
     initial_unconstrained,
     log_sd_weights,
@@ -51,11 +52,11 @@ from ..residual.algebra import (
     whiten_design,
 )
 from ..residual.bind import ResidualDesign
-from ..residual.structures import AR1, CAR1, CompSymm, VarIdent
 from ..residual.sufficient import statistics
 from ..results.map import MapResult
 from .assemble import assemble, warn_fit
 from .engine import MapEngine
+from .lme_search import strong_start, u_bounds, warn_edge
 from .lmer import fit_lmer
 from .search import SINGULAR_TOL, one_blas_thread, search
 
@@ -78,6 +79,8 @@ class ResidualCriterion:
     reml : bool
     fitted : ndarray, optional
         The covariate of a variance function of the fitted values (data order).
+    sigma : float, optional
+        σ fixed at a known value (:mod:`~bayeslmm.linalg.fixed_sigma`); None: profiled.
 
     Examples
     --------
@@ -90,8 +93,9 @@ class ResidualCriterion:
     """
 
     def __init__(self, design, rd: ResidualDesign, reml: bool,
-                 fitted: np.ndarray | None = None):
+                 fitted: np.ndarray | None = None, sigma: float | None = None):
         self.design, self.rd, self.reml, self.fitted = design, rd, reml, fitted
+        self.sigma = sigma
         self.layout = ThetaLayout.from_terms(design.terms)
         self.n_theta = self.layout.size
         self.n_u = len(initial_unconstrained(rd))
@@ -134,6 +138,11 @@ class ResidualCriterion:
         p["log_sd"] = (logd - m)[self.rd.inverse]
         return p, m
 
+    def sigma_at(self, m: float) -> float | None:
+        """A fixed σ on the centred scale (σ·e^m: the variance function is divided by
+        e^m), or None."""
+        return None if self.sigma is None else self.sigma * float(np.exp(m))
+
     def at(self, u) -> tuple[PLS | None, float]:
         """The PLS of the whitened design and log|Λ| at u (None, inf if not defined)."""
         u = np.asarray(u, dtype=float)
@@ -146,10 +155,11 @@ class ResidualCriterion:
                 p, m = self.centred(u)
                 if self.stats is not None and self.stats.conditioned(p):
                     ld = self.stats.logdet(p, m)
-                    pls = PLS(self.stats.cross_products(p, m), self.layout)
+                    cp = self.stats.cross_products(p, m)
                 else:
                     ld = float(logdet_lambda(self.rd, p))
-                    pls = PLS.from_design(whiten_design(self.rd, self.design, p))
+                    cp = CrossProducts.from_design(whiten_design(self.rd, self.design, p))
+                pls = make_pls(cp, self.layout, self.sigma_at(m))
         except (BayesLMMError, ValueError, np.linalg.LinAlgError):  # outside the domain
             pls, ld = None, np.inf
         if not np.isfinite(ld):
@@ -196,62 +206,6 @@ class ResidualCriterion:
         return f, grad
 
 
-def _u_bounds(rd: ResidualDesign) -> list[tuple[float | None, float | None]]:
-    """Keep Phi and Rho off ±1 and the varIdent ratios finite."""
-    out: list[tuple[float | None, float | None]] = []
-    c = rd.correlation
-    if rd.dense is not None:
-        out += dense_corr.u_bounds(rd.dense, c)
-    elif c is not None:
-        out.append((-12.0, 12.0) if isinstance(c, AR1) else (-25.0, 25.0))
-    if rd.varfuncs is not None:
-        out += varfuncs.u_bounds(rd.varfuncs)
-    elif isinstance(rd.variance, VarIdent):
-        out += [(-25.0, 25.0)] * (len(rd.by_levels) - 1)
-    elif rd.variance is not None:
-        out.append((None, None))
-    return out
-
-
-def _warn_edge(rd: ResidualDesign, u: np.ndarray, p: dict) -> None:
-    """A correlation that ends on its search bound (|Phi| or Rho within ~1e-10 of its
-    limit) is not an estimate: the likelihood still rises toward the edge."""
-    if rd.dense is not None:
-        msg = dense_corr.edge_message(rd.dense, rd.correlation, u)
-        if msg:
-            warnings.warn(msg, stacklevel=user_stacklevel())
-        return
-    if rd.correlation is None or not len(u):
-        return
-    hi = _u_bounds(rd)[0][1]
-    if abs(u[0]) > hi - 1e-3:
-        name = rd.param_names[0]
-        warnings.warn(f"The residual correlation {name} ended at the edge of its range "
-                      f"({name} = {float(np.ravel(p[name])[0]):.6f}): the likelihood keeps "
-                      "rising toward the limit. The data may not support this structure "
-                      "(try a simpler one, or check the time/group columns).",
-                      stacklevel=user_stacklevel())
-
-
-def _strong_start(crit: ResidualCriterion, x0: np.ndarray) -> tuple:
-    """With random effects and a correlation: also start at a correlation of 0.6."""
-    c = crit.rd.correlation
-    if crit.rd.dense is not None:  # spatial likelihoods: local maxima even without θ
-        return dense_corr.extra_starts(crit.rd.dense, c, x0, crit.n_theta)
-    if c is None or crit.n_theta == 0:
-        return ()
-    x = x0.copy()
-    k = crit.n_theta
-    if isinstance(c, AR1):
-        x[k] = np.arctanh(0.6)
-    elif isinstance(c, CAR1):
-        x[k] = np.log(0.2 / 0.8)  # Phi = 0.2 per time unit (the first start: 0.5)
-    elif isinstance(c, CompSymm):
-        lo = -1.0 / (crit.rd.max_group_size - 1)
-        x[k] = -np.log((1 - lo) / (0.6 - lo) - 1)
-    return (x,)
-
-
 def _fitted(design, sol) -> np.ndarray:
     out = design.X @ sol.beta
     for t, b in zip(design.terms, sol.b, strict=True):
@@ -266,8 +220,8 @@ def _iid_fitted(design, method: str) -> np.ndarray:
         return fit_lmer(design, method).predict().to_numpy()
 
 
-def fit_lme(design, rd: ResidualDesign, method: str, *,
-            maxiter: int | None = None, criterion: type | None = None) -> MapResult:
+def fit_lme(design, rd: ResidualDesign, method: str, *, maxiter: int | None = None,
+            criterion: type | None = None, sigma: float | None = None) -> MapResult:
     """ML or REML fit with a residual structure (nlme's ``lme``, or ``gls`` without random effects).
 
     Parameters
@@ -280,6 +234,8 @@ def fit_lme(design, rd: ResidualDesign, method: str, *,
     criterion : type, optional
         The criterion's class (default :class:`ResidualCriterion`, on the rows; out of
         core :class:`~bayeslmm.mle.strata_fit.StrataCriterion`).
+    sigma : float, optional
+        σ fixed at this value (nlme's ``lmeControl(sigma = ...)``); None: estimated.
 
     Returns
     -------
@@ -298,16 +254,16 @@ def fit_lme(design, rd: ResidualDesign, method: str, *,
     reml = method == "REML"
     fitted = _iid_fitted(design, method) if rd.fitted_covariate else None
     make = criterion or ResidualCriterion
-    crit = make(design, rd, reml, fitted)
+    crit = make(design, rd, reml, fitted, sigma)
     x = crit.start()
     if not np.isfinite(crit.value(x)):
         raise FitError("The likelihood cannot be evaluated at the starting values (iid "
                        "residuals, Λ = I): check for a response that the fixed effects fit "
                        "exactly.")
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in crit.layout.lower]
-    bounds += _u_bounds(rd)
+    bounds += u_bounds(rd)
     is_diag = np.concatenate([crit.layout.is_diag, np.zeros(crit.n_u, dtype=bool)])
-    extra = _strong_start(crit, x)
+    extra = strong_start(crit, x)
     nfev, rounds = 0, 0
     with one_blas_thread(crit.n_theta + len(design.fixef_names) + 1):
         while True:
@@ -330,7 +286,7 @@ def fit_lme(design, rd: ResidualDesign, method: str, *,
                 msg = f"{msg}; fitted-value iteration did not settle in {rounds} rounds"
                 break
             fitted = new
-            crit = make(design, rd, reml, fitted)
+            crit = make(design, rd, reml, fitted, sigma)
     if fitted is not None:
         msg = f"{msg} (fitted-value covariate: {rounds} rounds)"
     return lme_result(design, rd, crit, x_new, method, converged, nfev, msg)
@@ -352,17 +308,17 @@ def lme_result(design, rd: ResidualDesign, crit: ResidualCriterion, x: np.ndarra
     p = crit.params(u)
     _, m = crit.centred(u)
     # back to nlme's scale (variance function 1 at its reference): σ·e^-m, θ·e^m
-    sol = replace(sol, sigma=sol.sigma * np.exp(-m))
+    sol = replace(sol, sigma=sol.sigma * np.exp(-m) if crit.sigma is None else crit.sigma)
     theta_nlme = theta * np.exp(m)
     singular = bool(np.any((theta * crit.scale[:crit.n_theta])[crit.layout.is_diag]
                            < SINGULAR_TOL))
     if warn:
         warn_fit(method, converged, singular, msg)
-        _warn_edge(rd, u, p)
+        warn_edge(rd, u, p)
     logd = log_sd_weights(rd, p) if design.in_memory else None  # out of core: no rows
     delta = np.exp(logd[rd.inverse]) if logd is not None else np.ones(rd.n)
     se = None
-    if not reml:
+    if not reml and crit.sigma is None:  # (a known σ needs no N/(N − p))
         # nlme's summary (adjustSigma) reports ML standard errors with σ̂² N/(N − p); gls's
         # vcov() has that factor too, lme's vcov() has not
         n, k = design.nobs, len(design.fixef_names)
@@ -373,11 +329,12 @@ def lme_result(design, rd: ResidualDesign, crit: ResidualCriterion, x: np.ndarra
     named = nlme_params(rd, {k: p[k] for k in rd.param_names})
     residual = {"logdet": ld, "n_params": crit.n_u, "structure": rd.structure,
                 "params": named, "scale": sol.sigma * delta, "u": u, "se": se,
-                "covariate": crit.fitted}
+                "covariate": crit.fitted, "sigma_fixed": crit.sigma is not None}
     engine = MapEngine(design, method, theta_nlme, sol.sigma, sol.beta,
-                       fitter=lambda d, meth: fit_lme(d, rd, meth, criterion=type(crit)),
-                       residual=rd,
-                       residual_params=p, criterion=_psi_criterion(crit, psi))
+                       fitter=lambda d, meth: fit_lme(d, rd, meth, criterion=type(crit),
+                                                      sigma=crit.sigma),
+                       residual=rd, residual_params=p, criterion=_psi_criterion(crit, psi),
+                       sigma_fixed=crit.sigma is not None)
     return assemble(design, method, pls, theta_nlme, sol, converged, singular, nfev, msg,
                     residual=residual, engine=engine)
 
@@ -386,6 +343,17 @@ def _psi_criterion(crit: ResidualCriterion, psi: np.ndarray) -> tuple:
     """ψ = (θ, σ, u) on the centred scale → the deviance with σ explicit, and vcov(β̂)
     (what Satterthwaite's df differentiate); with ψ at the estimate."""
     k = crit.n_theta
+    if crit.sigma is not None:  # σ fixed: ψ = (θ, u), the PLS's criterion has σ in it
+
+        def fixed_dev(x: np.ndarray) -> float:
+            pls, ld = crit.at(x[k:])
+            return np.inf if pls is None else pls.objective(x[:k], crit.reml) + ld
+
+        def fixed_vcov(x: np.ndarray) -> np.ndarray:
+            pls, _ = crit.at(x[k:])
+            return pls.sigma ** 2 * pls.beta_cov(x[:k])
+
+        return fixed_dev, fixed_vcov, np.delete(psi, k)
 
     def deviance(x: np.ndarray) -> float:
         pls, ld = crit.at(x[k + 1:])

@@ -29,7 +29,10 @@ import numpy as np
 
 from ..errors import FitError
 from ..formula.weights import log_weight_term, weighted
+from ..linalg.crossprod import CrossProducts
+from ..linalg.fixed_sigma import make_pls
 from ..linalg.pls import PLS
+from ..linalg.theta import ThetaLayout
 from ..results.map import MapResult
 from .assemble import assemble, warn_fit
 from .engine import MapEngine
@@ -84,7 +87,8 @@ def _optimise(pls: PLS, reml: bool, maxiter: int | None, scale: np.ndarray):
     return search(f, fg, theta0, bounds, lay.is_diag, maxiter, scale=scale)
 
 
-def fit_lmer(design, method: str = "REML", *, maxiter: int | None = None) -> MapResult:
+def fit_lmer(design, method: str = "REML", *, maxiter: int | None = None,
+             sigma: float | None = None) -> MapResult:
     """Maximum-likelihood or REML estimates of a Gaussian LMM with iid residuals, as
     lme4's ``lmer``.
 
@@ -97,6 +101,8 @@ def fit_lmer(design, method: str = "REML", *, maxiter: int | None = None) -> Map
         likelihood.
     maxiter : int, optional
         Iteration limit of the optimiser (default: effectively none).
+    sigma : float, optional
+        σ fixed at this value (:mod:`~bayeslmm.linalg.fixed_sigma`); None: estimated.
 
     Returns
     -------
@@ -124,13 +130,15 @@ def fit_lmer(design, method: str = "REML", *, maxiter: int | None = None) -> Map
     """
     m = check_method(design, method)
     reml = m == "REML"
-    pls = PLS.from_design(weighted(design))  # lme4's prior weights: rows scaled by √w
+    w = weighted(design)  # lme4's prior weights: rows scaled by √w
+    pls = make_pls(CrossProducts.from_design(w), ThetaLayout.from_terms(w.terms), sigma)
     with one_blas_thread(pls.cp.Arr.shape[0]):
         scale = pls.layout.scales(design.terms)
         theta, converged, msg, nfev = _optimise(pls, reml, maxiter, scale)
         sol = pls.solution(theta, reml)
     singular = bool(np.any((theta * scale)[pls.layout.is_diag] < SINGULAR_TOL))
     warn_fit(m, converged, singular, msg)
-    engine = MapEngine(design, m, theta, sol.sigma, sol.beta, fitter=fit_lmer)
+    engine = MapEngine(design, m, theta, sol.sigma, sol.beta, sigma_fixed=sigma is not None,
+                       fitter=lambda d, meth: fit_lmer(d, meth, sigma=sigma))
     return assemble(design, m, pls, theta, sol, converged, singular, nfev, msg,
                     residual=weights_part(design, sol), engine=engine)

@@ -23,7 +23,9 @@ import numpy as np
 
 from ..errors import FitError
 from ..formula.weights import weighted
-from ..linalg.pls import PLS
+from ..linalg.crossprod import CrossProducts
+from ..linalg.fixed_sigma import make_pls
+from ..linalg.theta import ThetaLayout
 from ..results.map import MapResult
 from .assemble import assemble
 from .engine import MapEngine
@@ -39,7 +41,7 @@ LOGLIK_RTOL = 1e-8
 
 def restore_map(design, method: str, theta, *, residual=None, u=None, covariate=None,
                 loglik: float | None = None, converged: bool = True, nfev: int = 0,
-                message: str = "restored") -> MapResult:
+                message: str = "restored", sigma: float | None = None) -> MapResult:
     """The :class:`MapResult` of ``design`` at θ (and ``u``), as the fit returned it.
 
     Parameters
@@ -57,6 +59,8 @@ def restore_map(design, method: str, theta, *, residual=None, u=None, covariate=
         The stored log-likelihood; a :class:`FitError` if it is not reproduced.
     converged, nfev, message
         What the original search reported.
+    sigma : float, optional
+        σ fixed at this value (the fit's ``sigma_fixed``).
 
     Returns
     -------
@@ -65,14 +69,17 @@ def restore_map(design, method: str, theta, *, residual=None, u=None, covariate=
     theta = np.asarray(theta, dtype=float)
     reml = method == "REML"
     if residual is None:
-        pls = PLS.from_design(weighted(design))
+        w = weighted(design)
+        pls = make_pls(CrossProducts.from_design(w), ThetaLayout.from_terms(w.terms), sigma)
         sol = pls.solution(theta, reml)
         singular = bool(np.any(theta[pls.layout.is_diag] < SINGULAR_TOL))
-        engine = MapEngine(design, method, theta, sol.sigma, sol.beta, fitter=fit_lmer)
+        engine = MapEngine(design, method, theta, sol.sigma, sol.beta,
+                           fitter=lambda d, meth: fit_lmer(d, meth, sigma=sigma),
+                           sigma_fixed=sigma is not None)
         result = assemble(design, method, pls, theta, sol, converged, singular, nfev, message,
                           residual=weights_part(design, sol), engine=engine)
     else:
-        crit = ResidualCriterion(design, residual, reml, covariate)
+        crit = ResidualCriterion(design, residual, reml, covariate, sigma)
         u = np.asarray(u if u is not None else [], dtype=float)
         _, m = crit.centred(u)
         x = np.concatenate([theta * np.exp(-m), u])  # θ relative to the centred variance

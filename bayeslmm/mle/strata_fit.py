@@ -23,6 +23,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..linalg.fixed_sigma import make_pls
 from ..linalg.pls import PLS
 from ..linalg.theta import ThetaLayout
 from ..residual.algebra import initial_unconstrained
@@ -51,8 +52,8 @@ class StrataCriterion(ResidualCriterion):
     """
 
     def __init__(self, design, rd: ResidualDesign, reml: bool,
-                 fitted: np.ndarray | None = None):
-        self.design, self.rd, self.reml, self.fitted = design, rd, reml, None
+                 fitted: np.ndarray | None = None, sigma: float | None = None):
+        self.design, self.rd, self.reml, self.fitted, self.sigma = design, rd, reml, None, sigma
         self.layout = ThetaLayout.from_terms(design.terms)
         self.n_theta = self.layout.size
         self.n_u = len(initial_unconstrained(rd))
@@ -81,15 +82,16 @@ class StrataCriterion(ResidualCriterion):
             c = logd - m
             ld = float(2.0 * self.counts @ c)
             cp = self.strata.weighted(np.exp(-2.0 * c))
-        out = (PLS(cp, self.layout), ld) if np.isfinite(ld) and np.isfinite(cp.Arr).all() \
-            else (None, np.inf)
+        ok = np.isfinite(ld) and np.isfinite(cp.Arr).all()
+        out = (make_pls(cp, self.layout, self.sigma_at(m)), ld) if ok else (None, np.inf)
         self._cache[key] = out
         if len(self._cache) > 2 * self.n_u + 3:
             self._cache.popitem(last=False)
         return out
 
 
-def fit_strata(design, rd: ResidualDesign, method: str, *, maxiter: int | None = None):
+def fit_strata(design, rd: ResidualDesign, method: str, *, maxiter: int | None = None,
+               sigma: float | None = None):
     """ML or REML with ``VarIdent`` on an out-of-core design (:func:`fit_lme` on
     :class:`StrataCriterion`).
 
@@ -102,4 +104,4 @@ def fit_strata(design, rd: ResidualDesign, method: str, *, maxiter: int | None =
     >>> round(fit_strata(m.design, m.residual, "ML").loglik, 3)  # as the rows in memory give
     -212.847
     """
-    return fit_lme(design, rd, method, maxiter=maxiter, criterion=StrataCriterion)
+    return fit_lme(design, rd, method, maxiter=maxiter, criterion=StrataCriterion, sigma=sigma)

@@ -89,7 +89,7 @@ def bind_strata(residual: Residual, design) -> ResidualDesign:
 
 
 def design_and_residual(spec, data, structure: Residual | None, *, na_action: str = "drop",
-                        weights=None) -> tuple:
+                        weights=None, known_sigma: bool = False) -> tuple:
     """A model's design and its residual structure bound to it: rows in memory (pandas),
     or out of core (dask), where only ``VarIdent`` alone is accepted.
 
@@ -105,7 +105,8 @@ def design_and_residual(spec, data, structure: Residual | None, *, na_action: st
         raise out_of_core_refusal(structure)
     design = model_design(spec, data, na_action=na_action, weights=weights,
                           extra_columns=tuple(residual_columns(structure)),
-                          strata=strata_column(structure) if ooc else None)
+                          strata=strata_column(structure) if ooc else None,
+                          known_sigma=known_sigma)
     if structure is None:
         return design, None
     return design, bind_strata(structure, design) if ooc else bind(structure, design)

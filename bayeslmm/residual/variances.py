@@ -17,9 +17,9 @@ VarConstPower, VarFixed); its parameters carry nlme's prefixes (``A.Female``,
 ``B.power``; PyMC variables ``A.varident_ratio``, ``B.power``). ``covariate="fitted"``
 (VarConstPower's default, as nlme's) uses the conditional mean, as VarPower() does.
 
-VarFixed with known sampling variances ``v`` is the meta-analysis model's residual up to
-σ: σ is estimated (nlme's ``varFixed`` with σ free; nlme's ``lmeControl(sigma = 1)``,
-which fixes it, has no counterpart here).
+VarFixed with known sampling variances ``v`` is the meta-analysis model's residual with
+σ fixed at 1 (``LMM(..., sigma=1.0)``, nlme's ``lmeControl(sigma = 1)``); with σ free the
+v are known up to a common factor.
 
 Examples
 --------
@@ -60,13 +60,16 @@ class VarConstPower:
 class VarFixed:
     """Known variances up to σ²: residual variance ``σ² · v`` (nlme's ``varFixed``).
 
-    ``v`` must be positive; no parameters. For lme4's prior weights w (variance σ²/w)
-    see ``LMM(..., weights=)``.
+    ``v`` must be positive; no parameters. With ``LMM(..., sigma=1.0)`` the v are the
+    variances themselves (the meta-analysis model). For lme4's prior weights w
+    (variance σ²/w) see ``LMM(..., weights=)``.
 
     Examples
     --------
-    >>> VarFixed(covariate="vi")
-    VarFixed(covariate='vi')
+    >>> m = blm.LMM("yi ~ 1 + (1 | trial)", blm.datasets.load("bcg"),
+    ...             residual=blm.VarFixed(covariate="vi"), sigma=1.0)
+    >>> round(float(m.fit_map("REML").fixef["Intercept"]), 4)  # metafor's rma: -0.7145
+    -0.7145
     """
 
     covariate: str

@@ -192,7 +192,7 @@ class MapBase(ResultBase):
     def bic(self) -> float:
         """BIC: −2 logLik + df log(N).
 
-        N = nobs as lme4 (for REML too); with a residual structure, nlme's convention:
+        N = nobs as lme4 (for REML too); with a residual structure or σ fixed, nlme's convention:
         N = nobs − p for REML (p fixed effects).
 
         Examples

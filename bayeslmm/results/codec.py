@@ -133,7 +133,8 @@ def _formula_group(result, kind: str) -> xr.Dataset:
                 theta=json.dumps([float(v) for v in result.theta]),
                 u=json.dumps(opt.get("u", [])), loglik=float(result.loglik),
                 converged=int(result.converged), nfev=int(opt["nfev"]),
-                message=str(opt["message"]))
+                message=str(opt["message"]),
+                **({"fixed_sigma": float(result.sigma)} if result.sigma_fixed else {}))
     if result._covariate is not None:
         ds["__covariate__"] = ("row", np.asarray(result._covariate, dtype=float))
     return ds

@@ -67,20 +67,26 @@ def format_posterior(result) -> str:
                              **{c: r[c] for c in hdi}, "R-hat": r["r_hat"],
                              "ESS": r["ess_bulk"]})
                 first = False
-    r = s.loc["sigma"]
-    rows.append({"Groups": "Residual", "Name": "sd", "Mean": r["mean"], "SD": r["sd"],
-                 **{c: r[c] for c in hdi}, "R-hat": r["r_hat"], "ESS": r["ess_bulk"]})
+    if "sigma" in s.index:
+        r = s.loc["sigma"]
+        rows.append({"Groups": "Residual", "Name": "sd", "Mean": r["mean"], "SD": r["sd"],
+                     **{c: r[c] for c in hdi}, "R-hat": r["r_hat"], "ESS": r["ess_bulk"]})
+    else:  # σ fixed at a known value (LMM(..., sigma=...)): data, not a parameter
+        sig = float(info["sigma_fixed"])
+        rows.append({"Groups": "Residual", "Name": "sd (fixed)", "Mean": sig, "SD": 0.0,
+                     **{c: sig for c in hdi}, "R-hat": float("nan"), "ESS": float("nan")})
     lines.append(format_table(pd.DataFrame(rows), index=False))
     lines.append(groups_line(result.nobs, result.ngroups))
     if result.residual is not None:
         lines += ["", f"Residual structure: {describe_structure(result.residual)} "
                       "(posterior mean, sd, 94% HDI)"]
-        names = [n for n in ("Phi", "Rho", "power", "expon", "varident_ratio")
+        names = [n for n in ("Phi", "Rho", "const", "power", "expon", "varident_ratio")
                  if n in s.index or any(i.startswith(n + "[") for i in s.index)]
-        res = pd.concat([_rows(s, n) for n in names])
-        res = res[["mean", "sd", *hdi, "r_hat", "ess_bulk"]]
-        res.columns = ["Mean", "SD", *hdi, "R-hat", "ESS"]
-        lines.append(format_table(res))
+        if names:  # (VarFixed has no parameters)
+            res = pd.concat([_rows(s, n) for n in names])
+            res = res[["mean", "sd", *hdi, "r_hat", "ess_bulk"]]
+            res.columns = ["Mean", "SD", *hdi, "R-hat", "ESS"]
+            lines.append(format_table(res))
     lines += ["", "Fixed effects (posterior mean, sd, 94% HDI):"]
     fe = _rows(s, "beta")
     fe = fe.rename(index=lambda i: i[5:-1])

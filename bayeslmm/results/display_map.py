@@ -267,10 +267,13 @@ def format_map(fit) -> str:
                   "Scaled residuals (standardized within-group, (y - fitted) / (sigma delta)):"]
         lines += _table(["Min", "1Q", "Median", "3Q", "Max"], [fmt_column(q, 4)], left=0)
     if gls:
-        lines += ["", f"Residual standard error: {fmt_column([fit.sigma], 5)[0]}",
+        fixed = " (fixed)" if fit.sigma_fixed else ""
+        lines += ["", f"Residual standard error: {fmt_column([fit.sigma], 5)[0]}{fixed}",
                   f"Number of obs: {fit.nobs}"]
     else:
         lines += ["", "Random effects:"] + _random_effects(fit)
+        if fit.sigma_fixed:  # nlme's lmeControl(sigma = s): data, not an estimate
+            lines.append(f"Residual standard error fixed at {fit.sigma:g} (not estimated)")
         groups = ", ".join(f"{g}, {n}" for g, n in fit.ngroups.items())
         lines.append(f"Number of obs: {fit.nobs}" + (f", groups:  {groups}" if groups else ""))
     if nlme:

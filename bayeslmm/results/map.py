@@ -51,7 +51,8 @@ class MapResult(MapRows, MapInference, MapBase, SavableResult, EffectsMixin, R2M
                "residuals", "optimizer", "blocks")
     #: Fields of residual-structure fits (nlme's ``lme``/``gls``), absent for iid ones.
     _OPTIONAL = {"residual_structure": None, "residual_params": None, "scaled_residuals": None,
-                 "se": None, "design": None, "covariate": None, "engine": None}
+                 "se": None, "design": None, "covariate": None, "engine": None,
+                 "sigma_fixed": False}
     __slots__ = tuple("_" + f for f in (*_FIELDS, *_OPTIONAL))
 
     def __init__(self, **fields: Any):
@@ -172,6 +173,17 @@ class MapResult(MapRows, MapInference, MapBase, SavableResult, EffectsMixin, R2M
         return float(self._sigma)
 
     @property
+    def sigma_fixed(self) -> bool:
+        """Whether σ was fixed at a known value (``LMM(..., sigma=...)``), not estimated.
+
+        Examples
+        --------
+        >>> mapfit.sigma_fixed  # mapfit: see MapResult
+        False
+        """
+        return bool(self._sigma_fixed)
+
+    @property
     def residual(self):
         """The residual structure (a ``bayeslmm.Residual``), or None for iid residuals.
 
@@ -235,9 +247,11 @@ class MapResult(MapRows, MapInference, MapBase, SavableResult, EffectsMixin, R2M
         return int(self._df)
 
     def _bic_nobs(self) -> int:
-        """nlme's N for the BIC of a REML fit with a residual structure: nobs − p."""
+        """nlme's N for the BIC of a REML fit with a residual structure or σ fixed (an
+        nlme model): nobs − p."""
         n = self.nobs
-        if self._residual_structure is not None and self.method == "REML":
+        nlme = self._residual_structure is not None or self._sigma_fixed
+        if nlme and self.method == "REML":
             n -= len(self._fixef)
         return n
 

@@ -189,7 +189,8 @@ class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
                         vals, dims=("chain", "draw", f"{t.group}_pair"),
                         coords={"chain": post.chain, "draw": post.draw,
                                 f"{t.group}_pair": labels})
-        ds["sigma"] = post["sigma"]
+        if self._info.get("sigma_fixed") is None:  # a fixed σ is data: nothing to summarise
+            ds["sigma"] = post["sigma"]
         for name in ([] if self._residual is None else self._residual.param_names):
             ds[name] = post[name]
         return xr.Dataset(ds)
