@@ -33,8 +33,10 @@ from ..results.predict import psi_factor
 __all__ = ["draw_random_effects"]
 
 
-def _one_factor(A11, C1xy, coef, L, beta, sigma, rng, out=None) -> np.ndarray:
-    """(draws, m, q) exact draws for a single grouping factor (into ``out`` if given).
+def _one_factor(A11, C1xy, coef, L, beta, sigma, rng, out=None, buf=None) -> np.ndarray:
+    """(draws, m, q) exact draws for a single grouping factor (into ``out`` if given; the
+    noise into ``buf``, a flat float64 array of at least q·draws·m values, if given: one
+    buffer for every chunk, not a fresh 80 MB of pages a chunk).
 
     One compiled loop over draws (in parallel) and levels, a q×q Cholesky and two
     triangular solves per level: NumPy, batched or entry by entry over arrays, spent
@@ -49,7 +51,12 @@ def _one_factor(A11, C1xy, coef, L, beta, sigma, rng, out=None) -> np.ndarray:
     """
     q = L.shape[-1]
     m, p = A11.shape[1], C1xy.shape[-1] - 1
-    eps = rng.standard_normal((q, len(sigma), m))
+    shape = (q, len(sigma), m)
+    if buf is None:
+        eps = rng.standard_normal(shape)
+    else:  # the same values as above (NumPy fills ``out`` in the same order)
+        eps = buf[:q * len(sigma) * m].reshape(shape)
+        rng.standard_normal(out=eps)
     if out is None:
         out = np.empty((len(sigma), m, q))
     L = np.ascontiguousarray(L, dtype=float)
@@ -256,12 +263,14 @@ def draw_random_effects(design: Design, cp: CrossProducts, post: xr.Dataset,
     # the noise of a chunk is (draws, Q): at most ~80 MB of it at once (10⁵ levels × 2:
     # 50 draws a chunk)
     chunk = max(1, min(chunk, 10_000_000 // max(1, flat.shape[1])))
+    buf = np.empty(chunk * flat.shape[1]) if len(design.terms) == 1 and stacks else None
     for start in range(0, nc * nd if stacks is not None else 0, chunk):
         sl = slice(start, min(start + chunk, nc * nd))
         (zz, z_xy), coef = stacks
         if len(design.terms) == 1:  # straight into ``flat`` (a view of its rows)
             _one_factor(zz, z_xy, coef[sl], Ls[0][sl], beta[sl], sigma[sl], rng,
-                        out=flat[sl].reshape(sl.stop - sl.start, -1, Ls[0].shape[-1]))
+                        out=flat[sl].reshape(sl.stop - sl.start, -1, Ls[0].shape[-1]),
+                        buf=buf)
         elif residual is None:
             flat[sl] = _several(cp, [Ls[k][sl] for k in order], beta[sl], sigma[sl], rng)
         else:
