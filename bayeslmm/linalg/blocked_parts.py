@@ -25,6 +25,26 @@ _LOG2PI = float(np.log(2.0 * np.pi))
 
 
 @numba.njit(cache=True)
+def _first_scalar(a11, c1, lam, s, u, Ci, c1u, w1, z1):  # pragma: no cover - compiled
+    """:func:`first_factor` for q₁ = 1, into the given arrays: ``(ok, Σ log P₁₁ⱼ)``."""
+    logdet = 0.0
+    for j in range(c1.shape[0]):
+        P = lam * a11[j, 0, 0] * lam + s
+        if not P > 0.0:
+            return False, 0.0
+        ci = 1.0 / np.sqrt(P)
+        logdet += np.log(P)
+        acc = 0.0
+        for c in range(c1.shape[2]):
+            acc += c1[j, 0, c] * u[c]
+        Ci[j, 0, 0] = ci
+        c1u[j, 0] = acc
+        w1[j, 0] = lam * acc
+        z1[j, 0] = ci * lam * acc
+    return True, logdet
+
+
+@numba.njit(cache=True)
 def first_factor(a11, c1, L1, s, u):  # pragma: no cover - compiled
     """Per level j of the first factor: C₁₁ⱼ⁻¹, c₁ⱼ = Z₁ⱼᵀr, w₁ⱼ = L₁ᵀc₁ⱼ, z₁ⱼ = C₁₁ⱼ⁻¹w₁ⱼ
     and Σ log|P₁₁ⱼ|; ok False where some P₁₁ⱼ is not positive definite."""
@@ -33,6 +53,9 @@ def first_factor(a11, c1, L1, s, u):  # pragma: no cover - compiled
     c1u = np.zeros((m1, q1))
     w1 = np.zeros((m1, q1))
     z1 = np.zeros((m1, q1))
+    if q1 == 1:  # scalar levels (nested designs' classes): 6× faster than the loops below
+        ok, logdet = _first_scalar(a11, c1, L1[0, 0], s, u, Ci, c1u, w1, z1)
+        return ok, logdet, Ci, c1u, w1, z1
     L1T = L1.T.copy()
     T, P, C = np.empty((q1, q1)), np.empty((q1, q1)), np.zeros((q1, q1))
     logdet = 0.0
@@ -81,11 +104,34 @@ def start(a11, c1, xy_xy, beta, sigma, Ls):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
+def _pattern_scalar(a21, bptr, bblk, boff, bfac, Ls, qs, lam, Ci, z1, y2, C21,
+                    B):  # pragma: no cover - compiled
+    """:func:`pattern_products` for q₁ = 1, into C21 and B."""
+    for j in range(bptr.shape[0] - 1):
+        ci = Ci[j, 0, 0]
+        lc = lam * ci
+        for e in range(bptr[j], bptr[j + 1]):
+            k, o = bfac[bblk[e]], boff[bblk[e]]
+            q = qs[k]
+            for i in range(q):
+                acc = 0.0
+                for t in range(i, q):
+                    acc += Ls[k, t, i] * a21[e, t, 0]
+                acc *= lc
+                C21[e, i, 0] = acc
+                y2[o + i] -= acc * z1[j, 0]
+                B[e, i, 0] = acc * ci
+
+
+@numba.njit(cache=True)
 def pattern_products(a21, bptr, bblk, boff, bfac, Ls, qs, L1, Ci, z1, y2):  # pragma: no cover
     """C₂₁ = P₂₁C₁₁⁻ᵀ and B = C₂₁C₁₁⁻¹ on the pattern; subtracts C₂₁z₁ from ``y2``."""
     ne, qm, q1 = a21.shape[0], a21.shape[1], a21.shape[2]
     C21 = np.zeros((ne, qm, q1))
     B = np.zeros((ne, qm, q1))
+    if q1 == 1:
+        _pattern_scalar(a21, bptr, bblk, boff, bfac, Ls, qs, L1[0, 0], Ci, z1, y2, C21, B)
+        return C21, B
     tmp = np.zeros((qm, q1))
     L1C = np.zeros((q1, q1))
     for j in range(bptr.shape[0] - 1):
