@@ -7,6 +7,8 @@ Usage::
     python benchmarks/bench_dask.py many  [--models 1000] [--rows-per-model 2000]
     python benchmarks/bench_dask.py grm   [--n 5000] [--p 200000] [--chunk 8192] [--dir DIR]
     python benchmarks/bench_dask.py gradient [--draws 100]    (NUTS cost on 1e5 groups)
+    python benchmarks/bench_dask.py ar1   [--rows 1e6] [--groups 1e4] [--memory-rows 1e6]
+                                          [--draws 0] [--dir DIR]
 
 ``rows``: ``y ~ x + (x | g)`` with ``--groups`` groups, written once as a partitioned
 Parquet dataset (files of 10⁶ rows) under ``--dir``. Out of core: ``LMM(formula,
@@ -15,6 +17,12 @@ dask's threads), ``fit_map()`` (REML), then ``fit()`` (NUTS, ``--chains`` × ``-
 after as many tuning steps, the random effects drawn exactly afterwards). In memory:
 the same on the first ``--memory-rows`` rows read by pandas. Each path runs in its own
 process, which reports its peak resident memory.
+
+``ar1``: ``y ~ x + (1 | g)`` with AR(1) errors (Phi 0.6) over the integer times ``t``
+of each of ``--groups`` series (rows / groups each), written once as Parquet files of
+10⁶ rows in series order (file boundaries split series), fitted with
+``residual=AR1(time="t", group="g")``: out of core (the partitions' statistics, series
+joined at the boundaries) and in memory, as ``rows`` does.
 
 ``gradient``: NUTS's cost on ``--groups`` groups' cross-products (the first file of the
 ``rows`` data): CPU time of 100 gradients, and a one-chain nutpie run of ``--draws``.
@@ -92,6 +100,29 @@ def write_rows(path: str, rows: int, groups: int, per_file: int = 1_000_000, see
         pq.write_table(pa.table({"y": y, "x": x, "g": g}), f"{path}/part-{k:05d}.parquet")
 
 
+def write_series(path: str, rows: int, groups: int, per_file: int = 1_000_000,
+                 seed: int = 2, phi: float = 0.6):
+    """Series of rows/groups consecutive times each, AR(1) errors, in series order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    os.makedirs(path, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    L = rows // groups
+    b = rng.normal(0, 0.8, groups)
+    g = np.repeat(np.arange(groups, dtype=np.int32), L)
+    t = np.tile(np.arange(L, dtype=np.int32), groups)
+    e = rng.normal(size=(groups, L))
+    for k in range(1, L):
+        e[:, k] = phi * e[:, k - 1] + np.sqrt(1 - phi * phi) * e[:, k]
+    x = rng.normal(size=groups * L)
+    y = 1.0 + 0.5 * x + b[g] + e.ravel()
+    for k, start in enumerate(range(0, groups * L, per_file)):
+        sl = slice(start, start + per_file)
+        pq.write_table(pa.table({"y": y[sl], "x": x[sl], "g": g[sl], "t": t[sl]}),
+                       f"{path}/part-{k:05d}.parquet")
+
+
 def run_rows(args) -> dict:
     import pandas as pd
 
@@ -108,7 +139,10 @@ def run_rows(args) -> dict:
         data = pd.concat([pd.read_parquet(os.path.join(args.dir, f)) for f in files],
                          ignore_index=True).iloc[: int(args.rows)]
         clock.lap(out, "read")
-    m = blm.LMM(FORMULA, data)
+    if args.series:
+        m = blm.LMM("y ~ x + (1 | g)", data, residual=blm.AR1(time="t", group="g"))
+    else:
+        m = blm.LMM(FORMULA, data)
     clock.lap(out, "model")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -116,6 +150,9 @@ def run_rows(args) -> dict:
     clock.lap(out, "fit_map")
     out["nobs"], out["groups"] = m.nobs, m.ngroups["g"]
     out["fixef"] = est.fixef.round(5).tolist()
+    out["loglik"] = est.loglik
+    if args.series:
+        out["Phi"] = round(est.residual_params["Phi"], 6)
     out["peak_mb_after_map"] = _peak_mb()
     if args.draws:
         if args.backend != "auto":  # nutpie's backend forced (auto: JAX for costly models)
@@ -223,7 +260,9 @@ def run_gradient(args) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("stage", choices=["rows", "many", "grm", "gradient", "_rows", "_grm"])
+    ap.add_argument("stage", choices=["rows", "ar1", "many", "grm", "gradient", "_rows",
+                                      "_grm"])
+    ap.add_argument("--series", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--rows", type=float, default=1e8)
     ap.add_argument("--groups", type=float, default=1e5)
     ap.add_argument("--memory-rows", type=float, default=1e7)
@@ -243,11 +282,13 @@ def main(argv=None) -> None:
     if args.stage == "_rows":
         print(json.dumps(run_rows(args)), flush=True)
         return
-    if args.stage == "rows":
-        data = os.path.join(args.dir, f"rows_{int(args.rows)}_{int(args.groups)}")
+    if args.stage in ("rows", "ar1"):
+        series = args.stage == "ar1"
+        data = os.path.join(args.dir, f"{'series' if series else 'rows'}_{int(args.rows)}_"
+                            f"{int(args.groups)}")
         if not os.path.exists(data):
             t = time.perf_counter()
-            write_rows(data, int(args.rows), int(args.groups))
+            (write_series if series else write_rows)(data, int(args.rows), int(args.groups))
             print(json.dumps({"written_s": time.perf_counter() - t, "dir": data}), flush=True)
         for path, rows in (("dask", args.rows), ("pandas", args.memory_rows)):
             if rows <= 0:
@@ -256,6 +297,7 @@ def main(argv=None) -> None:
                    "--dir", data, "--draws", str(args.draws), "--chains", str(args.chains),
                    "--backend", args.backend]
             cmd += ["--cores", str(args.cores)] if args.cores else []
+            cmd += ["--series"] if series else []
             subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": ROOT})
         return
     if args.stage == "grm":

@@ -252,11 +252,10 @@ def test_varident_posterior_out_of_core():
 
 
 @pytest.mark.parametrize("structure, alternative", [
-    (blm.AR1(group="Subject"), r"VarIdent\(by=<a factor>\) alone"),
-    (blm.CAR1(group="Subject", time="age"), r"VarIdent\(by=<a factor>\) alone"),
+    (blm.CorSymm(group="Subject"), r"VarIdent\(by=<a factor>\), AR1, CAR1 with integer"),
     (blm.VarPower("age"), r"VarIdent\(by=<the covariate in bins>\)"),
-    (blm.Residual(variance=blm.VarIdent(by="Sex"), correlation=blm.AR1(group="Subject")),
-     r"VarIdent\(by=<a factor>\) alone"),
+    (blm.Residual(variance=blm.VarExp("age"), correlation=blm.AR1(group="Subject")),
+     r"VarIdent\(by=<the covariate in bins>\)"),
 ])
 def test_residual_structures_refused_out_of_core(structure, alternative):
     ddf = dd.from_pandas(blm.datasets.load("Orthodont"), npartitions=2)

@@ -22,6 +22,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import BayesLMMError, DataError
@@ -33,7 +34,7 @@ from ..linalg.crossprod import CrossProducts
 from ..linalg.strata import StrataProducts
 
 __all__ = ["summary_design", "model_design", "is_dask_frame", "require_dask", "tree_sum",
-           "refuse_pointwise", "INSTALL", "POINTWISE_OUT_OF_CORE"]
+           "refuse_pointwise", "level_order", "INSTALL", "POINTWISE_OUT_OF_CORE"]
 
 #: how to get dask, in every message that needs it
 INSTALL = 'pip install "bayeslmm[dask]"'
@@ -87,41 +88,60 @@ def tree_sum(items: list, split_every: int = 8):
     return items[0]
 
 
-def _products(frozen: FrozenDesign, frame, strata: str | None = None) -> tuple:
+def _products(frozen: FrozenDesign, frame, strata: str | None = None,
+              series: Callable | None = None) -> tuple:
     """One partition's cross-products, column moments and rows used (and the
-    cross-products per stratum of column ``strata``)."""
+    cross-products per stratum of column ``strata``, and ``series`` of its design)."""
     d = frozen.evaluate(frame)
     per = StrataProducts.of_design(d, d.data[strata].to_numpy()) if strata else None
-    return _Part(CrossProducts.from_design(d), [d.moments()], (d.nobs,), per)
+    return _Part(CrossProducts.from_design(d), [d.moments()], (d.nobs,), per,
+                 series(d) if series is not None else None)
+
+
+def _both(a, b):
+    """``a + b``, or the one that is not None."""
+    return a + b if a is not None and b is not None else (a if b is None else b)
 
 
 class _Part:
     """What the second pass adds up: cross-products, moments, rows per partition, the
-    strata's cross-products."""
+    strata's cross-products, a residual structure's statistics (added in the
+    partitions' order: a series split over partitions is joined)."""
 
-    __slots__ = ("cp", "moments", "rows", "strata")
+    __slots__ = ("cp", "moments", "rows", "strata", "series")
 
-    def __init__(self, cp, moments, rows, strata=None):
+    def __init__(self, cp, moments, rows, strata=None, series=None):
         self.cp, self.moments, self.rows, self.strata = cp, moments, rows, strata
+        self.series = series
 
     def __add__(self, other: _Part) -> _Part:
         mom = [combine_moments(self.moments + other.moments)]
-        strata = (self.strata + other.strata if self.strata is not None
-                  and other.strata is not None else self.strata or other.strata)
-        return _Part(self.cp + other.cp, mom, self.rows + other.rows, strata)
+        return _Part(self.cp + other.cp, mom, self.rows + other.rows,
+                     _both(self.strata, other.strata), _both(self.series, other.series))
+
+
+def level_order(dtype, present: list) -> list:
+    """nlme's order of a factor's levels ``present`` (a categorical's own order, else
+    sorted), as the rows in memory would have it
+    (:func:`bayeslmm.formula.design.factor_codes`).
+
+    >>> import pandas as pd
+    >>> level_order(pd.CategoricalDtype(["b", "a", "c"]), ["a", "b"])
+    ['b', 'a']
+    >>> level_order(pd.Series([1]).dtype, [3, 1])
+    [1, 3]
+    """
+    import pandas as pd
+
+    if isinstance(dtype, pd.CategoricalDtype) and getattr(dtype, "known", True):
+        return [c for c in dtype.categories if c in set(present)]
+    return list(pd.Categorical(present).categories)
 
 
 def _strata_order(ddf, column: str, strata: StrataProducts) -> StrataProducts:
-    """nlme's level order of the strata (a categorical's own order, else sorted), as
-    the rows in memory would have it (:func:`bayeslmm.formula.design.factor_codes`)."""
-    import pandas as pd
-
-    dt = ddf.dtypes[column]
+    """The strata in nlme's level order (:func:`level_order`)."""
     present = list(strata.keys)
-    if isinstance(dt, pd.CategoricalDtype) and getattr(dt, "known", True):
-        order = [c for c in dt.categories if c in set(present)]
-    else:
-        order = list(pd.Categorical(present).categories)
+    order = level_order(ddf.dtypes[column], present)
     return StrataProducts(tuple(order), tuple(strata.parts[present.index(k)]
                                               for k in order)).labelled(
         [str(k) for k in order])
@@ -129,7 +149,8 @@ def _strata_order(ddf, column: str, strata: StrataProducts) -> StrataProducts:
 
 def summary_design(spec: ModelSpec | str, ddf, *, extra_columns: tuple[str, ...] = (),
                    na_action: str = "drop", split_every: int = 8,
-                   strata: str | None = None) -> SummaryDesign:
+                   strata: str | None = None, series: Callable | None = None
+                   ) -> SummaryDesign:
     """The out-of-core design of ``spec`` on dask DataFrame ``ddf`` (two passes).
 
     A :class:`~bayeslmm.formula.summary.SummaryDesign`; see the module doc.
@@ -146,6 +167,10 @@ def summary_design(spec: ModelSpec | str, ddf, *, extra_columns: tuple[str, ...]
     strata : str, optional
         A column whose levels' own cross-products are kept too (``VarIdent(by=...)``;
         it must be among ``extra_columns``).
+    series : callable, optional
+        Applied to each partition's design (in memory); its results, which add up in
+        the partitions' order, are summed too (a correlation structure's statistics,
+        :mod:`bayeslmm.residual.series`) and kept as the design's ``series``.
 
     Returns
     -------
@@ -176,11 +201,11 @@ def summary_design(spec: ModelSpec | str, ddf, *, extra_columns: tuple[str, ...]
     (summary,) = dask.compute(tree_sum(first, split_every))
     fz = FrozenDesign.of(plan, summary)
     frozen = dask.delayed(fz, traverse=False)
-    second = [dask.delayed(_products)(frozen, p, strata) for p in parts]
+    second = [dask.delayed(_products)(frozen, p, strata, series) for p in parts]
     (total,) = dask.compute(tree_sum(second, split_every))
     per = _strata_order(ddf, strata, total.strata) if strata else None
     return SummaryDesign.of(fz, total.cp, total.moments[0], chunk_rows=total.rows,
-                            source=ddf, na_action=na_action, strata=per)
+                            source=ddf, na_action=na_action, strata=per, series=total.series)
 
 
 def refuse_pointwise(design, log_likelihood) -> None:
@@ -196,10 +221,11 @@ def refuse_pointwise(design, log_likelihood) -> None:
 
 def model_design(spec: ModelSpec, data, *, na_action: str = "drop", weights=None,
                  extra_columns: tuple[str, ...] = (), strata: str | None = None,
-                 known_sigma: bool = False):
+                 known_sigma: bool = False, series: Callable | None = None):
     """A model's design: from a pandas DataFrame (rows in memory) or, out of core, from
     a dask DataFrame (:func:`summary_design`, with the cross-products per level of
-    ``strata`` for ``VarIdent``; the model refuses other residual structures there).
+    ``strata`` for ``VarIdent`` alone, or ``series`` of each partition for a
+    correlation structure).
 
     >>> import bayeslmm as blm
     >>> model_design(parse_formula("Yield ~ 1 + (1 | Batch)"),
@@ -215,7 +241,7 @@ def model_design(spec: ModelSpec, data, *, na_action: str = "drop", weights=None
         raise BayesLMMError("Prior weights on a dask DataFrame are not supported yet: fit "
                             "without weights=, or a sample of the rows in memory.")
     return summary_design(spec, data, na_action=na_action, extra_columns=extra_columns,
-                          strata=strata)
+                          strata=strata, series=series)
 
 
 def _numeric(dtype) -> bool:

@@ -177,6 +177,9 @@ class SummaryDesign:
         The data in chunks (a dask DataFrame), or None.
     strata : StrataProducts or None
         The cross-products of each level of a ``VarIdent`` factor (nlme's order).
+    series : object or None
+        A correlation structure's statistics, summed over the chunks
+        (:mod:`bayeslmm.residual.series`; the residual layer finishes them).
     """
 
     spec: ModelSpec
@@ -191,6 +194,7 @@ class SummaryDesign:
     chunk_rows: tuple[int, ...] = ()
     source: Any = field(default=None, repr=False)
     strata: Any = field(default=None, repr=False)
+    series: Any = field(default=None, repr=False)
     #: no prior weights out of core (lme4's ``weights=``: the fits read ``weights``)
     weights: None = None
     weights_column: None = None
@@ -198,7 +202,7 @@ class SummaryDesign:
     @classmethod
     def of(cls, frozen: FrozenDesign, cp: CrossProducts, moments: dict[str, Any], *,
            chunk_rows: tuple[int, ...] = (), source: Any = None,
-           na_action: str = "drop", strata: Any = None) -> SummaryDesign:
+           na_action: str = "drop", strata: Any = None, series: Any = None) -> SummaryDesign:
         """The design of all rows from their summed cross-products and moments: drops
         fixed-effect columns that are linearly dependent (with lme4's warning), checks
         the random effects are identifiable and reports rows dropped for missing values."""
@@ -230,7 +234,7 @@ class SummaryDesign:
         check_terms(terms, cp.n)
         return cls(frozen.plan.spec, [n for j, n in enumerate(names) if j not in drop], terms,
                    cp, cp.n, frozen, moments, [names[j] for j in drop], n_drop,
-                   tuple(int(r) for r in chunk_rows), source, strata)
+                   tuple(int(r) for r in chunk_rows), source, strata, series)
 
     # -- what a Design answers --------------------------------------------------------
     @property

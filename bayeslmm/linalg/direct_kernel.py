@@ -38,8 +38,10 @@ import numpy as np
 from .blocked_kernel import blocked_kernel
 from .marginal_kernel import one_factor_logp_grad
 from .prior_kernels import family_logp, lkj_chol_logp
+from .small_q_kernel import small_q_logp_grad
 
-__all__ = ["direct_one_factor", "direct_blocked", "prior_terms", "factor_grad_back"]
+__all__ = ["direct_one_factor", "direct_small_q", "direct_blocked", "prior_terms",
+           "factor_grad_back"]
 
 
 @numba.njit(cache=True)
@@ -119,6 +121,25 @@ def direct_one_factor(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, fet
     L = np.empty((q, q))  # a fresh C array: a view ('A' layout) compiles to slower loops
     L[:, :] = Ls[0, :q, :q]
     ll, gb, gs, gL, _, _, _ = one_factor_logp_grad(zz, z_xy, xy_xy, n, beta, sigma, L, False)
+    if not np.isfinite(ll):
+        return -np.inf, grad
+    grad[:p] += gb * bscale
+    grad[soff] += gs * sigma
+    _back(grad, gL, 0, Ls, fkind, fq, foff, fc)
+    return lp + ll, grad
+
+
+@numba.njit(cache=True, nogil=True)
+def direct_small_q(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, fpar, fc,
+                   scode, spar, soff, zz_s, zx_s, xy_xy, n):  # pragma: no cover - compiled
+    """:func:`direct_one_factor` for q ≤ 2 on the cross-products laid out by
+    :func:`bayeslmm.linalg.small_q_kernel.soa_arrays` (the closed-form kernel)."""
+    lp, grad, beta, Ls, sigma = _priors(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff,
+                                        fsd, feta, fpar, fc, scode, spar, soff)
+    q = fq[0]
+    L = np.empty((q, q))
+    L[:, :] = Ls[0, :q, :q]
+    ll, gb, gs, gL = small_q_logp_grad(zz_s, zx_s, xy_xy, n, beta, sigma, L)
     if not np.isfinite(ll):
         return -np.inf, grad
     grad[:p] += gb * bscale

@@ -35,7 +35,7 @@ import numba
 import numpy as np
 
 from .blocked_parts import gradient, pattern_products, start
-from .small_dense import gram, mm, mv, small_chol
+from .small_dense import chol_inv_into, mv
 
 __all__ = ["nested_kernel"]
 
@@ -58,16 +58,26 @@ def nested_kernel(a11, c1, bptr, bblk, a21, boff, bfac, a22, c2, xy_xy, n, beta,
     Sb = np.zeros((nb, qm, qm))
     c2u = mv(c2, u)
     w2 = np.zeros(r)
-    for b in range(nb):
+    for b in range(nb):   # no allocation per block: thousands of blocks
         k, o = bfac[b], boff[b]
         q = qs[k]
-        Lk = Ls[k, :q, :q].copy()
-        LkT = Lk.T.copy()
-        Tb[b, :q, :q] = mm(a22[o:o + q, o:o + q].copy(), Lk)
-        Sb[b, :q, :q] = mm(LkT, Tb[b, :q, :q].copy())
-        for i in range(q):
+        for i in range(q):   # T = A₂₂,b L_k (L_k lower triangular)
+            for c in range(q):
+                acc = 0.0
+                for t in range(c, q):
+                    acc += a22[o + i, o + t] * Ls[k, t, c]
+                Tb[b, i, c] = acc
+        for i in range(q):   # S = L_kᵀ T + s I, w₂ = L_kᵀ c₂u
+            for c in range(q):
+                acc = 0.0
+                for t in range(i, q):
+                    acc += Ls[k, t, i] * Tb[b, t, c]
+                Sb[b, i, c] = acc
             Sb[b, i, i] += s
-        w2[o:o + q] = mv(LkT, c2u[o:o + q])
+            acc = 0.0
+            for t in range(i, q):
+                acc += Ls[k, t, i] * c2u[o + t]
+            w2[o + i] = acc
     y2 = w2.copy()
     C21, B = pattern_products(a21, bptr, bblk, boff, bfac, Ls, qs, L1, Ci, z1, y2)
     for e in range(bblk.shape[0]):
@@ -83,22 +93,40 @@ def nested_kernel(a11, c1, bptr, bblk, a21, boff, bfac, a22, c2, xy_xy, n, beta,
     Tv = np.zeros(r)
     TM = np.zeros((r, qm))
     Mb = np.zeros((nb, qm, qm))
+    Cw, Xw = np.zeros((qm, qm)), np.zeros((qm, qm))
     trinv = 0.0
     for b in range(nb):
         o, q = boff[b], qs[bfac[b]]
-        ok, ld, X = small_chol(Sb[b, :q, :q].copy())
+        X = Xw[:q, :q]
+        ok, ld = chol_inv_into(Sb[b, :q, :q], Cw[:q, :q], X)   # X = C⁻¹, upper part 0
         if not ok:
             return bad
         logdet += ld
-        M = gram(X)
-        Mb[b, :q, :q] = M
-        v2[o:o + q] = mv(M, y2[o:o + q])
+        for i in range(q):   # S_b⁻¹ = XᵀX, v₂ = S_b⁻¹y₂
+            for c in range(q):
+                acc = 0.0
+                for t in range(max(i, c), q):
+                    acc += X[t, i] * X[t, c]
+                Mb[b, i, c] = acc
+            trinv += Mb[b, i, i]
         for i in range(q):
-            trinv += M[i, i]
-        TM[o:o + q, :q] = mm(Tb[b, :q, :q].copy(), M)
+            acc = 0.0
+            for c in range(q):
+                acc += Mb[b, i, c] * y2[o + c]
+            v2[o + i] = acc
+        for i in range(q):   # TM = T S_b⁻¹
+            for c in range(q):
+                acc = 0.0
+                for t in range(q):
+                    acc += Tb[b, i, t] * Mb[b, t, c]
+                TM[o + i, c] = acc
     for b in range(nb):
         o, q = boff[b], qs[bfac[b]]
-        Tv[o:o + q] = mv(Tb[b, :q, :q].copy(), v2[o:o + q])
+        for i in range(q):
+            acc = 0.0
+            for t in range(q):
+                acc += Tb[b, i, t] * v2[o + t]
+            Tv[o + i] = acc
     M21 = np.zeros(C21.shape)
     for e in range(bblk.shape[0]):
         b = bblk[e]

@@ -31,9 +31,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from .crossprod import CrossProducts, factor_order, sparse_z
+from .exact_sums import pair_sums
 
 __all__ = ["bilinear_cross_products", "combine_cross_products", "add_cross_products",
-           "row_map"]
+           "row_map", "RowBlock", "polar"]
 
 
 def row_map(rows: np.ndarray, n: int, weights: np.ndarray | None = None,
@@ -170,3 +171,155 @@ def add_cross_products(a: CrossProducts, b: CrossProducts) -> CrossProducts:
     Arr = a.Arr + b.Arr
     return CrossProducts(a.n + b.n, a.p, a.order, a.q, a.m, a.A11 + b.A11, C1z,
                          a.C1xy + b.C1xy, Arr, float(Arr[-1, -1]))
+
+
+class _Term:
+    """A term's rows in a :class:`RowBlock` (what the cross-products read)."""
+
+    __slots__ = ("codes", "Z", "n_levels", "group")
+
+    def __init__(self, codes, Z, n_levels, group):
+        self.codes, self.Z, self.n_levels, self.group = codes, Z, n_levels, group
+
+    @property
+    def q(self) -> int:
+        return self.Z.shape[1]
+
+
+class RowBlock:
+    """Rows of a design (y, X, each term's Z and level codes), or exact sums of rows
+    (with their remainders): what the statistics of structured residuals are Gram
+    matrices of. :meth:`gram` is :meth:`CrossProducts.from_design` of these rows, an
+    exact sum whatever their order, so chunks' statistics add up to all rows' bit for bit.
+
+    >>> import bayeslmm as blm
+    >>> from bayeslmm.formula.design import build_design
+    >>> d = build_design("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
+    >>> b = RowBlock.of(d, np.arange(30))
+    >>> bool(np.array_equal(b.gram().Arr, CrossProducts.from_design(d).Arr))
+    True
+    >>> s = b.sums(d.terms[0].codes, 6)            # the batches' sums
+    >>> len(s), bool(s.y[0] == d.y[d.terms[0].codes == 0].sum())
+    (6, True)
+    """
+
+    __slots__ = ("y", "X", "terms", "residue")
+
+    def __init__(self, y, X, terms, residue=None):
+        self.y, self.X, self.terms, self.residue = y, X, terms, residue
+
+    @classmethod
+    def of(cls, source, rows: np.ndarray) -> RowBlock:
+        """Rows ``rows`` of a design (or of a block).
+
+        >>> import bayeslmm as blm
+        >>> from bayeslmm.formula.design import build_design
+        >>> d = build_design("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
+        >>> RowBlock.of(d, np.array([0, 29])).terms[0].codes.tolist()
+        [0, 5]
+        """
+        res = None if getattr(source, "residue", None) is None else source.residue[rows]
+        return cls(source.y[rows], source.X[rows],
+                   [_Term(t.codes[rows], t.Z[rows], t.n_levels, t.group)
+                    for t in source.terms], res)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def _matrix(self) -> np.ndarray:
+        return np.column_stack([self.y[:, None], self.X] + [t.Z for t in self.terms])
+
+    def _split(self, M: np.ndarray, codes: list) -> RowBlock:
+        p = self.X.shape[1]
+        ends = np.cumsum([1, p] + [t.q for t in self.terms])
+        parts = np.split(M, ends[:-1], axis=1)
+        return RowBlock(parts[0][:, 0], parts[1],
+                        [_Term(c, z, t.n_levels, t.group)
+                         for c, z, t in zip(codes, parts[2:], self.terms, strict=True)])
+
+    def sums(self, out_rows: np.ndarray, n_out: int, first: np.ndarray | None = None
+             ) -> RowBlock:
+        """Exact sums of the rows (and their remainders) by ``out_rows``; each sum has
+        the levels of its first row (or of row ``first[i]``).
+
+        >>> b = RowBlock(np.array([1e16, 1.0, -1e16]), np.ones((3, 1)), [])
+        >>> b.sums(np.zeros(3, dtype=np.int64), 1).y.tolist()   # exact: not 0
+        [1.0]
+        """
+        M = self._matrix()
+        c = M.shape[1]
+        keys = (np.asarray(out_rows, dtype=np.int64)[:, None] * c + np.arange(c)).ravel()
+        prods = M.ravel()
+        if self.residue is not None:
+            keys, prods = np.concatenate([keys, keys]), np.concatenate([prods,
+                                                                        self.residue.ravel()])
+        k, v, r = pair_sums(keys, prods)
+        V, R = np.zeros(n_out * c), np.zeros(n_out * c)
+        V[k], R[k] = v, r
+        if first is None:
+            first = np.zeros(n_out, dtype=np.int64)
+            first[out_rows[::-1]] = np.arange(len(out_rows))[::-1]
+        out = self._split(V.reshape(n_out, c), [t.codes[first] for t in self.terms])
+        out.residue = R.reshape(n_out, c)
+        return out
+
+    def scatter(self, out_rows: np.ndarray, n_out: int, codes: list) -> RowBlock:
+        """``n_out`` rows: row ``out_rows[i]`` is row i of these, the others 0; each
+        term's level codes given (``codes``: one array of ``n_out`` per term).
+
+        >>> RowBlock(np.array([2.0]), np.ones((1, 1)), []).scatter(np.array([1]), 2, []).y
+        array([0., 2.])
+        """
+        M = np.zeros((n_out, 1 + self.X.shape[1] + sum(t.q for t in self.terms)))
+        M[out_rows] = self._matrix()
+        return self._split(M, codes)
+
+    def combined(self, other: RowBlock, sign: float) -> RowBlock:
+        """Rows ``self + sign · other`` (values; the levels of ``self``).
+
+        >>> b = RowBlock(np.array([2.0]), np.ones((1, 1)), [])
+        >>> b.combined(b, -1.0).y.tolist()
+        [0.0]
+        """
+        return self._split(self._matrix() + sign * other._matrix(),
+                           [t.codes for t in self.terms])
+
+    def gram(self) -> CrossProducts:
+        """The rows' cross-products, exact (:meth:`CrossProducts.from_design`).
+
+        >>> RowBlock(np.array([1.0, 2.0]), np.ones((2, 1)), []).gram().yy
+        5.0
+        """
+        return CrossProducts.from_design(self)
+
+    @staticmethod
+    def concat(blocks: list[RowBlock]) -> RowBlock:
+        """The rows of ``blocks`` one after the other.
+
+        >>> b = RowBlock(np.array([1.0]), np.ones((1, 1)), [])
+        >>> len(RowBlock.concat([b, b, b]))
+        3
+        """
+        terms = [_Term(np.concatenate([b.terms[k].codes for b in blocks]),
+                       np.concatenate([b.terms[k].Z for b in blocks]), t.n_levels, t.group)
+                 for k, t in enumerate(blocks[0].terms)]
+        res = None if blocks[0].residue is None else \
+            np.concatenate([b.residue for b in blocks])
+        return RowBlock(np.concatenate([b.y for b in blocks]),
+                        np.concatenate([b.X for b in blocks]), terms, res)
+
+
+def polar(plus: CrossProducts, minus: CrossProducts) -> CrossProducts:
+    """``½(plus − minus)``: with ``plus``, ``minus`` the Gram matrices of rows u + v and
+    u − v, the symmetric product ``uᵀv + vᵀu`` (from exact Gram matrices, so the same
+    whatever the order of the rows).
+
+    >>> import bayeslmm as blm
+    >>> from bayeslmm.formula.design import build_design
+    >>> d = build_design("Yield ~ 1 + (1 | Batch)", blm.datasets.load("Dyestuff"))
+    >>> u, v = RowBlock.of(d, np.arange(0, 30, 2)), RowBlock.of(d, np.arange(1, 30, 2))
+    >>> s = polar(u.combined(v, 1.0).gram(), u.combined(v, -1.0).gram())
+    >>> bool(np.isclose(s.yy, 2 * d.y[0::2] @ d.y[1::2]))
+    True
+    """
+    return combine_cross_products([plus, minus], [0.5, -0.5], plus.n)

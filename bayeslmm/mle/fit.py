@@ -81,6 +81,6 @@ def fit_map(design, method: str = "REML", *, residual=None,
                        "functions in blm.VarComb(...).")
     if residual is None:
         return fit_lmer(design, m, maxiter=maxiter, sigma=sigma)
-    if not design.in_memory:  # out of core: VarIdent on the strata's cross-products
+    if not design.in_memory:  # out of core: on the statistics summed over the partitions
         return fit_strata(design, residual, m, maxiter=maxiter, sigma=sigma)
     return fit_lme(design, residual, m, maxiter=maxiter, sigma=sigma)

@@ -52,6 +52,7 @@ from ..residual.algebra import (
     whiten_design,
 )
 from ..residual.bind import ResidualDesign
+from ..residual.closed_forms import mean_log_sd
 from ..residual.sufficient import statistics
 from ..results.map import MapResult
 from .assemble import assemble, warn_fit
@@ -134,7 +135,8 @@ class ResidualCriterion:
         logd = log_sd_weights(self.rd, p)
         if logd is None:
             return p, 0.0
-        m = float(np.mean(logd))
+        # VarIdent with statistics: from their rows per level (as out of core, bit for bit)
+        m = float(np.mean(logd)) if self.stats is None else mean_log_sd(self.stats.strata_rows, p)
         p["log_sd"] = (logd - m)[self.rd.inverse]
         return p, m
 
@@ -316,7 +318,7 @@ def lme_result(design, rd: ResidualDesign, crit: ResidualCriterion, x: np.ndarra
         warn_fit(method, converged, singular, msg)
         warn_edge(rd, u, p)
     logd = log_sd_weights(rd, p) if design.in_memory else None  # out of core: no rows
-    delta = np.exp(logd[rd.inverse]) if logd is not None else np.ones(rd.n)
+    delta = np.exp(logd[rd.inverse]) if logd is not None else 1.0  # no n-vector of ones
     se = None
     if not reml and crit.sigma is None:  # (a known σ needs no N/(N − p))
         # nlme's summary (adjustSigma) reports ML standard errors with σ̂² N/(N − p); gls's

@@ -1,10 +1,12 @@
-"""nlme's ``varIdent`` fitted out of core: the criterion of :mod:`bayeslmm.mle.lme` on
-the cross-products of each stratum (:mod:`bayeslmm.linalg.strata`) instead of the rows.
+"""nlme's fits out of core: the criterion of :mod:`bayeslmm.mle.lme` on statistics
+summed over the partitions instead of the rows: ``varIdent``'s cross-products of each
+stratum (:mod:`bayeslmm.linalg.strata`), or AR1's, CAR1's (few gaps) and CompSymm's
+(:mod:`bayeslmm.residual.series`).
 
-At residual parameters u (log sd ratios, the reference level 0) the whitened
-cross-products are Σₛ δₛ⁻² [Z X y]ₛᵀ[Z X y]ₛ and log|Λ| = 2 Σₛ nₛ log δₛ: the very
-criterion the rows give (the same centring of the variance function by its geometric
-mean, so the search is the same), with no pass over the rows.
+At residual parameters u the whitened cross-products are ``Σ_k c_k(u) S_k`` and log|Λ|
+is closed form (for VarIdent alone: Σₛ δₛ⁻² [Z X y]ₛᵀ[Z X y]ₛ and 2 Σₛ nₛ log δₛ): the
+very criterion the rows give (the same centring of the variance function by its
+geometric mean, so the search is the same), with no pass over the rows.
 
 Examples
 --------
@@ -28,14 +30,18 @@ from ..linalg.pls import PLS
 from ..linalg.theta import ThetaLayout
 from ..residual.algebra import initial_unconstrained
 from ..residual.bind import ResidualDesign
+from ..residual.closed_forms import mean_log_sd
+from ..residual.sufficient import statistics
 from .lme import ResidualCriterion, fit_lme
 
 __all__ = ["StrataCriterion", "fit_strata"]
 
 
 class StrataCriterion(ResidualCriterion):
-    """:class:`~bayeslmm.mle.lme.ResidualCriterion` of ``VarIdent`` on an out-of-core
-    design (its ``strata``: the cross-products of each level, nlme's order).
+    """:class:`~bayeslmm.mle.lme.ResidualCriterion` on an out-of-core design: the
+    structure's statistics summed over the partitions
+    (:func:`~bayeslmm.residual.sufficient.statistics`: VarIdent's levels' cross-products,
+    or those of AR1, CAR1 and CompSymm), combined at each evaluation.
 
     Examples
     --------
@@ -57,33 +63,31 @@ class StrataCriterion(ResidualCriterion):
         self.layout = ThetaLayout.from_terms(design.terms)
         self.n_theta = self.layout.size
         self.n_u = len(initial_unconstrained(rd))
-        self.strata = design.strata
-        self.counts = np.asarray(self.strata.counts, dtype=float)
+        self.stats = statistics(design, rd)
         self._cache: OrderedDict = OrderedDict()
 
-    def _log_sd(self, u) -> tuple[np.ndarray, float]:
-        """log δ per level and their mean over the rows (the centring)."""
-        logd = np.concatenate([[0.0], np.asarray(u, dtype=float)])
-        return logd, float(self.counts @ logd / self.counts.sum())
-
     def centred(self, u) -> tuple[dict, float]:
-        """The parameters at u and the log of the variance function's geometric mean."""
-        return self.params(u), self._log_sd(u)[1]
+        """The parameters at u and the log of the variance function's geometric mean
+        over the rows (VarIdent; 0 without)."""
+        p = self.params(u)
+        return p, mean_log_sd(self.stats.strata_rows, p)
 
     def at(self, u) -> tuple[PLS | None, float]:
-        """The PLS of the strata's weighted cross-products and log|Λ| (centred: 0)."""
+        """The PLS of the statistics' combination and log|Λ| at u (centred)."""
         u = np.asarray(u, dtype=float)
         key = u.tobytes()
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        logd, m = self._log_sd(u)
-        with np.errstate(all="ignore"):
-            c = logd - m
-            ld = float(2.0 * self.counts @ c)
-            cp = self.strata.weighted(np.exp(-2.0 * c))
-        ok = np.isfinite(ld) and np.isfinite(cp.Arr).all()
-        out = (make_pls(cp, self.layout, self.sigma_at(m)), ld) if ok else (None, np.inf)
+        try:
+            with np.errstate(all="ignore"):
+                p, m = self.centred(u)
+                ld = self.stats.logdet(p, m)
+                cp = self.stats.cross_products(p, m)
+            ok = np.isfinite(ld) and np.isfinite(cp.Arr).all()
+            out = (make_pls(cp, self.layout, self.sigma_at(m)), ld) if ok else (None, np.inf)
+        except (ValueError, np.linalg.LinAlgError):  # outside the domain
+            out = (None, np.inf)
         self._cache[key] = out
         if len(self._cache) > 2 * self.n_u + 3:
             self._cache.popitem(last=False)
@@ -92,8 +96,8 @@ class StrataCriterion(ResidualCriterion):
 
 def fit_strata(design, rd: ResidualDesign, method: str, *, maxiter: int | None = None,
                sigma: float | None = None):
-    """ML or REML with ``VarIdent`` on an out-of-core design (:func:`fit_lme` on
-    :class:`StrataCriterion`).
+    """ML or REML with a residual structure on an out-of-core design (:func:`fit_lme`
+    on :class:`StrataCriterion`).
 
     Examples
     --------

@@ -36,13 +36,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..linalg.blocked_layout import VALUE_NAMES, blocked_arrays, blocked_stacks, kernel_stacks
-from ..linalg.direct_kernel import direct_blocked, direct_one_factor
+from ..linalg.direct_kernel import direct_blocked, direct_one_factor, direct_small_q
 from ..linalg.direct_residual import (
     direct_residual_blocked,
     direct_residual_dense,
     direct_residual_one_factor,
 )
 from ..linalg.prior_kernels import FAMILIES, PARAMETERS, lkj_normalizing_constant
+from ..linalg.small_q_kernel import SMALL_Q, soa_arrays
 from ..residual.structures import CompSymm, VarIdent
 from ..residual.sufficient import statistics, sufficient_reason
 from .blocked_op import DATA_NAMES
@@ -93,6 +94,7 @@ class DirectModel:
     shapes: list[tuple]
     groups: list[str]
     residual: tuple = ()
+    small_q: bool = False
 
     @classmethod
     def of(cls, model, design, priors, cp, residual=None, stats=None) -> DirectModel | None:
@@ -155,19 +157,23 @@ class DirectModel:
             return cls(spec, data, dense, constant, values, shapes, rvs,
                        cls._shapes(design, rvs, residual), [t.group for t in design.terms],
                        rspec[1])
-        dense = len(design.terms) > 1
+        dense, small = len(design.terms) > 1, False
         if dense:  # several factors: the blocked layout
             lay = blocked_arrays(cp)
             data = (np.array(cp.order, np.int64),
                     *[np.ascontiguousarray(lay[k]) for k in DATA_NAMES[:-1]], float(cp.n),
                     bool(lay["full"]), bool(lay["blockdiag"]))
-        else:
+        else:  # q ≤ 2: the closed-form kernel on levels laid out contiguously
             arrays = cp.marginal_arrays()
-            data = (np.ascontiguousarray(arrays["zz"]), np.ascontiguousarray(arrays["z_xy"]),
+            zz, z_xy = arrays["zz"], arrays["z_xy"]
+            small = len(design.terms) == 1 and zz.shape[1] in SMALL_Q
+            data = (*(soa_arrays(zz, z_xy) if small
+                      else (np.ascontiguousarray(zz), np.ascontiguousarray(z_xy))),
                     np.ascontiguousarray(arrays["xy_xy"]), float(cp.n))
         shapes.append(())
         return cls(spec, data, dense, constant, values, shapes, rvs,
-                   cls._shapes(design, rvs), [t.group for t in design.terms])
+                   cls._shapes(design, rvs), [t.group for t in design.terms],
+                   small_q=small)
 
     @staticmethod
     def _expected_names(design, priors, residual=None):
@@ -218,6 +224,8 @@ class DirectModel:
             lp, grad = f(x, *self.spec, *self.data, *self.residual)
         elif self.dense:
             lp, grad = direct_blocked(x, *self.spec, *self.data)
+        elif self.small_q:
+            lp, grad = direct_small_q(x, *self.spec, *self.data)
         else:
             lp, grad = direct_one_factor(x, *self.spec, *self.data)
         return float(lp + self.constant), grad

@@ -90,7 +90,9 @@ def marginal_supports(design: Design, residual: ResidualDesign | None) -> str | 
     if residual.fitted_covariate:
         return ("a variance function of the fitted values depends on the random effects; "
                 "use parameterization='conditional'")
-    if residual.correlation is not None and crossing_factors(residual, design):
+    # (out of core the partitions' pass checked the nesting)
+    if residual.correlation is not None and design.in_memory \
+            and crossing_factors(residual, design):
         return "the correlation groups are not nested within the random-effect levels"
     why = sufficient_reason(residual)
     if len(design.terms) > 1 and why:

@@ -62,6 +62,8 @@ class ResidualDesign:
         The dense correlations (:mod:`~bayeslmm.residual.dense_corr`): per-group arrays.
     varfuncs : tuple of BoundVar or None
         VarConstPower, VarFixed, VarComb (:mod:`~bayeslmm.residual.varfuncs`): the parts.
+    max_size : int or None
+        Rows of the largest correlation group where the rows are out of core (no arrays).
     """
 
     structure: Residual
@@ -79,6 +81,7 @@ class ResidualDesign:
     by_levels: list[str] | None = None
     dense: dense_corr.DenseCorr | None = None
     varfuncs: tuple[varfuncs.BoundVar, ...] | None = None
+    max_size: int | None = None
 
     @property
     def variance(self):
@@ -98,6 +101,8 @@ class ResidualDesign:
     @property
     def max_group_size(self) -> int:
         """Rows in the largest correlation group."""
+        if self.max_size is not None:
+            return self.max_size
         return int(self.position.max()) + 1 if self.n else 0
 
     @property

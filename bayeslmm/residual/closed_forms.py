@@ -24,7 +24,7 @@ import numpy as np
 import pytensor.tensor as pt
 from pytensor.graph.basic import Variable
 
-__all__ = ["coefficients", "stats_logdet"]
+__all__ = ["coefficients", "stats_logdet", "mean_log_sd"]
 
 
 def _xp(params: Mapping[str, Any], *arrays):
@@ -82,3 +82,16 @@ def stats_logdet(family: str, values, counts, strata_rows, params: Mapping[str, 
         out = out + xp.sum(counts * ((values - 1.0) * xp.log1p(-rho)
                                      + xp.log1p((values - 1.0) * rho)))
     return out
+
+
+def mean_log_sd(strata_rows, params: Mapping[str, Any]) -> float:
+    """The mean of log δ over the rows (VarIdent; 0 without): the ML search's centring,
+    the same number in memory and out of core.
+
+    >>> mean_log_sd(np.array([2.0, 2.0]), {"varident_ratio": np.array([np.e])})
+    0.5
+    """
+    if "varident_ratio" not in params:
+        return 0.0
+    rows = np.asarray(strata_rows, dtype=float)
+    return float(rows @ _log_delta(params, np, 0.0) / rows.sum())

@@ -5,8 +5,8 @@ For AR1, CAR1 with few distinct gaps, CompSymm and VarIdent (alone or VarIdent w
 one of those correlations), ``Λ⁻¹`` is a short sum ``Σ_k c_k A_k`` of fixed sparse
 matrices with coefficients that are closed-form functions of the parameters, and
 ``log|Λ|`` is closed form too. So ``[Z X y]ᵀ Λ⁻¹ [Z X y] = Σ_k c_k S_k`` with
-``S_k = [Z X y]ᵀ A_k [Z X y]`` computed once
-(:func:`bayeslmm.linalg.residual_stats.bilinear_cross_products`), and every
+``S_k = [Z X y]ᵀ A_k [Z X y]`` computed once (exact Gram matrices of derived rows,
+:mod:`bayeslmm.residual.stat_terms`), and every
 likelihood evaluation afterwards costs what an iid one costs, whatever the number of
 rows. With ``w_a = 1/δ_a`` the inverse sd ratio of stratum a (VarIdent; 1 without):
 
@@ -27,8 +27,8 @@ VarComb; CAR1 with many distinct gaps; the dense correlations CorSymm, CorARMA a
 spatial ones) keep the row-wise path of :mod:`bayeslmm.residual.algebra`:
 :func:`sufficient_reason` says why.
 
-The statistics add over chunks of whole correlation groups (:meth:`ResidualStats.__add__`),
-so out-of-core designs can sum them like plain cross-products.
+The statistics add over chunks of whole correlation groups (:meth:`ResidualStats.__add__`);
+on data in chunks whose series are split, :mod:`bayeslmm.residual.series` joins them.
 
 Examples
 --------
@@ -56,16 +56,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..linalg.crossprod import CrossProducts
-from ..linalg.residual_stats import (
-    add_cross_products,
-    bilinear_cross_products,
-    combine_cross_products,
-    row_map,
-)
+from ..linalg.residual_stats import RowBlock, add_cross_products, combine_cross_products
 from .bind import ResidualDesign
 from .closed_forms import coefficients, stats_logdet
+from .stat_terms import finished, group_terms, pair_terms, strata_grams
 from .structures import AR1, CAR1, CompSymm, VarIdent
 
 __all__ = ["ResidualStats", "residual_stats", "statistics", "strata_stats",
@@ -277,58 +274,18 @@ def _key_arrays(keys: list[tuple]) -> tuple[np.ndarray, ...]:
 
 
 def _markov(design, rd: ResidualDesign, strata: np.ndarray, S: int) -> tuple[dict, dict]:
-    n, order = rd.n, rd.order
-    out: dict[tuple, CrossProducts] = {}
     pos = np.flatnonzero(rd.position > 0)         # sorted positions with a predecessor
-    cur, prev = order[pos], order[pos - 1]
-    gap = _gap_keys(rd.lag[pos])
-    sa, sb = strata[pos], strata[pos - 1]
-    for d in np.unique(gap):
-        at = gap == d
-        for a in range(S):  # squares: the pairs' rows of stratum a, twice if interior
-            rows = np.concatenate([cur[at & (sa == a)], prev[at & (sb == a)]])
-            if len(rows):
-                out[(1, float(d), a, a)] = bilinear_cross_products(design, row_map(rows, n))
-        lo, hi = np.minimum(sa, sb), np.maximum(sa, sb)
-        for a in range(S):
-            for b in range(a, S):
-                sel = at & (lo == a) & (hi == b)
-                if sel.any():  # 2 × ½ sym: the full x_k x_{k-1}ᵀ + x_{k-1} x_kᵀ
-                    out[(2, float(d), a, b)] = bilinear_cross_products(
-                        design, row_map(cur[sel], n, np.full(sel.sum(), 2.0)),
-                        row_map(prev[sel], n))
-    values, counts = np.unique(gap, return_counts=True)
-    return out, dict(zip(values.tolist(), counts.tolist(), strict=True))
+    out, counts = pair_terms(design, rd.order[pos], rd.order[pos - 1],
+                             _gap_keys(rd.lag[pos]), strata[pos], strata[pos - 1])
+    return finished(out), counts
 
 
 def _compsymm(design, rd: ResidualDesign, strata: np.ndarray, S: int) -> tuple[dict, dict]:
-    n, order, g = rd.n, rd.order, rd.group_codes
-    out: dict[tuple, CrossProducts] = {}
-    size = np.bincount(g)
-    present = np.flatnonzero(size)
-    first = np.searchsorted(g, present)  # sorted rows: groups are contiguous
-    for s in np.unique(size[present]):
-        groups = present[size[present] == s]
-        index = np.full(len(size), -1)
-        index[groups] = np.arange(len(groups))
-        rep = order[first[size[present] == s]]
-        for a in range(S):
-            ra = (index[g] >= 0) & (strata == a)
-            if not ra.any():
-                continue
-            Ba = row_map(order[ra], n, out_rows=index[g[ra]], n_out=len(groups))
-            for b in range(a, S):
-                rb = (index[g] >= 0) & (strata == b)
-                if not rb.any():
-                    continue
-                if a == b:
-                    out[(4, float(s), a, a)] = bilinear_cross_products(design, Ba, rows=rep)
-                else:
-                    Bb = row_map(order[rb], n, out_rows=index[g[rb]], n_out=len(groups))
-                    out[(4, float(s), a, b)] = bilinear_cross_products(design, 2.0 * Ba, Bb,
-                                                                       rows=rep)
-    values, counts = np.unique(size[present], return_counts=True)
-    return out, dict(zip(values.astype(float).tolist(), counts.tolist(), strict=True))
+    key = rd.group_codes * S + strata  # sorted rows: one exact sum per (group, stratum)
+    code, uniq = pd.factorize(key)
+    sums = RowBlock.of(design, rd.order).sums(code, len(uniq))
+    out, counts, _ = group_terms(sums, uniq // S, uniq % S, np.bincount(code))
+    return out, counts
 
 
 def residual_stats(design, rd: ResidualDesign,
@@ -351,10 +308,7 @@ def residual_stats(design, rd: ResidualDesign,
     strata, S = _strata(rd, by_levels)
     kind0 = _KINDS[family]
     parts: dict[tuple, CrossProducts] = {}
-    for a in range(S):
-        rows = rd.order[strata == a]
-        if len(rows):
-            parts[(kind0, 1.0, a, a)] = bilinear_cross_products(design, row_map(rows, rd.n))
+    parts.update(strata_grams(design, rd.order, strata, kind0))  # exact: as chunks add
     counts: dict = {}
     if family == "markov":
         more, counts = _markov(design, rd, strata, S)
@@ -383,7 +337,7 @@ def statistics(design, rd: ResidualDesign | None) -> ResidualStats | None:
     if rd is None or sufficient_reason(rd) is not None:
         return None
     return _memo("stats", (design, rd), lambda: residual_stats(design, rd) if design.in_memory
-                 else strata_stats(design.strata))  # out of core: the levels' sums
+                 else design.series or strata_stats(design.strata))  # out of core: sums
 
 
 def strata_stats(strata) -> ResidualStats:

@@ -82,7 +82,8 @@ class MapRows:
         2   -1.649
         Name: scaled, dtype: float64
         """
-        if self._scaled_residuals is None and self._residual_params and self.out_of_core:
+        if self._scaled_residuals is None and self.out_of_core \
+                and getattr(self._residual_structure.variance, "by", None):
             return self._lazy_scaled()  # VarIdent out of core: σ δ of each row's level
         if self._scaled_residuals is None:
             return (self.residuals / self.sigma).rename("scaled")
