@@ -99,14 +99,14 @@ def crossed_kernel(a11, c1, a21d, boff, bfac, a22, c2, xy_xy, n, beta, sigma, Ls
     P12 = rest_left(Ls, boff, bfac, qs, W, True).T.copy()          # P₂₁ᵀ
     # C₂₁ and B = C₂₁(I ⊗ C₁₁⁻¹), held transposed (m₁q₁ × r)
     C12, B12 = _per_level(P12, Ci, r, m1, q1)
-    S -= np.dot(C12.T.copy(), C12)
+    S -= np.dot(C12.T, C12)   # (a transposed view: BLAS reads it as it is)
     for i in range(r):
         S[i, i] += s
     ok, ld2, M22 = spd_inverse(S)
     if not ok:
         return bad
     logdet += ld2
-    v2 = np.dot(M22, w2 - np.dot(C12.T.copy(), z1))
+    v2 = np.dot(M22, w2 - np.dot(z1, C12))
     t = np.dot(C12, v2)
     v1 = np.empty(m1 * q1)
     for j in range(m1):
