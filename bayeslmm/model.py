@@ -38,7 +38,7 @@ from .results.map import MapResult
 from .results.posterior import PosteriorResult
 from .results.prior_table import PriorTable, design_elements
 from .sampling.complete import complete
-from .sampling.nuts import choose_sampler, run_info, sample
+from .sampling.nuts import choose_sampler, default_target_accept, run_info, sample
 
 __all__ = ["LMM"]
 
@@ -299,8 +299,8 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         parameterization : {"auto", "marginal", "conditional"}
             See :meth:`build`.
         target_accept : float, optional
-            NUTS's target acceptance rate: 0.8 for the marginal model, 0.9 for the
-            conditional one (funnels).
+            NUTS's target acceptance rate; by default 0.8, or 0.9 for the conditional
+            model and where a factor has few levels (``default_target_accept``).
         cores : int, optional
             Parallel chains (default: the number of cores).
         progressbar : bool
@@ -322,7 +322,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         marginal = par == "marginal"
         refuse_pointwise(self._design, log_likelihood)  # out of core: no rows to score
         if target_accept is None:
-            target_accept = 0.8 if marginal else 0.9
+            target_accept = default_target_accept(self._design, par)
         sampler = choose_sampler(sampler, par)
         model = self.build(par)
         direct = (DirectModel.of(model, self._design, self._priors,

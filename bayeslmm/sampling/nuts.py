@@ -26,8 +26,8 @@ import pymc as pm
 from ..errors import BayesLMMError, quiet_libraries, user_stacklevel
 from .compiled import COMPILED
 
-__all__ = ["available_samplers", "choose_sampler", "sample", "check_options",
-           "interrupted", "run_info", "LOGLIK_AUTO_LIMIT"]
+__all__ = ["available_samplers", "choose_sampler", "default_target_accept", "sample",
+           "check_options", "interrupted", "run_info", "LOGLIK_AUTO_LIMIT", "FEW_LEVELS"]
 
 #: ``log_likelihood=None`` stores the pointwise log-likelihood only below this many
 #: values (draws × chains × rows), 200 MB of float64.
@@ -44,6 +44,27 @@ def _installed(module: str) -> bool:
 def available_samplers() -> list[str]:
     """Samplers importable here, PyMC's own first."""
     return [s for s in _SAMPLERS if _installed(_MODULE[s])]
+
+
+#: A grouping factor with fewer levels leaves its sd's posterior reaching towards 0.
+FEW_LEVELS = 10
+
+
+def default_target_accept(design, parameterization: str) -> float:
+    """NUTS's target acceptance rate when the user gives none: 0.9 for the conditional
+    model (funnels) and for a marginal model with a grouping factor of fewer than
+    :data:`FEW_LEVELS` levels, whose sd's posterior reaches towards 0 where its
+    curvature changes fast (Penicillin's 6 samples at 0.8: 1–3 divergences per 4 × 1000
+    in 6 of 8 seeds; at 0.9 none in 8); 0.8 otherwise.
+
+    >>> import bayeslmm as blm
+    >>> pen = blm.LMM("diameter ~ 1 + (1 | plate) + (1 | sample)", blm.datasets.load("Penicillin"))
+    >>> sleep = blm.LMM("Reaction ~ Days + (Days | Subject)", blm.datasets.load("sleepstudy"))
+    >>> [default_target_accept(m.design, "marginal") for m in (pen, sleep)]
+    [0.9, 0.8]
+    """
+    few = any(t.n_levels < FEW_LEVELS for t in design.terms)
+    return 0.9 if parameterization != "marginal" or few else 0.8
 
 
 def choose_sampler(sampler: str, parameterization: str = "marginal") -> str:
