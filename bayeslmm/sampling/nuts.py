@@ -55,7 +55,7 @@ def default_target_accept(design, parameterization: str) -> float:
     model (funnels) and for a marginal model with a grouping factor of fewer than
     :data:`FEW_LEVELS` levels, whose sd's posterior reaches towards 0 where its
     curvature changes fast (Penicillin's 6 samples at 0.8: 1–3 divergences per 4 × 1000
-    in 6 of 8 seeds; at 0.9 none in 8); 0.8 otherwise.
+    in 5–7 of 8 seeds; at 0.9 none in 8); 0.8 otherwise.
 
     >>> import bayeslmm as blm
     >>> pen = blm.LMM("diameter ~ 1 + (1 | plate) + (1 | sample)", blm.datasets.load("Penicillin"))
