@@ -146,12 +146,18 @@ class ResidualCriterion:
         return None if self.sigma is None else self.sigma * float(np.exp(m))
 
     def at(self, u) -> tuple[PLS | None, float]:
-        """The PLS of the whitened design and log|Λ| at u (None, inf if not defined)."""
+        """:meth:`products_at`, remembered for the last few u (the search asks again)."""
         u = np.asarray(u, dtype=float)
         key = u.tobytes()
         hit = self._cache.get(key)
-        if hit is not None:
-            return hit
+        if hit is None:
+            hit = self._cache[key] = self.products_at(u)
+            if len(self._cache) > 2 * self.n_u + 3:
+                self._cache.popitem(last=False)
+        return hit
+
+    def products_at(self, u: np.ndarray) -> tuple[PLS | None, float]:
+        """The PLS of the whitened design and log|Λ| at u (None, inf if not defined)."""
         try:
             with np.errstate(all="ignore"):
                 p, m = self.centred(u)
@@ -166,9 +172,6 @@ class ResidualCriterion:
             pls, ld = None, np.inf
         if not np.isfinite(ld):
             pls, ld = None, np.inf
-        self._cache[key] = (pls, ld)
-        if len(self._cache) > 2 * self.n_u + 3:
-            self._cache.popitem(last=False)
         return pls, ld
 
     def value(self, x) -> float:

@@ -72,26 +72,17 @@ class StrataCriterion(ResidualCriterion):
         p = self.params(u)
         return p, mean_log_sd(self.stats.strata_rows, p)
 
-    def at(self, u) -> tuple[PLS | None, float]:
+    def products_at(self, u: np.ndarray) -> tuple[PLS | None, float]:
         """The PLS of the statistics' combination and log|Λ| at u (centred)."""
-        u = np.asarray(u, dtype=float)
-        key = u.tobytes()
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
         try:
             with np.errstate(all="ignore"):
                 p, m = self.centred(u)
                 ld = self.stats.logdet(p, m)
                 cp = self.stats.cross_products(p, m)
             ok = np.isfinite(ld) and np.isfinite(cp.Arr).all()
-            out = (make_pls(cp, self.layout, self.sigma_at(m)), ld) if ok else (None, np.inf)
+            return (make_pls(cp, self.layout, self.sigma_at(m)), ld) if ok else (None, np.inf)
         except (ValueError, np.linalg.LinAlgError):  # outside the domain
-            out = (None, np.inf)
-        self._cache[key] = out
-        if len(self._cache) > 2 * self.n_u + 3:
-            self._cache.popitem(last=False)
-        return out
+            return None, np.inf
 
 
 def fit_strata(design, rd: ResidualDesign, method: str, *, maxiter: int | None = None,
