@@ -38,6 +38,7 @@ import numpy as np
 from .blocked_kernel import blocked_kernel
 from .marginal_kernel import one_factor_logp_grad
 from .prior_kernels import family_logp, lkj_chol_logp
+from .sd_corr_transform import sd_corr_back, sd_corr_to_chol
 from .small_q_kernel import small_q_logp_grad
 
 __all__ = ["direct_one_factor", "direct_small_q", "direct_blocked", "prior_terms",
@@ -68,26 +69,18 @@ def _priors(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, fpar, f
                 lp += a + x[off + i]
                 grad[off + i] += d * sd + 1.0
                 Ls[k, i, i] = sd
-        else:
-            Lz = np.zeros((q, q))  # the unit-scale factor; L = diag(fc) Lz
-            idx = 0
-            for i in range(q):
-                for j in range(i + 1):
-                    v = x[off + idx]
-                    Lz[i, j] = math.exp(v) if i == j else v
-                    Ls[k, i, j] = fc[k, i] * Lz[i, j]
-                    idx += 1
+        else:  # the unit-scale factor Lz from log sds and atanh partial correlations
+            Lz = np.zeros((q, q))
+            m = q * (q + 1) // 2
+            y = x[off:off + m]
+            lj, glj = sd_corr_to_chol(y, q, Lz)
             a, gL = lkj_chol_logp(Lz, feta[k], fsd[k], np.ascontiguousarray(fpar[k, :q]))
-            lp += a
-            idx = 0
+            lp += a + lj
+            grad[off:off + m] += glj
+            sd_corr_back(y, q, Lz, gL, grad, off)
             for i in range(q):
                 for j in range(i + 1):
-                    if i == j:
-                        lp += x[off + idx]  # the log transform of the diagonal
-                        grad[off + idx] += gL[i, i] * Lz[i, i] + 1.0
-                    else:
-                        grad[off + idx] += gL[i, j]
-                    idx += 1
+                    Ls[k, i, j] = fc[k, i] * Lz[i, j]
     sigma = math.exp(x[soff])
     a, d = family_logp(scode, sigma, spar)
     lp += a + x[soff]
@@ -97,18 +90,20 @@ def _priors(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, fpar, f
 
 
 @numba.njit(cache=True)
-def _back(grad, gL, k, Ls, fkind, fq, foff, fc):  # pragma: no cover - compiled
+def _back(grad, gL, k, Ls, fkind, fq, foff, fc, x):  # pragma: no cover - compiled
     """Add the likelihood's gradient in factor k's L to the unconstrained gradient."""
     q, off = fq[k], foff[k]
     if fkind[k] == 0:
         for i in range(q):
             grad[off + i] += gL[i, i] * Ls[k, i, i]
         return
-    idx = 0
+    Lz = np.zeros((q, q))  # L = diag(fc) Lz: the gradient in Lz, through the transform
+    gLz = np.zeros((q, q))
     for i in range(q):
         for j in range(i + 1):
-            grad[off + idx] += gL[i, j] * (Ls[k, i, i] if i == j else fc[k, i])
-            idx += 1
+            Lz[i, j] = Ls[k, i, j] / fc[k, i]
+            gLz[i, j] = gL[i, j] * fc[k, i]
+    sd_corr_back(x[off:off + q * (q + 1) // 2], q, Lz, gLz, grad, off)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -125,7 +120,7 @@ def direct_one_factor(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, fet
         return -np.inf, grad
     grad[:p] += gb * bscale
     grad[soff] += gs * sigma
-    _back(grad, gL, 0, Ls, fkind, fq, foff, fc)
+    _back(grad, gL, 0, Ls, fkind, fq, foff, fc, x)
     return lp + ll, grad
 
 
@@ -144,7 +139,7 @@ def direct_small_q(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, 
         return -np.inf, grad
     grad[:p] += gb * bscale
     grad[soff] += gs * sigma
-    _back(grad, gL, 0, Ls, fkind, fq, foff, fc)
+    _back(grad, gL, 0, Ls, fkind, fq, foff, fc, x)
     return lp + ll, grad
 
 
@@ -172,7 +167,7 @@ def direct_blocked(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd, feta, 
     grad[:p] += gb * bscale
     grad[soff] += gs * sigma
     for pos in range(K):
-        _back(grad, gLs[pos], order[pos], Ls, fkind, fq, foff, fc)
+        _back(grad, gLs[pos], order[pos], Ls, fkind, fq, foff, fc, x)
     return lp + ll, grad
 
 

@@ -202,7 +202,7 @@ def direct_residual_one_factor(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff,
     grad += rgrad
     grad[:p] += gb * bscale
     grad[soff] += gs * sigma
-    factor_grad_back(grad, gL, 0, Ls, fkind, fq, foff, fc)
+    factor_grad_back(grad, gL, 0, Ls, fkind, fq, foff, fc, x)
     _chain(grad, coef, dcoef, rkind, roff, a, b, gA.reshape(-1),
            gC.reshape(-1), gD.reshape(-1), zzf, zxyf, xxf)
     return lp + rlp + ll, grad
@@ -248,7 +248,7 @@ def direct_residual_dense(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fsd,
                                                         ms, True)
         gA, gC = gA2.reshape(-1), gC2.reshape(-1)
         for pos in range(nf):
-            factor_grad_back(grad, gLs[pos], order[pos], Ls, fkind, fq, foff, fc)
+            factor_grad_back(grad, gLs[pos], order[pos], Ls, fkind, fq, foff, fc, x)
     if not np.isfinite(ll) or not np.isfinite(rlp):
         return -np.inf, np.zeros(x.shape[0])
     grad += rgrad
@@ -306,7 +306,7 @@ def direct_residual_blocked(x, p, bcode, bpar, bloc, bscale, fkind, fq, foff, fs
     grad[:p] += out[1] * bscale
     grad[soff] += out[2] * sigma
     for pos in range(nf):
-        factor_grad_back(grad, out[3][pos], order[pos], Ls, fkind, fq, foff, fc)
+        factor_grad_back(grad, out[3][pos], order[pos], Ls, fkind, fq, foff, fc, x)
     dc = np.zeros(coef.shape[0])
     _contract(dc, out[4].ravel(), f11)
     _contract(dc, out[5].ravel(), fc1)

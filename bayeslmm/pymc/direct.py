@@ -14,7 +14,7 @@ prior family, a factor with several correlated blocks) gets ``None`` here and ru
 PyTensor's compiled graph.
 
 The unconstrained parameters are PyMC's, in the model's own order (``beta_z``, per
-factor ``sd_<g>_log__`` or ``chol_<g>_z_cholesky-cov-packed__``, ``sigma_log__``), so the
+factor ``sd_<g>_log__`` or ``chol_<g>_z_sd-corr__``, ``sigma_log__``), so the
 draws mean what PyMC's mean and PyMC's initial points apply.
 
 Examples
@@ -43,10 +43,12 @@ from ..linalg.direct_residual import (
     direct_residual_one_factor,
 )
 from ..linalg.prior_kernels import FAMILIES, PARAMETERS, lkj_normalizing_constant
+from ..linalg.sd_corr_transform import sd_corr_to_chol
 from ..linalg.small_q_kernel import SMALL_Q, soa_arrays
 from ..residual.structures import CompSymm, VarIdent
 from ..residual.sufficient import statistics, sufficient_reason
 from .blocked_op import DATA_NAMES
+from .sd_corr import SdCorrPacked
 from .terms import STANDARDISED, unit_scale
 
 __all__ = ["DirectModel"]
@@ -184,7 +186,7 @@ class DirectModel:
             g = t.group
             if len(t.blocks) == 1 and t.q > 1:
                 chol = f"chol_{g}_z" if unit_scale(priors.sd[g]) is not None else f"chol_{g}"
-                values.append(f"{chol}_cholesky-cov-packed__")
+                values.append(f"{chol}_{SdCorrPacked.name}__")
                 named += [chol, f"sd_{g}", f"corr_{g}"]
             elif all(len(b) == 1 for b in t.blocks):
                 values.append(f"sd_{g}_log__")
@@ -251,11 +253,11 @@ class DirectModel:
             if fkind[k] == 0:
                 out[f"sd_{g}"] = np.exp(x[off:off + q])
                 continue
-            packed = np.array(x[off:off + q * (q + 1) // 2])
+            Lz = np.zeros((q, q))
+            sd_corr_to_chol(np.ascontiguousarray(x[off:off + q * (q + 1) // 2]), q, Lz)
             rows, cols = np.tril_indices(q)
-            packed[rows == cols] = np.exp(packed[rows == cols])
-            L = np.zeros((q, q))
-            L[rows, cols] = packed * fc[k, :q][rows]
+            packed = Lz[rows, cols]
+            L = fc[k, :q][:, None] * Lz
             cov = L @ L.T
             sd = np.sqrt(np.diag(cov))
             out[f"chol_{g}"] = out[f"chol_{g}_z"] = packed

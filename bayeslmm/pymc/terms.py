@@ -27,6 +27,7 @@ from ..formula.design import Design, ReTerm
 from ..residual.bind import ResidualDesign
 from ..residual.structures import VarExp, VarPower
 from .priors import Prior, ResolvedPriors
+from .sd_corr import SdCorrPacked
 from .structure_priors import structure_variables
 
 __all__ = ["coords_of", "fixed_effects", "term_scale", "residual_params", "residual_sigma",
@@ -154,6 +155,9 @@ def term_scale(t: ReTerm, priors: ResolvedPriors):
         chol, c, s = pm.LKJCholeskyCov(
             name, n=len(block), eta=priors.eta[g], sd_dist=sub.dist(shape=len(block)),
             compute_corr=True, store_in_trace=False,
+            # NUTS moves in log sds and atanh partial correlations: no funnel where an
+            # sd nears 0 (the same prior and posterior; bayeslmm.pymc.sd_corr)
+            default_transform=SdCorrPacked(len(block)),
         )
         if unit is not None:
             scale = pt.broadcast_to(pt.as_tensor(scale, dtype="float64"), (len(block),))
