@@ -7,6 +7,7 @@ seconds beside wall seconds (the machine is shared). One run per process:
     python benchmarks/bench_kb07_sampling.py --chains 2 --draws 500 --tune 500
     python benchmarks/bench_kb07_sampling.py --low-rank --target-accept 0.9
     python benchmarks/bench_kb07_sampling.py --nutpie '{"mass_matrix_gamma": 1e-5}'
+    python benchmarks/bench_kb07_sampling.py --design Orthodont --seed 2
 
 Results of runs are kept in ``benchmarks/results/crossed_fits_run1.txt``.
 """
@@ -25,12 +26,15 @@ sys.path.insert(0, str(HERE))
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--design", default="kb07 maximal")
+    ap.add_argument("--design", default="kb07 maximal",
+                    help="a design of bench_crossed.py, or sleepstudy, Orthodont")
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--draws", type=int, default=1000)
     ap.add_argument("--tune", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--target-accept", type=float, default=None)
+    ap.add_argument("--parameterization", default="auto")
+    ap.add_argument("--sampler", default="auto")
     ap.add_argument("--low-rank", action="store_true", default=None,
                     help="force nutpie's low-rank mass matrix on")
     ap.add_argument("--diag", action="store_true",
@@ -65,15 +69,23 @@ def main() -> None:
         return idata
 
     nutpie.sample = sample
-    formula, data = designs()[args.design]
+    more = {"sleepstudy": ("Reaction ~ Days + (Days | Subject)", "sleepstudy"),
+            "Orthodont": ("distance ~ age + (age | Subject)", "Orthodont")}
+    if args.design in more:
+        formula, data = more[args.design][0], blm.datasets.load(more[args.design][1])
+    else:
+        formula, data = designs()[args.design]
     t0, c0 = time.perf_counter(), time.process_time()
     fit = blm.LMM(formula, data).fit(draws=args.draws, tune=args.tune, chains=args.chains,
                                      random_seed=args.seed, target_accept=args.target_accept,
+                                     parameterization=args.parameterization,
+                                     sampler=args.sampler,
                                      progressbar=False, log_likelihood=False)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     d = fit.diagnostics
     s = fit.summary()
-    out = {"design": args.design, "chains": args.chains, "draws": args.draws,
+    out = {"design": args.design, "parameterization": fit.info["parameterization"],
+           "chains": args.chains, "draws": args.draws,
            "tune": args.tune, "seed": args.seed, **seen, "nutpie": extra,
            "total_s": round(wall, 1), "cpu_s": round(cpu, 1),
            "steps_per_iteration": round(seen["steps"] / args.chains

@@ -18,7 +18,9 @@ def _crossed(seed=0):
     x = rng.normal(size=120)
     y = 1 + 0.5 * x + rng.normal(size=12)[s] + 0.3 * rng.normal(size=12)[s] * x \
         + rng.normal(size=10)[i] + rng.normal(size=120)
-    return pd.DataFrame({"y": y, "x": x, "subj": pd.Categorical(s), "item": pd.Categorical(i)})
+    w = rng.normal(size=120)
+    return pd.DataFrame({"y": y, "x": x, "w": w, "subj": pd.Categorical(s),
+                         "item": pd.Categorical(i)})
 
 
 CASES = {
@@ -28,6 +30,7 @@ CASES = {
     "crossed": ("diameter ~ 1 + (1 | plate) + (1 | sample)", "Penicillin", {}),
     "nested": ("strength ~ 1 + (1 | batch/cask)", "Pastes", {}),
     "crossed slopes": ("y ~ x + (x | subj) + (1 | item)", _crossed, {}),
+    "crossed q3 q2": ("y ~ x + w + (x + w | subj) + (x | item)", _crossed, {}),
     "other families": ("Reaction ~ Days + (Days | Subject)", "sleepstudy",
                        {"sd_Subject": blm.Prior("HalfStudentT", nu=4, sigma=[30.0, 8.0]),
                         "sigma": blm.Prior("HalfCauchy", beta=20.0),
@@ -64,7 +67,7 @@ def test_equals_pymc_value_and_gradient(name):
         np.testing.assert_allclose(grad, dlogp(point), rtol=1e-7, atol=1e-8)
 
 
-@pytest.mark.parametrize("name", ["slope", "crossed slopes"])
+@pytest.mark.parametrize("name", ["slope", "crossed slopes", "crossed q3 q2"])
 def test_expand_gives_the_posteriors_variables(name):
     m = _model(name)
     model = m.build("marginal")
