@@ -44,9 +44,9 @@ def main() -> None:
     args = ap.parse_args()
 
     import nutpie
+    from bench_crossed import designs
 
     import bayeslmm as blm
-    from bench_crossed import designs
 
     extra = json.loads(args.nutpie)
     seen = {}
