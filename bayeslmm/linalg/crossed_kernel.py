@@ -36,9 +36,11 @@ from .spd_inverse import spd_inverse
 __all__ = ["crossed_kernel"]
 
 _LOG2PI = float(np.log(2.0 * np.pi))
+#: the per-level loops' sums may be reordered, so that they run in SIMD lanes along r
+_FAST = {"reassoc", "contract"}
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=_FAST, error_model="numpy")
 def _per_level(C12, Ci, r, m1, q1):  # pragma: no cover - compiled
     """(I ⊗ C₁₁⁻¹)·X and (I ⊗ C₁₁⁻ᵀ)·that for X = P₂₁ᵀ held as m₁q₁ × r (loops along r)."""
     C = np.zeros((m1 * q1, r))
@@ -58,7 +60,7 @@ def _per_level(C12, Ci, r, m1, q1):  # pragma: no cover - compiled
     return C, B
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=_FAST, error_model="numpy")
 def _level_products(X, Y, U, V, m1, q1):  # pragma: no cover - compiled
     """Per level j: X_jY_jᵀ and U_jV_jᵀ (q₁ × q₁) for m₁q₁ × r matrices (rows j·q₁...)."""
     r = X.shape[1]
