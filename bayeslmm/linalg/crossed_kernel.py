@@ -79,6 +79,24 @@ def _level_products(X, Y, U, V, m1, q1):  # pragma: no cover - compiled
     return XY, UV
 
 
+@numba.njit(cache=True, fastmath=_FAST, error_model="numpy")
+def _rest_grad(gLs, T, M22, W, M21, a, v2, s, boff, bfac, qs):  # pragma: no cover - compiled
+    """The rest's blocks' gradient: gLs[k] −= the diagonal blocks of T·M22 + W·M21
+    (rows of both, along r and m₁q₁) + a v₂ᵀ / s, block by block."""
+    r, n1 = M22.shape[0], M21.shape[1]
+    for b in range(boff.shape[0] - 1):
+        k, o = bfac[b], boff[b]
+        q = qs[k]
+        for i in range(q):
+            for c in range(q):
+                acc = 0.0
+                for col in range(r):
+                    acc += T[o + i, col] * M22[o + c, col]
+                for col in range(n1):
+                    acc += W[o + i, col] * M21[o + c, col]
+                gLs[k, i, c] -= acc + a[o + i] * v2[o + c] / s
+
+
 @numba.njit(cache=True)
 def crossed_kernel(a11, c1, a21d, boff, bfac, a22, c2, xy_xy, n, beta, sigma, Ls,
                    qs):  # pragma: no cover - compiled
@@ -86,7 +104,7 @@ def crossed_kernel(a11, c1, a21d, boff, bfac, a22, c2, xy_xy, n, beta, sigma, Ls
     blocked_kernel`, with ``a21d`` = Z_restᵀZ₁ dense (r × m₁q₁); then what the data's
     gradient needs: (P⁻¹)₁₁ⱼ, v₁ⱼ, L̃₂v₂, (P⁻¹)₂₁ (dense, r × m₁q₁) and S⁻¹."""
     m1, q1, p1 = c1.shape[0], c1.shape[1], c1.shape[2]
-    p, r, nb = p1 - 1, a22.shape[0], boff.shape[0] - 1
+    p, r = p1 - 1, a22.shape[0]
     bad = (-np.inf, np.zeros(p), 0.0, np.zeros(Ls.shape), np.zeros((0, 0, 0)),
            np.zeros((0, 0)), np.zeros(0), np.zeros((0, 0)), np.zeros((0, 0)))
     s, u, xyu, rtr, L1, ok, logdet, Ci, c1u, w1m, z1m = start(a11, c1, xy_xy, beta, sigma, Ls)
@@ -143,17 +161,7 @@ def crossed_kernel(a11, c1, a21d, boff, bfac, a22, c2, xy_xy, n, beta, sigma, Ls
                 g_beta[a] -= c1[j, i, a] * L1v1[i]
     Tv = np.dot(T, v2)
     AvR = np.dot(W, v1)
-    for b in range(nb):
-        k, o = bfac[b], boff[b]
-        q = qs[k]
-        for i in range(q):
-            for c in range(q):
-                acc = 0.0
-                for col in range(r):
-                    acc += T[o + i, col] * M22[o + c, col]
-                for col in range(m1 * q1):
-                    acc += W[o + i, col] * M21[o + c, col]
-                gLs[k, i, c] -= acc + (Tv[o + i] + AvR[o + i] - c2u[o + i]) * v2[o + c] / s
+    _rest_grad(gLs, T, M22, W, M21, Tv + AvR - c2u, v2, s, boff, bfac, qs)
     for a in range(p):
         g_beta[a] = (g_beta[a] - np.ascontiguousarray(c2[:, a]) @ Lv) / s
     Q = m1 * q1 + r
