@@ -35,6 +35,8 @@ from .varcorr import varcorr_frame
 
 __all__ = ["PosteriorResult", "HDI_PROB", "lme4_name", "records"]
 
+_STREAM_VALUES = 10_000_000  # larger draws are read in pieces of this many values
+
 
 class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
                       BayesR2Mixin, SensitivityMixin):
@@ -76,7 +78,15 @@ class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
         return design_elements(self._design)
 
     def _mean(self, name: str) -> np.ndarray:
-        return self._idata.posterior[name].mean(("chain", "draw")).values
+        v = self._idata.posterior[name]
+        nc, nd = v.sizes["chain"], v.sizes["draw"]
+        if v.size <= _STREAM_VALUES:
+            return v.mean(("chain", "draw")).values
+        # b drawn on demand (b_draws="lazy") is read a few draws at a time, never whole
+        step = max(1, _STREAM_VALUES // (v.size // (nc * nd)))
+        total = sum(v.isel(chain=c, draw=slice(lo, lo + step)).sum("draw").values
+                    for c in range(nc) for lo in range(0, nd, step))
+        return total / (nc * nd)
 
     # --- point summaries ---------------------------------------------------------
     @property
@@ -272,8 +282,12 @@ class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
                                     for v in (f"b_{t.group}", f"sd_{t.group}",
                                               f"corr_{t.group}") if v in post]
         shape = (post.sizes["chain"], post.sizes["draw"])
+        per_draw = sum(post[v][0, 0].size for v in keep)
+        step = (None if per_draw * shape[0] * shape[1] <= _STREAM_VALUES
+                else max(1, _STREAM_VALUES // per_draw))  # lazy b: a block at a time
         data = map_draws(self._design, new_data, _draws_frame,
-                         (post[keep], kind, include_random, new_levels), shape, random_seed)
+                         (post[keep], kind, include_random, new_levels), shape, random_seed,
+                         draw_step=step)
         return xr.DataArray(data, dims=("chain", "draw", "obs"),
                             name="mu" if kind == "mean" else "y",
                             coords={"chain": post["chain"].values, "draw": post["draw"].values})
