@@ -10,6 +10,11 @@ joint posterior that the conditional model samples. One grouping factor: P is bl
 diagonal (one q×q block per level), all levels and draws at once. Several factors: the
 blocked Cholesky factor of P per draw (:mod:`bayeslmm.linalg.blocked_draws`), with a
 residual structure's statistics combined per draw on their blocked pattern.
+
+The draws come a block at a time (:class:`RanefBlocks`: one chain's run of at most
+``chunk`` draws), each block with its own noise stream, so a block drawn alone, later,
+gives the numbers it has among all the draws (b drawn on demand,
+:mod:`bayeslmm.sampling.lazy_ranef`).
 """
 
 from __future__ import annotations
