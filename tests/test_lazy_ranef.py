@@ -11,6 +11,7 @@ import bayeslmm as blm
 from bayeslmm.errors import BayesLMMError
 from bayeslmm.linalg.crossprod import CrossProducts
 from bayeslmm.results import posterior as posterior_module
+from bayeslmm.results import predict as predict_module
 from bayeslmm.sampling import ranef_draws
 from bayeslmm.sampling.lazy_ranef import B_DRAWS_AUTO_LIMIT, lazy_random_effects, lazy_wanted
 from bayeslmm.sampling.ranef_draws import RanefBlocks, draw_random_effects
@@ -108,7 +109,7 @@ def test_a_result_with_lazy_draws_reads_as_the_stored_one(pair, tmp_path, monkey
     pd.testing.assert_frame_equal(lazy.ranef["Subject"], stored.ranef["Subject"],
                                   check_exact=False, rtol=1e-13)
     # means of large draws are summed a few draws at a time
-    monkeypatch.setattr(posterior_module, "_STREAM_VALUES", 100)
+    monkeypatch.setattr(posterior_module, "STREAM_VALUES", 100)
     pd.testing.assert_frame_equal(lazy.ranef["Subject"], stored.ranef["Subject"],
                                   check_exact=False, rtol=1e-12)
     np.testing.assert_array_equal(lazy.predict(kind="response", random_seed=1).values,
@@ -130,8 +131,22 @@ def test_lazy_predictions_on_dask_data_read_b_a_block_at_a_time(monkeypatch):
     in_memory = synthetic_posterior(blm.LMM(f, df), draws=40, seed=2, b_draws="memory")
     np.testing.assert_allclose(out_of_core.idata.posterior["b_Subject"].values,
                                in_memory.idata.posterior["b_Subject"].values, rtol=1e-10)
-    monkeypatch.setattr(posterior_module, "_STREAM_VALUES", 500)  # 13 draws a task
+    monkeypatch.setattr(predict_module, "STREAM_VALUES", 500)  # 13 draws a task
     pred = out_of_core.predict(kind="mean")
     assert pred.data.numblocks == (2, 4, 3)
     np.testing.assert_allclose(pred.values, in_memory.predict(kind="mean").values,
                                rtol=1e-10)
+
+
+def test_predictions_on_dask_data_with_a_residual_structure():
+    dd = pytest.importorskip("dask.dataframe")
+    df = blm.datasets.load("Orthodont")
+    f, ar1 = "distance ~ age + (1 | Subject)", blm.AR1(group="Subject")
+    out_of_core = synthetic_posterior(blm.LMM(f, dd.from_pandas(df, npartitions=3),
+                                              residual=ar1), draws=30, seed=4)
+    in_memory = synthetic_posterior(blm.LMM(f, df, residual=ar1), draws=30, seed=4)
+    # the mean does not involve the residual structure: computed partition by partition
+    np.testing.assert_allclose(out_of_core.predict(kind="mean").values,
+                               in_memory.predict(kind="mean").values, rtol=1e-10)
+    with pytest.raises(BayesLMMError, match="kind='mean'.*pandas DataFrame"):
+        out_of_core.predict(kind="response")
