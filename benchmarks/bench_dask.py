@@ -168,6 +168,8 @@ def run_rows(args) -> dict:
         out["nutpie_backend"] = post.idata.posterior.attrs.get("nutpie_backend")
         out["divergences"] = int(post.divergences)
         out["post_fixef"] = post.fixef.round(4).tolist()
+        d = post.diagnostics
+        out["min_ess_bulk"], out["max_rhat"] = d["min_ess_bulk"], d["max_rhat"]
         b = post.idata.posterior["b_g"]
         out["b_draws"], out["b_values"] = args.b_draws, int(b.size)
         out["b_in_memory"] = bool(b.variable._in_memory)
