@@ -26,7 +26,7 @@ from .linalg.crossprod import CrossProducts
 from .mle.fit import check_sigma, fit_map
 from .pymc.conditional import build_conditional
 from .pymc.direct import DirectModel
-from .pymc.fixed_sigma import fix_sigma, with_fixed_sigma
+from .pymc.fixed_sigma import fix_sigma
 from .pymc.graph import GraphMixin
 from .pymc.marginal import build_marginal, design_cross_products
 from .pymc.parameterization import cacheable, choose_parameterization, gradient_cost
@@ -38,6 +38,7 @@ from .results.map import MapResult
 from .results.posterior import PosteriorResult
 from .results.prior_table import PriorTable, design_elements
 from .sampling.complete import complete
+from .sampling.lazy_ranef import lazy_wanted
 from .sampling.nuts import choose_sampler, default_target_accept, run_info, sample
 
 __all__ = ["LMM"]
@@ -250,15 +251,10 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         """
         par = choose_parameterization(self._design, self._residual, parameterization)
         if par not in self._models:
-            if par == "marginal":
-                cp = None if self._residual is not None else self._cross_products
-                self._models[par] = build_marginal(self._design, self._priors,
-                                                   self._residual, cp)
-            else:
-                self._models[par] = build_conditional(self._design, self._priors,
-                                                      self._residual)
-            if self._sigma is not None:
-                self._models[par] = fix_sigma(self._models[par], self._sigma)
+            d, pr, rd = self._design, self._priors, self._residual
+            model = (build_marginal(d, pr, rd, None if rd is not None else self._cross_products)
+                     if par == "marginal" else build_conditional(d, pr, rd))
+            self._models[par] = model if self._sigma is None else fix_sigma(model, self._sigma)
         return self._models[par]
 
     @property
@@ -286,6 +282,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         cores: int | None = None,
         progressbar: bool = True,
         log_likelihood: bool | None = None,
+        b_draws: str = "auto",
     ) -> PosteriorResult:
         """Sample the posterior of ``build(parameterization)`` (as you left it) with NUTS.
 
@@ -306,6 +303,9 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         progressbar : bool
         log_likelihood : bool, optional
             Store the pointwise log-likelihood (per row, given b); None: when it is small.
+        b_draws : {"auto", "memory", "lazy"}
+            The marginal model's exact b draws kept in memory, or drawn again when read
+            (dask arrays, the same numbers); ``"auto"``: lazy above 10⁸ values.
 
         Returns
         -------
@@ -321,6 +321,7 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
         par = choose_parameterization(self._design, self._residual, parameterization)
         marginal = par == "marginal"
         refuse_pointwise(self._design, log_likelihood)  # out of core: no rows to score
+        lazy_wanted(b_draws, 0)  # a bad value fails before NUTS, not after
         if target_accept is None:
             target_accept = default_target_accept(self._design, par)
         sampler = choose_sampler(sampler, par)
@@ -337,12 +338,10 @@ class LMM(GraphMixin, metaclass=ABCMeta):  # noqa: B024 (ABC: KernelModel regist
             cacheable=cacheable(self._design, self._residual, par),
             cost_hint=gradient_cost(self._design, self._residual, par), direct=direct,
         )
-        if self._sigma is not None:
-            idata.posterior = with_fixed_sigma(idata.posterior, self._sigma)
         cp = self._cross_products if marginal and not self._residual else None
         idata = complete(idata, self._design, self._priors, self._residual,
                          marginal=marginal, cross_products=cp, random_seed=random_seed,
-                         log_likelihood=log_likelihood)
+                         log_likelihood=log_likelihood, b_draws=b_draws, sigma=self._sigma)
         info = run_info(idata, sampler=sampler, parameterization=par, draws=draws, tune=tune,
                         chains=chains, random_seed=random_seed, sigma_fixed=self._sigma)
         return PosteriorResult(idata, self._design, self._described(), info=info,

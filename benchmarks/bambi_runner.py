@@ -7,6 +7,7 @@ bayeslmm cannot share): ``bench_sampling.py`` creates it on first use and calls
 """
 
 import json
+import os
 import resource
 import sys
 import time
@@ -50,6 +51,10 @@ def main(spec: dict) -> dict:
         "min_ess_tail": float(summ["ess_tail"].min()),
         "max_rhat": float(summ["r_hat"].max()),
         "peak_mem_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # this process's and its reaped workers' CPU seconds (chains in child processes)
+        "cpu_s": sum(os.times()[:4]),
+        "steps_per_draw": (float(idata.sample_stats["n_steps"].mean())
+                           if "n_steps" in idata.sample_stats else None),
     }
 
 

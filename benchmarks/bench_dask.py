@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_dask.py rows  [--rows 1e8] [--groups 1e5] [--dir DIR]
                                           [--memory-rows 1e7] [--draws 1000] [--chains 4]
+                                          [--b-draws auto|memory|lazy]
     python benchmarks/bench_dask.py many  [--models 1000] [--rows-per-model 2000]
     python benchmarks/bench_dask.py grm   [--n 5000] [--p 200000] [--chunk 8192] [--dir DIR]
     python benchmarks/bench_dask.py gradient [--draws 100]    (NUTS cost on 1e5 groups)
@@ -14,7 +15,8 @@ Usage::
 Parquet dataset (files of 10⁶ rows) under ``--dir``. Out of core: ``LMM(formula,
 dd.read_parquet(dir))`` (two passes over the files: levels, then cross-products, on
 dask's threads), ``fit_map()`` (REML), then ``fit()`` (NUTS, ``--chains`` × ``--draws``
-after as many tuning steps, the random effects drawn exactly afterwards). In memory:
+after as many tuning steps, the random effects drawn exactly afterwards: ``--b-draws``,
+as ``fit``'s ``b_draws``; then ``ranef``, which reads every b draw). In memory:
 the same on the first ``--memory-rows`` rows read by pandas. Each path runs in its own
 process, which reports its peak resident memory.
 
@@ -160,11 +162,19 @@ def run_rows(args) -> dict:
 
             nb.pick_backend = lambda cost_hint, cacheable=True: args.backend
         post = m.fit(draws=args.draws, tune=args.draws, chains=args.chains, random_seed=1,
-                     progressbar=False, cores=args.cores)
+                     progressbar=False, cores=args.cores, b_draws=args.b_draws)
         clock.lap(out, "fit")
+        out["peak_mb_after_fit"] = _peak_mb()
         out["nutpie_backend"] = post.idata.posterior.attrs.get("nutpie_backend")
         out["divergences"] = int(post.divergences)
         out["post_fixef"] = post.fixef.round(4).tolist()
+        d = post.diagnostics
+        out["min_ess_bulk"], out["max_rhat"] = d["min_ess_bulk"], d["max_rhat"]
+        b = post.idata.posterior["b_g"]
+        out["b_draws"], out["b_values"] = args.b_draws, int(b.size)
+        out["b_in_memory"] = bool(b.variable._in_memory)
+        out["post_ranef_sd"] = float(post.ranef["g"]["x"].std())  # reads every b draw
+        clock.lap(out, "ranef")
     out["peak_mb"] = _peak_mb()
     return out
 
@@ -270,6 +280,7 @@ def main(argv=None) -> None:
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--cores", type=int, default=None)
     ap.add_argument("--backend", default="auto", choices=["auto", "numba", "jax"])
+    ap.add_argument("--b-draws", default="auto", choices=["auto", "memory", "lazy"])
     ap.add_argument("--models", type=int, default=1000)
     ap.add_argument("--rows-per-model", type=int, default=2000)
     ap.add_argument("--n", type=int, default=5000)
@@ -295,7 +306,7 @@ def main(argv=None) -> None:
                 continue
             cmd = [sys.executable, __file__, "_rows", "--path", path, "--rows", str(rows),
                    "--dir", data, "--draws", str(args.draws), "--chains", str(args.chains),
-                   "--backend", args.backend]
+                   "--backend", args.backend, "--b-draws", args.b_draws]
             cmd += ["--cores", str(args.cores)] if args.cores else []
             cmd += ["--series"] if series else []
             subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": ROOT})

@@ -3,10 +3,10 @@ NUTS end to end (first fit ever, warm), and a 100k-row AR(1) model sampled.
 
 1. **Per gradient** (``y ~ x + (x | g)``, 2,000 groups, 10k and 100k rows; iid
    residuals first, as the yardstick): the log-density and gradient nutpie runs (the
-   precompiled direct kernel), the PyMC model's compiled gradient (PyTensor's C backend, what PyMC's sampler runs) and, for
-   AR(1), the former row-wise path (the data whitened inside the graph). Milliseconds
-   per evaluation, the best of 5 batches (the machine is shared), wall and CPU
-   (``time.process_time``, all threads of the process).
+   precompiled direct kernel), the PyMC model's compiled gradient (PyTensor's C backend,
+   what PyMC's sampler runs) and, for AR(1), the former row-wise path (the data whitened
+   inside the graph). Milliseconds per evaluation, the best of 5 batches (the machine
+   is shared), wall and CPU (``time.process_time``, all threads of the process).
 2. **Orthodont** ``distance ~ age + Sex + (1 | Subject)`` with AR1 and CAR1(age), NUTS
    4 chains × 1000 draws after 1000 tuning steps, each in a new process: *first ever*
    with empty PyTensor, numba and bayeslmm caches; a second fit in that process; a

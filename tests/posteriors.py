@@ -58,9 +58,9 @@ def _corr_draws(corr, blocks, rng, shape):
 
 
 def synthetic_posterior(model, *, chains: int = 2, draws: int = 100,
-                        seed: int = 0) -> PosteriorResult:
+                        seed: int = 0, b_draws: str = "auto") -> PosteriorResult:
     """A :class:`PosteriorResult` of ``model`` (iid residuals or a structure the marginal
-    model takes) with draws near its ML estimates."""
+    model takes) with draws near its ML estimates (b: ``b_draws``, as ``LMM.fit``)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = model.fit_map("ML")
@@ -101,7 +101,7 @@ def synthetic_posterior(model, *, chains: int = 2, draws: int = 100,
     stats = xr.Dataset({"diverging": (cd, np.zeros(shape, dtype=bool))},
                        coords={"chain": post.chain, "draw": post.draw})
     idata = az.InferenceData(posterior=post, sample_stats=stats)
-    idata = complete_marginal(idata, d, seed, rd)
+    idata = complete_marginal(idata, d, seed, rd, b_draws=b_draws)
     if d.in_memory:  # out of core there is no pointwise log-likelihood
         idata = with_log_likelihood(idata, d, rd)
     idata = with_prior_groups(idata, d, model._priors, rd, draws=200, random_seed=seed)

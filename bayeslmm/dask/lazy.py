@@ -69,11 +69,16 @@ def map_rows(design, ddf, fn: Callable, args: tuple, meta: Any, typed: bool = Tr
 
 
 def map_draws(design, ddf, fn: Callable, args: tuple, shape: tuple[int, int],
-              random_seed=None):
+              random_seed=None, draw_step: int | None = None):
     """``fn(partition, design, *args, rng)`` → array ``shape + (rows,)`` on each
     partition, as one lazy dask array (``chain, draw, obs``); partition ``i`` draws
     from stream ``i`` of ``random_seed``. Partition sizes: the fit's own for its
-    training rows, else counted first (one light pass)."""
+    training rows, else counted first (one light pass).
+
+    ``draw_step``: ``args[0]`` is the posterior (a Dataset with ``chain`` and ``draw``)
+    and each task gets one chain's ``draw_step`` draws of it (stream ``(i, c, w)``): a
+    task reads only its draws (lazy b draws are drawn a block at a time), and holds
+    ``draw_step × rows`` values, not all draws'."""
     dask = require_dask()
     import dask.array as da
 
@@ -86,13 +91,28 @@ def map_draws(design, ddf, fn: Callable, args: tuple, shape: tuple[int, int],
     shared = dask.delayed((_light(design), tuple(args)), traverse=False)
     seeds = np.random.SeedSequence(random_seed).spawn(len(sizes))
 
-    def one(part, s, seed):
+    def one(part, s, seed, window=None):
         if training:
             part = s[0].frozen.typed(part)
-        return fn(part, s[0], *s[1], np.random.default_rng(seed))
+        rest = s[1] if window is None else (s[1][0].isel(chain=[window[0]],
+                                                         draw=slice(*window[1:])),
+                                            *s[1][1:])
+        return fn(part, s[0], *rest, np.random.default_rng(seed))
 
     parts = frame.to_delayed()
-    blocks = [da.from_delayed(dask.delayed(one)(p, shared, seed), shape=(*shape, n),
-                              dtype=float)
-              for p, seed, n in zip(parts, seeds, sizes, strict=True)]
-    return da.concatenate(blocks, axis=2) if blocks else da.zeros((*shape, 0))
+    if draw_step is None:
+        blocks = [da.from_delayed(dask.delayed(one)(p, shared, seed), shape=(*shape, n),
+                                  dtype=float)
+                  for p, seed, n in zip(parts, seeds, sizes, strict=True)]
+        return da.concatenate(blocks, axis=2) if blocks else da.zeros((*shape, 0))
+    if not sizes:
+        return da.zeros((*shape, 0))
+    windows = [(lo, min(lo + draw_step, shape[1])) for lo in range(0, shape[1], draw_step)]
+    grid = [[[da.from_delayed(
+        dask.delayed(one)(p, shared,
+                          np.random.SeedSequence(seed.entropy,
+                                                 spawn_key=(*seed.spawn_key, c, w)),
+                          (c, lo, hi)), shape=(1, hi - lo, n), dtype=float)
+        for p, seed, n in zip(parts, seeds, sizes, strict=True)]
+        for w, (lo, hi) in enumerate(windows)] for c in range(shape[0])]
+    return da.block(grid)

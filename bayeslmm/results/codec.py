@@ -160,6 +160,21 @@ def _kernel_group(result, kind: str) -> xr.Dataset:
     return ds.assign_coords(level=np.asarray(kd.effect_names, dtype=object))
 
 
+def _in_pieces(post: xr.Dataset, values: int = 10_000_000) -> xr.Dataset:
+    """Draws larger than ``values`` (lazy b draws, ``b_draws="lazy"``) as dask chunks of
+    whole draws, so that they are read and written a piece at a time (with dask)."""
+    big = {k: max(1, values // (v.size // (v.sizes["chain"] * v.sizes["draw"])))
+           for k, v in post.data_vars.items() if v.size > values and "draw" in v.dims}
+    if not big:
+        return post
+    try:
+        import dask.array  # noqa: F401
+    except ImportError:  # the base install writes them whole
+        return post
+    return post.assign({k: post[k].chunk({"chain": 1, "draw": step})
+                        for k, step in big.items()})
+
+
 def save(result, path) -> None:
     """Write a result (any kind) to a netCDF file, whole or not at all.
 
@@ -172,6 +187,8 @@ def save(result, path) -> None:
     group = _kernel_group(result, kind) if kind.startswith("kernel") else \
         _formula_group(result, kind)
     idata = result.idata.copy() if kind.endswith("posterior") else az.InferenceData()
+    if "posterior" in idata.groups():
+        idata.posterior = _in_pieces(idata.posterior)
     idata.add_groups({GROUP: group}, warn_on_custom_groups=False)
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

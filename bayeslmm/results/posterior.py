@@ -27,13 +27,14 @@ from .base import HDI_PROB, PosteriorBase, SavableResult, jsonable, lme4_name, r
 from .effects import EffectsMixin
 from .group_loglik import check_group, group_loglik
 from .loglik import with_log_likelihood
-from .predict import posterior_draws, training_rows
+from .predict import STREAM_VALUES, lazy_posterior_draws, posterior_draws, training_rows
 from .prior_table import design_elements
 from .r2 import BayesR2Mixin, R2Mixin
 from .sensitivity import SensitivityMixin
 from .varcorr import varcorr_frame
 
 __all__ = ["PosteriorResult", "HDI_PROB", "lme4_name", "records"]
+
 
 
 class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
@@ -76,7 +77,15 @@ class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
         return design_elements(self._design)
 
     def _mean(self, name: str) -> np.ndarray:
-        return self._idata.posterior[name].mean(("chain", "draw")).values
+        v = self._idata.posterior[name]
+        nc, nd = v.sizes["chain"], v.sizes["draw"]
+        if v.size <= STREAM_VALUES:
+            return v.mean(("chain", "draw")).values
+        # b drawn on demand (b_draws="lazy") is read a few draws at a time, never whole
+        step = max(1, STREAM_VALUES // (v.size // (nc * nd)))
+        total = sum(v.isel(chain=c, draw=slice(lo, lo + step)).sum("draw").values
+                    for c in range(nc) for lo in range(0, nd, step))
+        return total / (nc * nd)
 
     # --- point summaries ---------------------------------------------------------
     @property
@@ -242,7 +251,9 @@ class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
         array([430., 300.])
         """
         if is_dask_frame(new_data) or (new_data is None and not self._design.in_memory):
-            return self._lazy_draws(new_data, kind, include_random, new_levels, random_seed)
+            return lazy_posterior_draws(self._design, self._idata.posterior, new_data, kind,
+                                        include_random, new_levels, random_seed,
+                                        residual=self._residual, weights=weights)
         rows = (training_rows(self._design) if new_data is None
                 else evaluate_new_data(self._design, new_data))
         rd = self._residual
@@ -261,22 +272,6 @@ class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
                                include_random=include_random, new_levels=new_levels,
                                random_seed=random_seed, residual=rd,
                                train_residual=self._residual, weights=w)
-
-    def _lazy_draws(self, new_data, kind, include_random, new_levels, random_seed):
-        from ..dask.lazy import map_draws
-
-        if self._residual is not None:
-            raise BayesLMMError("Lazy predictions on dask data take iid residuals.")
-        post = self._idata.posterior
-        keep = ["beta", "sigma"] + [v for t in self._design.terms
-                                    for v in (f"b_{t.group}", f"sd_{t.group}",
-                                              f"corr_{t.group}") if v in post]
-        shape = (post.sizes["chain"], post.sizes["draw"])
-        data = map_draws(self._design, new_data, _draws_frame,
-                         (post[keep], kind, include_random, new_levels), shape, random_seed)
-        return xr.DataArray(data, dims=("chain", "draw", "obs"),
-                            name="mu" if kind == "mean" else "y",
-                            coords={"chain": post["chain"].values, "draw": post["draw"].values})
 
     def posterior_predictive(self, random_seed: int | None = None) -> az.InferenceData:
         """The InferenceData with a ``posterior_predictive`` group drawn now.
@@ -370,9 +365,3 @@ class PosteriorResult(PosteriorBase, SavableResult, EffectsMixin, R2Mixin,
 
         return format_posterior(self)
 
-
-def _draws_frame(part, design, post, kind, include_random, new_levels, rng):
-    """Draws of predictions on one partition (a numpy array chain × draw × rows)."""
-    rows = evaluate_new_data(design, part)
-    return posterior_draws(design, post, rows, kind=kind, include_random=include_random,
-                           new_levels=new_levels, random_seed=rng).values

@@ -23,7 +23,11 @@ from ..formula.design import Design
 from ..formula.newdata import NewRows, NewTerm, evaluate_new_data
 
 __all__ = ["posterior_draws", "check_options", "training_rows", "point_predictions",
-           "psi_factor", "draw_params", "predict_frame", "residual_frame"]
+           "psi_factor", "draw_params", "predict_frame", "residual_frame",
+           "lazy_posterior_draws", "STREAM_VALUES"]
+
+#: draws larger than this many values (b drawn on demand) are read in pieces of it
+STREAM_VALUES = 10_000_000
 
 _KINDS = ("mean", "response")
 _NEW_LEVELS = ("sample", "population", "error")
@@ -203,3 +207,43 @@ def residual_frame(part, design, fixef, ranef):
     for t in chunk.terms:
         fitted = fitted + np.einsum("iq,iq->i", t.Z, np.asarray(ranef[t.group])[t.codes])
     return pd.Series(chunk.y - fitted, index=chunk.rows, name="residual")
+
+
+def _draws_frame(part, design, post, kind, include_random, new_levels, rng):
+    """Draws of predictions on one partition (a numpy array chain × draw × rows)."""
+    rows = evaluate_new_data(design, part)
+    return posterior_draws(design, post, rows, kind=kind, include_random=include_random,
+                           new_levels=new_levels, random_seed=rng).values
+
+
+def lazy_posterior_draws(design: Design, post: xr.Dataset, new_data, kind: str,
+                         include_random: bool, new_levels: str, random_seed=None, *,
+                         residual=None, weights=None) -> xr.DataArray:
+    """:func:`posterior_draws` on dask rows (``new_data``, or None: an out-of-core fit's
+    own rows) as a lazy dask array, partition by partition; where the draws are large
+    (lazy b draws), a task takes :data:`STREAM_VALUES` values of them at a time."""
+    from ..dask.lazy import map_draws
+
+    if kind == "response" and residual is not None:  # the mean does not need Λ
+        raise BayesLMMError(
+            "Draws of new observations (kind='response') on dask data take iid "
+            "residuals: a residual structure's noise needs each group's rows together. "
+            "Use kind='mean' (the structure does not change it), or predict a pandas "
+            "DataFrame of the rows.")
+    if kind == "response" and (weights is not None or design.weights is not None):
+        raise BayesLMMError(
+            "Draws of new observations with prior weights are not computed on dask data: "
+            "use kind='mean' (weights do not change it), or predict a pandas DataFrame "
+            "of the rows.")
+    keep = ["beta", "sigma"] + [v for t in design.terms for v in (
+        f"b_{t.group}", f"sd_{t.group}", f"corr_{t.group}") if v in post]
+    shape = (post.sizes["chain"], post.sizes["draw"])
+    per_draw = sum(post[v][0, 0].size for v in keep)
+    step = (None if per_draw * shape[0] * shape[1] <= STREAM_VALUES
+            else max(1, STREAM_VALUES // per_draw))  # lazy b: a block at a time
+    data = map_draws(design, new_data, _draws_frame,
+                     (post[keep], kind, include_random, new_levels), shape, random_seed,
+                     draw_step=step)
+    return xr.DataArray(data, dims=("chain", "draw", "obs"),
+                        name="mu" if kind == "mean" else "y",
+                        coords={"chain": post["chain"].values, "draw": post["draw"].values})

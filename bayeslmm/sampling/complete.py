@@ -22,6 +22,7 @@ import xarray as xr
 
 from ..formula.weights import weighted
 from ..linalg.crossprod import CrossProducts
+from ..pymc.fixed_sigma import with_fixed_sigma
 from ..pymc.prior_draws import with_prior_groups
 from ..results.loglik import with_log_likelihood
 from .nuts import LOGLIK_AUTO_LIMIT
@@ -30,10 +31,13 @@ __all__ = ["complete_marginal", "complete"]
 
 
 def complete_marginal(idata: az.InferenceData, design, random_seed=None,
-                      residual=None, cross_products=None) -> az.InferenceData:
+                      residual=None, cross_products=None,
+                      b_draws: str = "auto") -> az.InferenceData:
     """Draw every ``b_<group>`` for each draw of the marginal model's hyper-parameters
-    and add ``observed_data`` (for rows in memory)."""
-    from .ranef_draws import draw_random_effects  # numba: imported when first needed
+    (in memory, or lazily: ``b_draws``, see :mod:`bayeslmm.sampling.lazy_ranef`) and add
+    ``observed_data`` (for rows in memory)."""
+    from .lazy_ranef import lazy_random_effects, lazy_wanted
+    from .ranef_draws import RanefBlocks, draw_random_effects  # numba: when first needed
 
     post = idata.posterior
     if design.terms:
@@ -41,7 +45,13 @@ def complete_marginal(idata: az.InferenceData, design, random_seed=None,
         if cp is None and residual is None:  # prior weights: rows scaled by √w
             cp = CrossProducts.from_design(weighted(design))
         seed = np.random.SeedSequence(random_seed).spawn(1)[0]
-        draws = draw_random_effects(design, cp, post, seed, residual=residual)
+        size = post.sizes["chain"] * post.sizes["draw"] * sum(t.n_levels * t.q
+                                                               for t in design.terms)
+        if lazy_wanted(b_draws, size):
+            draws = lazy_random_effects(RanefBlocks(design, cp, post, seed,
+                                                    residual=residual), post)
+        else:
+            draws = draw_random_effects(design, cp, post, seed, residual=residual)
         for name, da in draws.items():
             post[name] = da
     if design.in_memory:  # out of core, the rows stay where they are
@@ -52,16 +62,20 @@ def complete_marginal(idata: az.InferenceData, design, random_seed=None,
 
 
 def complete(idata: az.InferenceData, design, priors, residual, *, marginal: bool,
-             cross_products=None, random_seed=None,
-             log_likelihood: bool | None = None) -> az.InferenceData:
+             cross_products=None, random_seed=None, log_likelihood: bool | None = None,
+             b_draws: str = "auto", sigma: float | None = None) -> az.InferenceData:
     """What a fit adds to NUTS's draws (see the module doc); ``log_likelihood=None``
-    stores it below :data:`LOGLIK_AUTO_LIMIT` values."""
+    stores it below :data:`LOGLIK_AUTO_LIMIT` values; ``sigma``: σ fixed at this value
+    (put back in the draws)."""
+    if sigma is not None:
+        idata.posterior = with_fixed_sigma(idata.posterior, sigma)
     # sampled standardised (β, unit-scale Cholesky factors): the draws are β's, sd's, corr's
     internal = [v for v in idata.posterior.data_vars
                 if v == "beta_z" or (v.startswith("chol_") and v.endswith("_z"))]
     idata.posterior = idata.posterior.drop_vars(internal)
     if marginal:
-        idata = complete_marginal(idata, design, random_seed, residual, cross_products)
+        idata = complete_marginal(idata, design, random_seed, residual, cross_products,
+                                  b_draws)
     size = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"] * design.nobs
     want = log_likelihood or (log_likelihood is None and size <= LOGLIK_AUTO_LIMIT)
     # (already there: grouped per correlation group); out of core there are no rows

@@ -10,6 +10,11 @@ joint posterior that the conditional model samples. One grouping factor: P is bl
 diagonal (one q×q block per level), all levels and draws at once. Several factors: the
 blocked Cholesky factor of P per draw (:mod:`bayeslmm.linalg.blocked_draws`), with a
 residual structure's statistics combined per draw on their blocked pattern.
+
+The draws come a block at a time (:class:`RanefBlocks`: one chain's run of at most
+``chunk`` draws), each block with its own noise stream, so a block drawn alone, later,
+gives the numbers it has among all the draws (b drawn on demand,
+:mod:`bayeslmm.sampling.lazy_ranef`).
 """
 
 from __future__ import annotations
@@ -177,15 +182,14 @@ def _several(cp: CrossProducts, Ls, beta, sigma, rng, stacks=None) -> np.ndarray
     return out
 
 
-def _whitened(design: Design, rd, post: xr.Dataset, beta, sigma, Ls, rng) -> np.ndarray:
+def _whitened(design: Design, rd, values: dict, beta, sigma, Ls, rng) -> np.ndarray:
     """With a residual structure the cross-products depend on the draw's residual
-    parameters: whiten and recompute them per draw (O(n) each)."""
+    parameters: whiten and recompute them per draw (O(n) each); ``values``: the
+    residual parameters' draws, flat like ``beta``."""
     from ..residual.algebra import whiten_design
 
-    nc, nd = post.sizes["chain"], post.sizes["draw"]
-    values = {k: post[k].values.reshape(nc * nd, *post[k].shape[2:]) for k in rd.param_names}
     out = []
-    for d in range(nc * nd):
+    for d in range(len(sigma)):
         wd = whiten_design(rd, design, {k: v[d] for k, v in values.items()})
         cp = CrossProducts.from_design(wd)
         if len(design.terms) == 1:
@@ -195,7 +199,7 @@ def _whitened(design: Design, rd, post: xr.Dataset, beta, sigma, Ls, rng) -> np.
         else:
             out.append(_several(cp, [Ls[k][d:d + 1] for k in cp.order], beta[d:d + 1],
                                 sigma[d:d + 1], rng)[0])
-    return np.array(out)
+    return np.array(out).reshape(len(sigma), -1)
 
 
 def _stacks(design: Design, cp: CrossProducts | None, rd, post: xr.Dataset):
@@ -220,6 +224,85 @@ def _stacks(design: Design, cp: CrossProducts | None, rd, post: xr.Dataset):
     return blocked_stacks(parts), coef
 
 
+class RanefBlocks:
+    """What the b draws need, drawn a block of draws at a time: block ``(c, j)`` holds
+    chain ``c``'s draws ``[j·width, (j + 1)·width)`` and has its own noise stream
+    (spawn key ``(c, j)`` of ``random_seed``), so any block can be drawn alone, in any
+    order, on any worker, and gives the same numbers (what lazy draws need).
+
+    Holds the hyper-parameters' draws, the cross-products (or a residual structure's
+    statistics), and the design's rows only for a structure bound to its rows.
+    """
+
+    def __init__(self, design: Design, cp: CrossProducts | None, post: xr.Dataset,
+                 random_seed=None, chunk: int = 500, residual=None) -> None:
+        self.nc, self.nd = post.sizes["chain"], post.sizes["draw"]
+        flat = self.nc * self.nd
+        self.beta = post["beta"].values.reshape(flat, -1)
+        self.sigma = post["sigma"].values.reshape(flat)
+        self.Ls = [psi_factor(post, t.group, t.q).reshape(flat, t.q, t.q)
+                   for t in design.terms]
+        self.order = factor_order(design.terms)  # the layout of a block: cross-products'
+        self.terms = [design.terms[k] for k in self.order]
+        self.Q = sum(t.n_levels * t.q for t in design.terms)
+        self.residual, self.cp = residual, cp
+        self.stacks = _stacks(design, cp, residual, post)
+        self.stats = (statistics(design, residual).parts[0]
+                      if residual is not None and self.stacks is not None
+                      and len(design.terms) > 1 else None)
+        self.design = design if self.stacks is None else None  # rows only when needed
+        self.values = ({k: post[k].values.reshape(flat, *post[k].shape[2:])
+                        for k in residual.param_names} if self.stacks is None else None)
+        # a block's noise is (draws, Q): at most ~80 MB (10⁵ levels × 2: 50 draws)
+        self.width = max(1, min(chunk, 10_000_000 // max(1, self.Q), self.nd))
+        self.seed = (random_seed if isinstance(random_seed, np.random.SeedSequence)
+                     else np.random.SeedSequence(random_seed))
+
+    def spans(self) -> list[tuple[int, int, int]]:
+        """``(chain, lo, hi)`` of every block, in order."""
+        return [(c, lo, min(lo + self.width, self.nd)) for c in range(self.nc)
+                for lo in range(0, self.nd, self.width)]
+
+    def block(self, c: int, lo: int, hi: int, out=None, buf=None) -> np.ndarray:
+        """(hi − lo, Q) draws of chain ``c``, in the cross-products' order of factors
+        (into ``out`` if given; ``buf``: the one-factor noise buffer, see ``_one_factor``)."""
+        key = (*self.seed.spawn_key, c, lo // self.width)
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed.entropy, spawn_key=key))
+        sl = slice(c * self.nd + lo, c * self.nd + hi)
+        n = hi - lo
+        if out is None:
+            out = np.empty((n, self.Q))
+        beta, sigma, Ls = self.beta[sl], self.sigma[sl], [L[sl] for L in self.Ls]
+        if self.stacks is None:  # a structure bound to its rows: whitened per draw
+            out[:] = _whitened(self.design, self.residual,
+                               {k: v[sl] for k, v in self.values.items()}, beta, sigma,
+                               Ls, rng)
+            return out
+        (zz, z_xy), coef = self.stacks
+        if len(self.terms) == 1:
+            _one_factor(zz, z_xy, coef[sl], Ls[0], beta, sigma, rng,
+                        out=out.reshape(n, -1, Ls[0].shape[-1]), buf=buf)
+        elif self.residual is None:
+            out[:] = _several(self.cp, [Ls[k] for k in self.order], beta, sigma, rng)
+        else:  # the statistics on one blocked pattern (zz, z_xy: layout, values)
+            out[:] = _several(self.stats, [Ls[k] for k in self.order], beta, sigma, rng,
+                              (zz, z_xy, coef[sl]))
+        return out
+
+    def arrays(self, flat) -> dict[str, xr.DataArray]:
+        """``b_<group>`` (dims ``chain, draw, group, term``) from all draws ``flat``,
+        (chains, draws, Q) in a block's layout: NumPy, or dask for lazy draws."""
+        out, pos = {}, 0
+        for t in self.terms:
+            size = t.n_levels * t.q
+            vals = flat[:, :, pos:pos + size].reshape(self.nc, self.nd, t.n_levels, t.q)
+            pos += size
+            out[f"b_{t.group}"] = xr.DataArray(
+                vals, dims=("chain", "draw", t.group, f"{t.group}_term"),
+                coords={t.group: t.levels, f"{t.group}_term": t.term_names})
+        return out
+
+
 def draw_random_effects(design: Design, cp: CrossProducts, post: xr.Dataset,
                         random_seed=None, chunk: int = 500,
                         residual=None) -> dict[str, xr.DataArray]:
@@ -227,45 +310,19 @@ def draw_random_effects(design: Design, cp: CrossProducts, post: xr.Dataset,
 
     ``cp`` holds the design's cross-products (unused with a residual structure: its
     sufficient statistics are combined per draw, or, for a structure bound to its rows,
-    the whitened cross-products recomputed per draw). Draws are processed ``chunk`` at
-    a time (fewer where a chunk's noise would pass 10⁷ values) to bound memory.
+    the whitened cross-products recomputed per draw). Draws are processed a block of
+    at most ``chunk`` draws of one chain at a time (fewer where a block's noise would
+    pass 10⁷ values) to bound memory; the blocks are those of
+    :class:`RanefBlocks`, so these are the very values that lazy draws give.
     ``residual`` (a bound residual structure) makes the draws account for ``σ²Λ``.
     """
-    rng = np.random.default_rng(random_seed)
-    nc, nd = post.sizes["chain"], post.sizes["draw"]
-    beta = post["beta"].values.reshape(nc * nd, -1)
-    sigma = post["sigma"].values.reshape(nc * nd)
-    Ls = [psi_factor(post, t.group, t.q).reshape(nc * nd, t.q, t.q) for t in design.terms]
-    order = factor_order(design.terms)  # the layout of the draws: cross-products' order
-    flat = np.empty((nc * nd, sum(t.n_levels * t.q for t in design.terms)))
-    stacks = _stacks(design, cp, residual, post)
-    if stacks is None:  # a structure bound to its rows: whitened per draw
-        flat[:] = _whitened(design, residual, post, beta, sigma, Ls, rng)
-    # the noise of a chunk is (draws, Q): at most ~80 MB of it at once (10⁵ levels × 2:
-    # 50 draws a chunk)
-    chunk = max(1, min(chunk, 10_000_000 // max(1, flat.shape[1])))
-    buf = np.empty(chunk * flat.shape[1]) if len(design.terms) == 1 and stacks else None
-    for start in range(0, nc * nd if stacks is not None else 0, chunk):
-        sl = slice(start, min(start + chunk, nc * nd))
-        (zz, z_xy), coef = stacks
-        if len(design.terms) == 1:  # straight into ``flat`` (a view of its rows)
-            _one_factor(zz, z_xy, coef[sl], Ls[0][sl], beta[sl], sigma[sl], rng,
-                        out=flat[sl].reshape(sl.stop - sl.start, -1, Ls[0].shape[-1]),
-                        buf=buf)
-        elif residual is None:
-            flat[sl] = _several(cp, [Ls[k][sl] for k in order], beta[sl], sigma[sl], rng)
-        else:  # the statistics on one blocked pattern (zz, z_xy: layout, values)
-            flat[sl] = _several(statistics(design, residual).parts[0],
-                                [Ls[k][sl] for k in order], beta[sl], sigma[sl], rng,
-                                (zz, z_xy, coef[sl]))
-    out, pos = {}, 0
-    for k in order:
-        t = design.terms[k]
-        size = t.n_levels * t.q
-        vals = flat[:, pos:pos + size].reshape(nc, nd, t.n_levels, t.q)
-        pos += size
-        out[f"b_{t.group}"] = xr.DataArray(
-            vals, dims=("chain", "draw", t.group, f"{t.group}_term"),
-            coords={"chain": post.chain, "draw": post.draw, t.group: t.levels,
-                    f"{t.group}_term": t.term_names})
+    plan = RanefBlocks(design, cp, post, random_seed, chunk, residual)
+    flat = np.empty((plan.nc, plan.nd, plan.Q))
+    one = len(design.terms) == 1 and plan.stacks is not None
+    buf = np.empty(plan.width * plan.Q) if one else None  # one buffer for every block
+    for c, lo, hi in plan.spans():
+        plan.block(c, lo, hi, out=flat[c, lo:hi], buf=buf)
+    out = plan.arrays(flat)
+    for name in out:
+        out[name] = out[name].assign_coords(chain=post.chain, draw=post.draw)
     return {f"b_{t.group}": out[f"b_{t.group}"] for t in design.terms}
