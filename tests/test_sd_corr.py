@@ -68,11 +68,15 @@ def test_pytensor_transform_equals_the_numba_kernels():
     np.testing.assert_allclose(t.forward(L[np.tril_indices(q)]).eval(), y, rtol=1e-9)
 
 
-def test_far_tails_stay_finite():
-    # partial correlations of ±(1 − 1e-40): tanh rounds to ±1, the factor's diagonal to 0
+def test_far_tails_stay_positive_definite():
+    # partial correlations of ±(1 − 1e-43): tanh rounds to ±1, but 1 − z² is taken as
+    # sech², so the diagonal stays positive (a finite density, a finite gradient)
     y = np.array([0.0, 50.0, 0.0, -50.0, 1.0, 0.0])
     L, lj, glj = _chol(y, 3)
-    assert np.isfinite(lj) and np.all(np.isfinite(glj)) and np.all(np.isfinite(L))
+    assert np.all(np.diag(L) > 0) and np.isfinite(lj) and np.all(np.isfinite(glj))
+    assert L[1, 1] == pytest.approx(2.0 / np.cosh(50.0), rel=1e-12)
+    t = SdCorrPacked(3)
+    np.testing.assert_allclose(t.backward(y).eval(), L[np.tril_indices(3)], rtol=1e-12)
 
 
 def _data(seed=0):

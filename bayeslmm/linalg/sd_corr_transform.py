@@ -60,8 +60,9 @@ def sd_corr_to_chol(y, q, L):  # pragma: no cover - compiled
         for j in range(i):
             z = math.tanh(y[idx + j])
             L[i, j] = s * z * math.sqrt(rem)
-            rem *= 1.0 - z * z
-            lj += 0.5 * (i - j) * log1m_tanh2(y[idx + j])
+            lt = log1m_tanh2(y[idx + j])
+            rem *= math.exp(lt)  # 1 − z², exact where z rounds to ±1 (|y| > 19)
+            lj += 0.5 * (i - j) * lt
             glj[idx + j] = -(i - j) * z
         L[i, i] = s * math.sqrt(rem)
         for j in range(i + 1, q):
@@ -82,14 +83,14 @@ def sd_corr_back(y, q, L, gL, grad, off):  # pragma: no cover - compiled
         rem = 1.0
         for j in range(i):
             rems[j] = rem
-            z = math.tanh(y[idx + j])
-            rem *= 1.0 - z * z
+            rem *= math.exp(log1m_tanh2(y[idx + j]))
         s = math.exp(y[idx + i])
         tail = gL[i, i] * L[i, i]  # Σ_{k>j} gL[i, k] L[i, k], from the diagonal back
         for j in range(i - 1, -1, -1):
             z = math.tanh(y[idx + j])
             # L[i, j] = s·z·√rems[j], and every later entry of the row carries √(1 − z²)
-            grad[off + idx + j] += gL[i, j] * s * math.sqrt(rems[j]) * (1.0 - z * z) - z * tail
+            grad[off + idx + j] += (gL[i, j] * s * math.sqrt(rems[j])
+                                    * math.exp(log1m_tanh2(y[idx + j])) - z * tail)
             tail += gL[i, j] * L[i, j]
         grad[off + idx + i] += tail  # every entry of the row is proportional to sd_i
         idx += i + 1

@@ -64,7 +64,9 @@ class SdCorrPacked(Transform):
             for j in range(i):
                 z = pt.tanh(value[..., idx + j])
                 out.append(s * z * pt.sqrt(rem))
-                rem = rem * (1.0 - z * z)
+                # 1 − z², exact where z rounds to ±1 (|y| > 19): the factor stays
+                # positive definite, its density finite, far into the tails
+                rem = rem * pt.exp(_log1m_tanh2(value[..., idx + j]))
             out.append(s * pt.sqrt(rem))
             idx += i + 1
         return pt.stack(out, axis=-1)
