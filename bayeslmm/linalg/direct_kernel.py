@@ -5,9 +5,10 @@ A model is described by plain arrays (:class:`bayeslmm.pymc.direct.DirectModel` 
 them from a PyMC marginal model and checks that they describe it exactly): the
 unconstrained vector ``x`` holds β standardised (β = loc + scale · x[:p], as
 :func:`bayeslmm.pymc.terms.fixed_effects` samples it), then each grouping factor's
-parameters (``log`` of its standard deviations, or PyMC's packed covariance Cholesky
-factor L_z at unit scale with ``log`` on its diagonal), then ``log σ``. The log-density
-is PyMC's (the same priors, transforms and Jacobians;
+parameters (``log`` of its standard deviations, or its covariance Cholesky factor L_z
+at unit scale in :class:`~bayeslmm.pymc.sd_corr.SdCorrPacked`'s coordinates: log sds and
+atanh partial correlations, :mod:`bayeslmm.linalg.sd_corr_transform`), then ``log σ``.
+The log-density is PyMC's (the same priors, transforms and Jacobians;
 :mod:`bayeslmm.linalg.prior_kernels`) plus the marginal likelihood
 (:mod:`bayeslmm.linalg.marginal_kernel`). These functions are compiled once per machine
 and cached by numba, so every model of any structure runs without compiling; they
