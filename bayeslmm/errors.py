@@ -114,11 +114,15 @@ def user_stacklevel() -> int:
 #: Library warnings that tell a user of bayeslmm nothing they can act on: PyTensor's
 #: missing BLAS (the models do their dense algebra in NumPy/SciPy and numba), ArviZ's
 #: notice of its coming refactor, PyMC's note that prior predictive draws ignore
-#: potentials (bayeslmm draws the response from the conditional model, which has none).
+#: potentials (bayeslmm draws the response from the conditional model, which has none),
+#: and NumPy's note on PyMC's LKJCholeskyCov density at a point whose sds differ by
+#: ~10⁸ (its rows' variances are differences of one cumulative sum, which cancel): the
+#: log-density there is not finite and NUTS rejects the step, as it should.
 LIBRARY_NOISE = (
     "PyTensor could not link to a BLAS",
     ".*ArviZ is undergoing a major refactor",
     "The effect of Potentials on other parameters is ignored",
+    "invalid value encountered in accumulate",
 )
 
 
