@@ -119,7 +119,7 @@ def gradients() -> pd.DataFrame:
         dense = np.nan
         if Q <= 1500:
             a = cp.marginal_arrays()
-            dense = _cpu_ms(lambda: dense_logp_grad(  # noqa: B023
+            dense = _cpu_ms(lambda a=a, cp=cp, beta=beta, sigma=sigma, Ls=Ls: dense_logp_grad(
                 a["zz"], a["z_xy"], a["xy_xy"], float(cp.n), beta, sigma, Ls,
                 np.array(cp.q), np.array(cp.m), False), 5)
         kind = "crossed" if lay["full"] else "nested" if lay["blockdiag"] else "pattern"
