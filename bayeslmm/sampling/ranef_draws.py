@@ -291,7 +291,7 @@ class RanefBlocks:
 
     def arrays(self, flat) -> dict[str, xr.DataArray]:
         """``b_<group>`` (dims ``chain, draw, group, term``) from all draws ``flat``,
-        (chains, draws, Q) in a block's layout: NumPy, or dask for lazy draws."""
+        (chains, draws, Q) in a block's layout."""
         out, pos = {}, 0
         for t in self.terms:
             size = t.n_levels * t.q
