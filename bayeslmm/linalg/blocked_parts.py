@@ -16,12 +16,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .marginal_kernel import marginal_closing
 from .small_dense import chol_inv_into, mm_into, mv
 
 __all__ = ["start", "first_factor", "pattern_products", "rest_schur", "gradient", "rest_left",
            "entry_rows"]
-
-_LOG2PI = float(np.log(2.0 * np.pi))
 
 
 @numba.njit(cache=True)
@@ -278,8 +277,7 @@ def gradient(a11, c1, bptr, bblk, a21, boff, bfac, c2, n, Ls, qs, s, xyu, rtr, l
     for a in range(p):
         g_beta[a] = (g_beta[a] - np.ascontiguousarray(c2[:, a]) @ Lv) / s
     Q = m1 * q1 + r
-    logp = -0.5 * (n * _LOG2PI + (n - Q) * np.log(s) + logdet + (rtr - quad) / s)
-    d_s = -0.5 * ((n - Q) / s + trinv - (rtr - quad) / (s * s) + vv / s)
+    logp, d_s = marginal_closing(n, Q, s, logdet, rtr, quad, trinv, vv)
     return logp, g_beta, 2.0 * np.sqrt(s) * d_s, gLs, M11s, V1, Lv
 
 

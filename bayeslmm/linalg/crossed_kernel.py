@@ -30,12 +30,12 @@ import numba
 import numpy as np
 
 from .blocked_parts import rest_left, start
+from .marginal_kernel import marginal_closing
 from .small_dense import gram, mm, mv
 from .spd_inverse import spd_inverse
 
 __all__ = ["crossed_kernel"]
 
-_LOG2PI = float(np.log(2.0 * np.pi))
 #: the per-level loops' sums may be reordered, so that they run in SIMD lanes along r
 _FAST = {"reassoc", "contract"}
 
@@ -165,6 +165,5 @@ def crossed_kernel(a11, c1, a21d, boff, bfac, a22, c2, xy_xy, n, beta, sigma, Ls
     for a in range(p):
         g_beta[a] = (g_beta[a] - np.ascontiguousarray(c2[:, a]) @ Lv) / s
     Q = m1 * q1 + r
-    logp = -0.5 * (n * _LOG2PI + (n - Q) * np.log(s) + logdet + (rtr - quad) / s)
-    d_s = -0.5 * ((n - Q) / s + trinv - (rtr - quad) / (s * s) + vv / s)
+    logp, d_s = marginal_closing(n, Q, s, logdet, rtr, quad, trinv, vv)
     return logp, g_beta, 2.0 * sigma * d_s, gLs, M11s, v1.reshape(m1, q1), Lv, M21, M22

@@ -50,9 +50,35 @@ import numpy as np
 
 from .small_dense import chol_inv_into
 
-__all__ = ["marginal_logp_grad", "one_factor_logp_grad", "dense_logp_grad"]
+__all__ = ["marginal_logp_grad", "one_factor_logp_grad", "dense_logp_grad", "marginal_closing",
+           "beta_gradient"]
 
 _LOG2PI = float(np.log(2.0 * np.pi))
+
+
+@numba.njit(cache=True)
+def marginal_closing(n, Q, s, logdet, rtr, quad, trinv, vv):  # pragma: no cover - compiled
+    """``(logp, d logp / ds)`` of the marginal model (s = σ², n rows, Q random effects)
+    from what every kernel computes: ``logdet`` = log|P|, ``rtr − quad`` = rᵀr −
+    wᵀP⁻¹w (w = L̃ᵀZᵀr), ``trinv`` = tr(P⁻¹), ``vv`` = vᵀv (v = P⁻¹w). The one-factor,
+    dense, small-q and blocked kernels all end here."""
+    logp = -0.5 * (n * _LOG2PI + (n - Q) * np.log(s) + logdet + (rtr - quad) / s)
+    d_s = -0.5 * ((n - Q) / s + trinv - (rtr - quad) / (s * s) + vv / s)
+    return logp, d_s
+
+
+@numba.njit(cache=True)
+def beta_gradient(xy_xy, u, zlv, s):  # pragma: no cover - compiled
+    """d logp / dβ = (Xᵀ(y − Xβ) − ``zlv``) / s from [XᵀX Xᵀy] and u = (−β, 1); ``zlv`` =
+    Σⱼ (ZⱼᵀX)ᵀL̃vⱼ."""
+    p, p1 = zlv.shape[0], u.shape[0]
+    g_beta = np.empty(p)
+    for b in range(p):
+        acc = 0.0
+        for a in range(p1):
+            acc += xy_xy[b, a] * u[a]
+        g_beta[b] = (acc - zlv[b]) / s
+    return g_beta
 
 
 @numba.njit(cache=True)
@@ -170,14 +196,8 @@ def one_factor_logp_grad(zz, z_xy, xy_xy, n, beta, sigma, L, data_grads):  # pra
                 for b in range(p1):
                     g_zxy[j, a, b] = Lv[a] / s * u[b]
     Q = m * q
-    logp = -0.5 * (n * _LOG2PI + (n - Q) * np.log(s) + logdet + (rtr - quad) / s)
-    g_beta = np.empty(p)
-    for b in range(p):
-        acc = 0.0
-        for a in range(p1):
-            acc += xy_xy[b, a] * u[a]
-        g_beta[b] = (acc - zlv[b]) / s
-    d_s = -0.5 * ((n - Q) / s + trinv - (rtr - quad) / (s * s) + vv / s)
+    g_beta = beta_gradient(xy_xy, u, zlv, s)
+    logp, d_s = marginal_closing(n, Q, s, logdet, rtr, quad, trinv, vv)
     g_xyxy = np.zeros((p1, p1))
     if data_grads:
         for a in range(p1):
@@ -236,9 +256,8 @@ def dense_logp_grad(zz, z_xy, xy_xy, n, beta, sigma, Ls, qs, ms, data_grads):  #
         for _ in range(ms[k]):
             gLs[k, :qk, :qk] -= G[pos:pos + qk, pos:pos + qk]
             pos += qk
-    logp = -0.5 * (n * _LOG2PI + (n - Q) * np.log(s) + logdet + (rtr - quad) / s)
     g_beta = ((xy_xy @ u)[:p] - np.ascontiguousarray(z_xy[:, :p].T) @ Ltv) / s
-    d_s = -0.5 * ((n - Q) / s + trinv - (rtr - quad) / (s * s) + vv / s)
+    logp, d_s = marginal_closing(n, Q, s, logdet, rtr, quad, trinv, vv)
     if data_grads:
         g_zz = -0.5 * (Lt @ Pinv @ Lt.T + np.outer(Ltv, Ltv) / s)
         g_zxy = np.outer(Ltv / s, u)

@@ -41,12 +41,13 @@ import math
 import numba
 import numpy as np
 
+from .marginal_kernel import beta_gradient, marginal_closing
+
 __all__ = ["soa_arrays", "small_q_logp_grad", "SMALL_Q"]
 
 #: the numbers of random-effect coefficients this kernel takes
 SMALL_Q = (1, 2)
 
-_LOG2PI = float(np.log(2.0 * np.pi))
 #: levels per tile: the tile's temporaries stay in the L1 cache
 _TILE = 256
 #: levels whose ratios r ≥ 1 are multiplied before one logarithm
@@ -229,12 +230,6 @@ def small_q_logp_grad(zz_s, zx_s, xy_xy, n, beta, sigma, L):  # pragma: no cover
     logdet = Q * math.log(s) + logr
     if not np.isfinite(logdet) or not np.isfinite(quad):  # P not positive definite
         return -np.inf, np.zeros(p), 0.0, np.zeros((q, q))
-    logp = -0.5 * (n * _LOG2PI + (n - Q) * math.log(s) + logdet + (rtr - quad) / s)
-    g_beta = np.empty(p)
-    for b in range(p):
-        acc = 0.0
-        for a in range(p1):
-            acc += xy_xy[b, a] * u[a]
-        g_beta[b] = (acc - zlv[b]) / s
-    d_s = -0.5 * ((n - Q) / s + trinv - (rtr - quad) / (s * s) + vv / s)
+    g_beta = beta_gradient(xy_xy, u, zlv, s)
+    logp, d_s = marginal_closing(n, Q, s, logdet, rtr, quad, trinv, vv)
     return logp, g_beta, 2.0 * sigma * d_s, gL
