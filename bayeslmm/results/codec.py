@@ -41,6 +41,7 @@ from ..errors import BayesLMMError
 from ..formula.spec import identifiers
 from ..formula.weights import WEIGHTS_COLUMN
 from ..residual.structures import residual_columns
+from .predict import STREAM_VALUES
 
 __all__ = ["save", "encode_frame", "decode_frame", "data_columns", "GROUP", "FORMAT"]
 
@@ -160,7 +161,7 @@ def _kernel_group(result, kind: str) -> xr.Dataset:
     return ds.assign_coords(level=np.asarray(kd.effect_names, dtype=object))
 
 
-def _in_pieces(post: xr.Dataset, values: int = 10_000_000) -> xr.Dataset:
+def _in_pieces(post: xr.Dataset, values: int = STREAM_VALUES) -> xr.Dataset:
     """Draws larger than ``values`` (lazy b draws, ``b_draws="lazy"``) as dask chunks of
     whole draws, so that they are read and written a piece at a time (with dask)."""
     big = {k: max(1, values // (v.size // (v.sizes["chain"] * v.sizes["draw"])))
